@@ -1,0 +1,340 @@
+"""The ``audit`` command line: the one place that turns errors into exit codes.
+
+Exit codes (like pytest and ruff): 0 every audit passed or warned; 1 an audit failed;
+2 usage or input error (one line, no traceback unless --debug); 3 an audit or the tool
+itself broke.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import click
+
+from . import __version__
+from .errors import AuditorError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+VERDICT_EXIT = {"pass": EXIT_OK, "warn": EXIT_OK, "fail": EXIT_FAILED, "error": EXIT_INTERNAL}
+DEFAULT_FORMATS = ("html", "md", "json")
+
+EXAMPLES = """\b
+Examples:
+  audit model.pt --data test.csv
+      audit a TorchScript model on a CSV whose target column is
+      named target/label/y/class; reports go to reports/model/
+  audit model.pt --data test.parquet --target income --classes '<=50K,>50K'
+      name the target and which model output is which class
+  audit weights.safetensors --model-class mypkg.nets:Net --data test.csv
+      weights only: name the class to load them into
+  audit cnn.pt --data digits.csv --input-shape 1,8,8
+      reshape each flat CSV row for an image model
+  audit model.pt --data test.csv -o metrics.n_resamples=2000 --format json
+  audit demo                  audit the bundled UCI Adult example
+  audit plugins               list installed audits and their options
+  audit render reports/model/report.json --format html
+"""
+
+
+class DefaultGroup(click.Group):
+    """A group whose default command is ``run``: ``audit MODEL ...`` means ``audit run MODEL ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        ctx.meta["auditor.debug"] = "--debug" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Turn our errors into one line and an exit code; tracebacks only with --debug."""
+        debug = ctx.meta.get("auditor.debug", False)
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except AuditorError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+            if debug:
+                traceback.print_exc()
+            click.echo(
+                f"Internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+                "traceback, and please report it).",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERNAL)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage("audit", "MODEL --data PATH [OPTIONS]")
+        formatter.write_usage("audit", "COMMAND [ARGS]...")
+        formatter.write_paragraph()
+        formatter.write_text(
+            "Audit a trained PyTorch model: metrics with 95% confidence intervals and every "
+            "installed audit, written as HTML, Markdown and JSON reports. The model runs once "
+            "over the data (on the GPU when there is one); every audit shares that pass."
+        )
+        run = self.commands["run"]
+        with click.Context(run, info_name="audit", parent=None) as run_ctx:
+            run.format_options(run_ctx, formatter)
+        self.format_commands(ctx, formatter)
+        formatter.write_paragraph()
+        formatter.write_text(EXAMPLES)
+        formatter.write_text(
+            "Exit codes: 0 passed (warnings allowed), 1 an audit failed, 2 bad usage or input, "
+            "3 an audit or auditor itself broke. Settings may also live in [tool.auditor] in "
+            "./pyproject.toml."
+        )
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+class RichProgress:
+    """Progress bars on stderr for people; silent with --quiet or when stderr is no terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=_console(stderr=True),
+            transient=True,
+            disable=not enabled,
+        )
+
+    def __enter__(self) -> "RichProgress":
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    @contextmanager
+    def step(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        task = self._progress.add_task(description, total=total)
+        try:
+            yield lambda advance: self._progress.advance(task, advance)
+        finally:
+            self._progress.update(task, completed=total or 1, total=total or 1)
+            self._progress.remove_task(task)
+
+
+def _formats(value: str | Sequence[str] | None) -> list[str]:
+    from .config import split_list
+    from .report import RENDERERS
+
+    formats = split_list(value) or list(DEFAULT_FORMATS)
+    unknown = [f for f in formats if f not in RENDERERS]
+    if unknown:
+        raise UsageError(
+            f"Unknown report format(s): {', '.join(unknown)}.",
+            hint=f"Choose from: {', '.join(RENDERERS)}.",
+        )
+    return formats
+
+
+def _shape(value: Any) -> list[int] | None:
+    from .config import split_list
+
+    parts = split_list(value)
+    if not parts:
+        return None
+    try:
+        shape = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(
+            f"--input-shape must be comma-separated integers like 1,28,28; got {value!r}."
+        ) from None
+    if any(s <= 0 for s in shape):
+        raise UsageError(f"--input-shape sizes must be positive; got {value!r}.")
+    return shape
+
+
+def _pick(cli_value: Any, settings: dict[str, Any], key: str, default: Any = None) -> Any:
+    if cli_value is not None and cli_value != ():
+        return cli_value
+    return settings.get(key, default)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="auditor")
+def cli() -> None:
+    """Audit a trained PyTorch model."""
+
+
+@cli.command("run", epilog=EXAMPLES)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="Test data: CSV, CSV.gz or Parquet, with a header row.")
+@click.option("--target", help="Target column. Default: the model's declared target, else a column named target, label, y or class.")
+@click.option("--features", help="Comma-separated feature columns in the model's input order. Default: the model's declared feature_names, else every other column in file order.")
+@click.option("--classes", help="Class labels in the model's output order, e.g. '<=50K,>50K'. Default: the model's class_names, else 0..K-1.")
+@click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), help="Default auto: from the model's output width and the target.")
+@click.option("--input-shape", help="Reshape each flat row for the model, e.g. 1,8,8 (CNN) or T,F (LSTM).")
+@click.option("--model-class", help="pkg.module:Class (or a no-argument factory) to load state_dict/safetensors weights into.")
+@click.option("--model-path", help="Folder to import --model-class from.")
+@click.option("--trust-model", is_flag=True, default=False, help="Allow a pickled model (runs code from the file). Only for files you trust.")
+@click.option("--device", help="auto (default: CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
+@click.option("--seed", type=int, help="Seed for resampling (default 0): same inputs and seed, same numbers.")
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder. Default: reports/<model-stem>/.")
+@click.option("--format", "formats", help="Comma-separated: html,md,json (default all three).")
+@click.option("--audits", help="Comma-separated audits to run (default: all installed; see 'audit plugins').")
+@click.option("--skip", help="Comma-separated audits not to run.")
+@click.option("-o", "--option", "overrides", multiple=True, metavar="AUDIT.OPTION=VALUE", help="Set an audit's option, e.g. -o metrics.n_resamples=2000. Repeatable.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="A TOML file of settings (same keys as [tool.auditor]).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table; errors still print.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def run_command(**kw: Any) -> None:
+    """Audit MODEL on the data given with --data."""
+    click.get_current_context().exit(_run(kw, demo=False))
+
+
+def _run(kw: dict[str, Any], *, demo: bool) -> int:
+    from .config import check_settings, load_settings, parse_overrides, split_list
+    from .pipeline import RunConfig, execute
+    from .registry import discover
+    from .report import write_reports
+
+    installed = discover()
+    settings, _sources = ({}, []) if demo else load_settings(kw.get("config_file"), Path.cwd())
+    check_settings(settings, installed)
+    formats = _formats(_pick(kw.get("formats"), settings, "format"))
+    model: Path = kw["model"]
+    cfg = RunConfig(
+        model=model,
+        data=kw["data"],
+        target=_pick(kw.get("target"), settings, "target"),
+        features=split_list(_pick(kw.get("features"), settings, "features")),
+        classes=split_list(_pick(kw.get("classes"), settings, "classes")),
+        task=_pick(kw.get("task"), settings, "task", "auto"),
+        input_shape=_shape(_pick(kw.get("input_shape"), settings, "input_shape")),
+        model_class=_pick(kw.get("model_class"), settings, "model_class"),
+        model_path=_pick(kw.get("model_path"), settings, "model_path"),
+        trust_model=bool(kw.get("trust_model")),
+        device=_pick(kw.get("device"), settings, "device", "auto"),
+        batch_size=_pick(kw.get("batch_size"), settings, "batch_size"),
+        seed=_pick(kw.get("seed"), settings, "seed", 0),
+        audits=split_list(_pick(kw.get("audits"), settings, "audits")),
+        skip=split_list(_pick(kw.get("skip"), settings, "skip")) or [],
+        settings=settings,
+        overrides=parse_overrides(kw.get("overrides") or ()),
+        command=kw.get("command") or shlex.join(["audit", *sys.argv[1:]]),
+    )
+    out = Path(_pick(kw.get("out"), settings, "out", "") or Path("reports") / model.stem)
+    quiet = bool(kw.get("quiet"))
+    show = not quiet and sys.stderr.isatty()
+    with RichProgress(enabled=show) as progress:
+        execution = execute(cfg, installed, progress)
+    written = write_reports(execution.report, out, formats)
+    if kw.get("debug"):
+        for name, text in execution.outcome.tracebacks.items():
+            click.echo(f"--- traceback of audit {name} ---\n{text}", err=True)
+    if not quiet:
+        from .report.terminal import render_terminal
+
+        console = _console()
+        render_terminal(execution.report, console)
+        console.print(
+            f"Reports written to {out}{os.sep}: " + ", ".join(p.name for p in written),
+            markup=False,
+        )
+    return VERDICT_EXIT[execution.report["verdict"]]
+
+
+@cli.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True, help="Report folder.")
+@click.option("--format", "formats", help="Comma-separated: html,md,json (default all three).")
+@click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def demo_command(**kw: Any) -> None:
+    """Audit the bundled example: an MLP trained on UCI Adult (census income).
+
+    The model, its test data and its training history ship inside the package; see
+    auditor/demo/README.md for how they were made and the dataset's licence (CC BY 4.0).
+    """
+    from .bundled import demo_paths
+
+    model, data = demo_paths()
+    kw.update(model=model, data=data, command="audit demo")
+    click.get_current_context().exit(_run(kw, demo=True))
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def plugins_command(as_json: bool) -> None:
+    """List installed audits, what they need and their options."""
+    import json
+
+    from .registry import discover
+
+    installed = discover()
+    listing = [
+        {
+            "name": name,
+            "title": audit.title,
+            "description": audit.description,
+            "needs": list(audit.needs),
+            "module": type(audit).__module__,
+            "options": [
+                {"name": o.name, "type": o.type, "default": o.default, "help": o.help}
+                for o in audit.options
+            ],
+        }
+        for name, audit in installed.items()
+    ]
+    if as_json:
+        click.echo(json.dumps(listing, indent=2, sort_keys=True))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Installed audits", show_lines=True)
+    for column in ("Audit", "Description", "Needs", "Options (-o AUDIT.OPTION=VALUE)"):
+        table.add_column(column)
+    for item in listing:
+        options = "\n".join(
+            f"{o['name']} ({o['type']}, default {o['default']!r}): {o['help']}" for o in item["options"]
+        )
+        table.add_row(
+            escape(item["name"]),
+            escape(f"{item['title']}: {item['description']}"),
+            escape(", ".join(item["needs"]) or "-"),
+            escape(options or "-"),
+        )
+    _console().print(table)
+
+
+@cli.command("render")
+@click.argument("report_json", type=click.Path(path_type=Path))
+@click.option("--format", "formats", default="html,md", show_default=True, help="Comma-separated formats to write.")
+@click.option("--out", type=click.Path(path_type=Path), help="Folder to write to. Default: the JSON file's folder.")
+def render_command(report_json: Path, formats: str, out: Path | None) -> None:
+    """Re-render reports from a report.json alone (no model or data needed)."""
+    from .report import write_reports
+    from .report.json_report import load_report
+
+    report = load_report(report_json)
+    written = write_reports(report, out or report_json.parent, _formats(formats))
+    click.echo("Wrote " + ", ".join(str(p) for p in written))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``audit`` console script."""
+    cli.main(args=argv, prog_name="audit")

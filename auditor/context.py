@@ -1,0 +1,92 @@
+"""The audit context: the model, the data and the predictions, computed once and shared.
+
+Audits read what they need from here and never call the model themselves. The fields below
+are the whole public surface for plugin authors; ``tests/test_context.py`` checks that this
+docstring and the dataclasses agree.
+
+``AuditContext``
+    ``model`` (:class:`auditor.loading.model.LoadedModel`), ``data`` (:class:`Dataset`),
+    ``task`` (:class:`Task`), ``predictions`` (:class:`Predictions`), ``seed`` (int),
+    ``device`` (str, e.g. ``"cpu"`` or ``"cuda:0"``), ``forward_passes`` (int: how many
+    times the model was run over the data; one per dataset).
+
+``Dataset``
+    ``path``, ``sha256``, ``n_rows``, ``columns`` (every column in the file, in order),
+    ``feature_names`` (fed to the model, in order), ``X`` (float32 array, rows x features,
+    before any ``--input-shape`` reshape), ``target_name`` (or None), ``y`` (int64 class
+    indices for classification, float64 for regression, or None), ``extra`` (other columns
+    the audits may read, e.g. sensitive attributes, as numpy arrays keyed by name).
+
+``Task``
+    ``kind`` (``binary``, ``multiclass`` or ``regression``), ``class_names`` (tuple of str,
+    index i is the model's output i; empty for regression), ``output`` (how the raw outputs
+    were read: ``logits``, ``probabilities``, ``log_probabilities`` or ``values``),
+    ``n_outputs`` (the model's output width).
+
+``Predictions``
+    ``raw`` (float32, rows x n_outputs, exactly as the model returned them), ``proba``
+    (float64, rows x K, class probabilities; binary has K = 2 with column 1 the positive
+    class; None for regression), ``label`` (int64 predicted class index, or None),
+    ``value`` (float64 regression predictions, or None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .loading.model import LoadedModel
+
+TaskKind = Literal["binary", "multiclass", "regression"]
+OutputKind = Literal["logits", "probabilities", "log_probabilities", "values"]
+
+
+@dataclass
+class Dataset:
+    path: str
+    sha256: str
+    n_rows: int
+    columns: list[str]
+    feature_names: list[str]
+    X: np.ndarray
+    target_name: str | None = None
+    y: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: TaskKind
+    class_names: tuple[str, ...]
+    output: OutputKind
+    n_outputs: int
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind != "regression"
+
+
+@dataclass
+class Predictions:
+    raw: np.ndarray
+    proba: np.ndarray | None = None
+    label: np.ndarray | None = None
+    value: np.ndarray | None = None
+
+
+@dataclass
+class AuditContext:
+    model: "LoadedModel"
+    data: Dataset
+    task: Task
+    predictions: Predictions
+    seed: int = 0
+    device: str = "cpu"
+    forward_passes: int = 1
+
+    @property
+    def has_target(self) -> bool:
+        return self.data.y is not None

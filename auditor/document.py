@@ -1,0 +1,102 @@
+"""Assemble the report document: the plain dict that report.json holds.
+
+Renderers read this dict and nothing else. Everything that varies between identical
+runs (timings, dates, the machine) lives under ``run``, so the rest is byte-identical.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import __version__
+from .architecture import summarize
+from .context import AuditContext
+from .result import AuditResult
+from .runner import verdict
+
+SCHEMA_VERSION = "1.0"
+
+
+def class_balance(y: np.ndarray | None, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Count and share of each class in the target."""
+    if y is None or not names:
+        return []
+    counts = np.bincount(y, minlength=len(names))
+    total = int(counts.sum())
+    return [
+        {"class": name, "count": int(c), "share": float(c) / total if total else None}
+        for name, c in zip(names, counts)
+    ]
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    versions = {
+        "auditor": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    if torch.version.cuda:
+        versions["cuda"] = str(torch.version.cuda)
+    return versions
+
+
+def build_report(
+    ctx: AuditContext,
+    results: Mapping[str, AuditResult],
+    *,
+    command: str,
+    started: float,
+    timings: Mapping[str, Any],
+) -> dict[str, Any]:
+    model = ctx.model
+    data = ctx.data
+    structure = summarize(model.module)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "auditor", "version": __version__},
+        "verdict": verdict(results),
+        "model": {
+            "path": model.path.name,
+            "name": model.name,
+            "format": model.format,
+            "sha256": model.sha256,
+            "size_bytes": model.size_bytes,
+            "trust": model.trust,
+            "metadata": model.metadata,
+            **structure,
+        },
+        "data": {
+            "path": Path(data.path).name,
+            "sha256": data.sha256,
+            "size_bytes": Path(data.path).stat().st_size,
+            "rows": data.n_rows,
+            "columns": len(data.columns),
+            "features": list(data.feature_names),
+            "target": data.target_name,
+            "task": ctx.task.kind,
+            "output": ctx.task.output,
+            "class_names": list(ctx.task.class_names),
+            "class_balance": class_balance(data.y, ctx.task.class_names),
+        },
+        "audits": {name: result.to_dict() for name, result in results.items()},
+        "run": {
+            "command": command,
+            "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "seed": ctx.seed,
+            "device": ctx.device,
+            "forward_passes": ctx.forward_passes,
+            "versions": _versions(),
+            "platform": platform.platform(),
+            "argv": list(sys.argv),
+            "timings": dict(timings),
+        },
+    }

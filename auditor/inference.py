@@ -1,0 +1,129 @@
+"""The one inference pass: batched, under ``torch.inference_mode()``, on the chosen device.
+
+On CUDA out-of-memory the batch is halved and the batch retried. Every audit reads the
+outputs from the context; nothing else calls the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .errors import DataError, UsageError
+
+DEFAULT_BATCH_CPU = 65_536
+DEFAULT_BATCH_CUDA = 262_144
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is a usage error."""
+    if spec == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N; got {spec!r}.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(
+                f"--device {spec} was asked for, but torch sees no CUDA GPU on this machine.",
+                hint="Use --device cpu (or auto).",
+            )
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(
+                f"--device {spec}: there are only {torch.cuda.device_count()} CUDA device(s)."
+            )
+        return torch.device("cuda", index)
+    if device.type != "cpu":
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N; got {spec!r}.")
+    return device
+
+
+def _first_tensor(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        for key in ("logits", "output", "out", "y"):
+            if isinstance(output.get(key), torch.Tensor):
+                return output[key]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise DataError(
+        f"The model returned {type(output).__name__}; auditor needs a tensor of outputs "
+        "(or a tuple/dict whose first entry / 'logits' is one).",
+        hint="Wrap the model so forward returns the output tensor.",
+    )
+
+
+def _rejected(exc: Exception, n_features: int, shape: Sequence[int] | None) -> DataError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])
+    detail = next((line.strip() for line in first if "shape" in line or "size" in line), first[0].strip())
+    given = f"{n_features} features" if shape is None else f"inputs of shape {tuple(shape)}"
+    return DataError(
+        f"The model rejected {given} per row: {detail[:300]}",
+        hint="Check --features (and --input-shape for CNN/LSTM models): they must match what the "
+        "model was trained on.",
+    )
+
+
+def run_inference(
+    module: Any,
+    X: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Run the model once over every row of ``X``; return its outputs as (rows, outputs) float32."""
+    n, n_features = X.shape
+    if input_shape is not None and int(np.prod(input_shape)) != n_features:
+        raise UsageError(
+            f"--input-shape {','.join(map(str, input_shape))} holds {int(np.prod(input_shape))} "
+            f"values, but each row has {n_features} features.",
+            hint="The product of the shape must equal the number of feature columns.",
+        )
+    batch = batch_size or (DEFAULT_BATCH_CUDA if device.type == "cuda" else DEFAULT_BATCH_CPU)
+    source = torch.from_numpy(X)
+    out: np.ndarray | None = None
+    start = 0
+    with torch.inference_mode():
+        while start < n:
+            stop = min(start + batch, n)
+            chunk = source[start:stop].to(device, non_blocking=True)
+            if input_shape is not None:
+                chunk = chunk.reshape(stop - start, *input_shape)
+            try:
+                result = _first_tensor(module(chunk))
+            except torch.cuda.OutOfMemoryError:
+                if batch == 1:
+                    raise
+                torch.cuda.empty_cache()
+                batch = max(1, batch // 2)
+                continue
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                raise _rejected(exc, n_features, input_shape) from None
+            result = result.reshape(stop - start, -1) if result.dim() != 2 else result
+            if result.shape[0] != stop - start:
+                raise DataError(
+                    f"The model returned {result.shape[0]} outputs for a batch of {stop - start} rows.",
+                    hint="Its forward must return one output row per input row.",
+                )
+            if out is None:
+                out = np.empty((n, result.shape[1]), dtype=np.float32)
+            out[start:stop] = result.detach().float().cpu().numpy()
+            if on_progress is not None:
+                on_progress(stop - start)
+            start = stop
+    assert out is not None
+    bad = ~np.isfinite(out)
+    if bad.any():
+        rows = np.nonzero(bad.any(axis=1))[0]
+        raise DataError(
+            f"The model produced NaN or infinity for {rows.size} row(s) (first at data row {rows[0] + 1}).",
+            hint="Check those rows for extreme values, or the model for numerical problems.",
+        )
+    return out

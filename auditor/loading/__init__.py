@@ -1,0 +1,1 @@
+"""Loaders for the model and the data, recognised by content."""

@@ -1,0 +1,157 @@
+"""One audit run: load, predict once, run the audits, assemble the report document.
+
+The command line builds a :class:`RunConfig` and calls :func:`execute`; nothing here
+prints or writes files, so the same run is easy to drive from Python or tests.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Mapping, Sequence
+
+import numpy as np
+
+from .config import audit_options
+from .context import AuditContext
+from .document import build_report
+from .errors import UsageError
+from .inference import resolve_device, run_inference
+from .loading.data import load_data
+from .loading.model import load_model
+from .runner import RunOutcome, run_audits
+from .task import infer_task, read_outputs
+
+
+@dataclass
+class RunConfig:
+    model: Path
+    data: Path
+    target: str | None = None
+    features: list[str] | None = None
+    classes: list[str] | None = None
+    task: str = "auto"
+    input_shape: list[int] | None = None
+    model_class: str | None = None
+    model_path: str | None = None
+    trust_model: bool = False
+    device: str = "auto"
+    batch_size: int | None = None
+    seed: int = 0
+    audits: list[str] | None = None
+    skip: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    command: str = ""
+
+
+class Progress:
+    """What the pipeline reports while it works; the CLI draws it with rich."""
+
+    def step(self, description: str, total: int | None = None) -> ContextManager[Callable[[int], None]]:
+        return nullcontext(lambda advance: None)
+
+
+def select_audits(installed: Mapping[str, Any], wanted: Sequence[str] | None, skip: Sequence[str]) -> dict[str, Any]:
+    names = list(wanted) if wanted else list(installed)
+    unknown = [n for n in [*names, *skip] if n not in installed]
+    if unknown:
+        raise UsageError(
+            f"Unknown audit(s): {', '.join(unknown)}.",
+            hint=f"Installed audits: {', '.join(installed) or 'none'} (see 'audit plugins').",
+        )
+    return {n: installed[n] for n in names if n not in skip}
+
+
+@dataclass
+class Execution:
+    report: dict[str, Any]
+    context: AuditContext
+    outcome: RunOutcome
+
+
+def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | None = None) -> Execution:
+    """Run everything and return the report document; raises AuditorError on bad input."""
+    progress = progress or Progress()
+    started = time.time()
+    t0 = time.perf_counter()
+    audits = select_audits(installed, cfg.audits, cfg.skip)
+    unknown = sorted(set(cfg.overrides) - set(installed))
+    if unknown:
+        raise UsageError(
+            f"-o names unknown audit(s): {', '.join(unknown)}.",
+            hint=f"Installed audits: {', '.join(installed)}.",
+        )
+    options = {name: audit_options(audit, cfg.settings, cfg.overrides) for name, audit in audits.items()}
+    device = resolve_device(cfg.device)
+    timings: dict[str, Any] = {}
+
+    with progress.step("Loading model"):
+        t = time.perf_counter()
+        model = load_model(
+            cfg.model,
+            device=device,
+            model_class=cfg.model_class,
+            model_path=cfg.model_path,
+            trust=cfg.trust_model,
+        )
+        timings["load_model"] = time.perf_counter() - t
+
+    with progress.step("Reading data"):
+        t = time.perf_counter()
+        raw = load_data(cfg.data, target=cfg.target, features=cfg.features, metadata=model.metadata)
+        timings["load_data"] = time.perf_counter() - t
+    dataset = raw.dataset
+    input_shape = cfg.input_shape or model.metadata.get("input_shape") or None
+
+    with progress.step("Predicting", total=dataset.n_rows) as advance:
+        t = time.perf_counter()
+        outputs = run_inference(
+            model.module,
+            dataset.X,
+            device=device,
+            batch_size=cfg.batch_size,
+            input_shape=input_shape,
+            on_progress=advance,
+        )
+        timings["inference"] = time.perf_counter() - t
+
+    task, y = infer_task(
+        outputs,
+        raw.target_values,
+        requested=cfg.task,
+        metadata=model.metadata,
+        classes=cfg.classes,
+        target=dataset.target_name or "target",
+    )
+    dataset.y = y
+    ctx = AuditContext(
+        model=model,
+        data=dataset,
+        task=task,
+        predictions=read_outputs(outputs, task),
+        seed=cfg.seed,
+        device=str(device),
+        forward_passes=1,
+    )
+
+    current: dict[str, Any] = {}
+
+    def on_start(name: str) -> None:
+        if "step" in current:
+            current["step"].__exit__(None, None, None)
+        current["step"] = progress.step(f"Audit: {name}")
+        current["step"].__enter__()
+
+    t = time.perf_counter()
+    outcome = run_audits(ctx, audits, options, on_start=on_start)
+    if "step" in current:
+        current["step"].__exit__(None, None, None)
+    timings["audits"] = outcome.timings
+    timings["audits_total"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    report = build_report(ctx, outcome.results, command=cfg.command, started=started, timings=timings)
+    return Execution(report=report, context=ctx, outcome=outcome)
+

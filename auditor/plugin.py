@@ -1,0 +1,118 @@
+"""The audit contract: what a plugin (built-in or third-party) provides.
+
+An audit is a class registered under the entry-point group ``auditor.audits``::
+
+    [project.entry-points."auditor.audits"]
+    my_audit = "my_package.my_module:MyAudit"
+
+The class is instantiated with no arguments and must have:
+
+``name``
+    a short identifier (lower-case letters, digits and ``_``), used in ``--audits``,
+    ``-o name.option=value``, ``[tool.auditor.name]`` and report.json paths.
+``title``, ``description``
+    a display title and a one-line description (``audit plugins`` lists them).
+``needs``
+    what the audit requires from the context, from :data:`NEEDS`. When something is
+    missing the runner marks the audit *skipped* with the reason; it is never called.
+``options``
+    a tuple of :class:`Option`: each reaches the audit through config files and ``-o``,
+    converted to its type and validated before any audit runs.
+``run(ctx, options) -> AuditResult``
+    computes and returns plain data. It reads predictions from the context and never
+    calls the model itself. Raising is allowed: the runner turns it into an ``error``
+    result and the other audits still run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .context import AuditContext
+    from .result import AuditResult
+
+#: What an audit may declare in ``needs``, with the reason shown when it is missing.
+NEEDS: dict[str, str] = {
+    "target": "needs a target column (--target)",
+    "classification": "needs a classification model",
+    "regression": "needs a regression model",
+    "sensitive": "needs sensitive columns (--sensitive)",
+    "history": "needs a training history (--history)",
+    "train_data": "needs training data (--train-data)",
+}
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "int": lambda v: v if isinstance(v, int) and not isinstance(v, bool) else int(str(v), 10),
+    "float": lambda v: float(v),
+    "bool": _to_bool,
+    "str": lambda v: str(v),
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A declared option of an audit."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def convert(self, audit: str, value: Any) -> Any:
+        """Convert a value from the command line or a config file, or raise UsageError."""
+        try:
+            converted = _CONVERTERS[self.type](value)
+        except (ValueError, TypeError):
+            raise UsageError(
+                f"The option {audit}.{self.name} must be {self.type}; got {value!r}.",
+                hint=f"Fix the value, e.g. -o {audit}.{self.name}={self.default!r}.",
+            ) from None
+        if self.choices is not None and converted not in self.choices:
+            choices = ", ".join(map(str, self.choices))
+            raise UsageError(
+                f"The option {audit}.{self.name} must be one of {choices}; got {value!r}."
+            )
+        if self.min is not None and converted < self.min:
+            raise UsageError(f"The option {audit}.{self.name} must be >= {self.min}; got {value!r}.")
+        if self.max is not None and converted > self.max:
+            raise UsageError(f"The option {audit}.{self.name} must be <= {self.max}; got {value!r}.")
+        return converted
+
+
+class Audit:
+    """Convenience base class; an audit need not inherit from it, only follow the contract."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def run(self, ctx: "AuditContext", options: Mapping[str, Any]) -> "AuditResult":
+        raise NotImplementedError  # pragma: no cover - the contract, implemented by subclasses
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {o.name: o.default for o in cls.options}

@@ -1,0 +1,239 @@
+"""What an audit returns: small, plain data that round-trips through JSON.
+
+An audit computes; it never renders. Renderers read these objects (or the JSON they
+serialise to) and nothing else, which is what lets ``audit render report.json`` rebuild
+every format without the model or the data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+Status = Literal["pass", "warn", "fail", "skipped", "error"]
+Severity = Literal["info", "warning", "error"]
+Direction = Literal["higher", "lower", "none"]
+
+STATUSES: tuple[str, ...] = ("pass", "warn", "fail", "skipped", "error")
+SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
+
+
+def _clean(value: Any) -> Any:
+    """Turn numpy scalars into Python numbers and non-finite floats into None (JSON has no NaN)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        value = value.item()
+        if isinstance(value, (bool, int, str)):
+            return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number, with its confidence interval where one exists.
+
+    ``value`` is never rounded here: rounding happens only when a renderer displays it.
+    """
+
+    value: float | None
+    label: str = ""
+    ci: tuple[float, float] | None = None
+    ci_method: str | None = None
+    direction: Direction = "higher"
+    headline: bool = False
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": _clean(self.value),
+            "label": self.label,
+            "ci": None if self.ci is None else [_clean(self.ci[0]), _clean(self.ci[1])],
+            "ci_method": self.ci_method,
+            "direction": self.direction,
+            "headline": self.headline,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Metric":
+        ci = data.get("ci")
+        return cls(
+            value=data.get("value"),
+            label=data.get("label", ""),
+            ci=None if ci is None else (ci[0], ci[1]),
+            ci_method=data.get("ci_method"),
+            direction=data.get("direction", "higher"),
+            headline=bool(data.get("headline", False)),
+            description=data.get("description", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a reader should know: ``severity`` feeds the verdict and the gates."""
+
+    severity: Severity
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"severity": self.severity, "code": self.code, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Finding":
+        return cls(severity=data["severity"], code=data["code"], message=data["message"])
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table (never raw data rows): per-class figures, a confusion matrix..."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": _clean(self.rows),
+            "caption": self.caption,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Table":
+        return cls(
+            name=data["name"],
+            title=data["title"],
+            columns=list(data["columns"]),
+            rows=[list(r) for r in data["rows"]],
+            caption=data.get("caption", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Chart:
+    """The data behind a chart; the figure itself is drawn at render time.
+
+    ``kind`` tells renderers how to draw ``data``. Kinds the built-in renderers know:
+
+    - ``confusion_matrix``: ``{"labels": [...], "matrix": [[int]]}`` (rows = true class)
+    - ``curve``: ``{"x_label", "y_label", "series": [{"name", "x": [...], "y": [...]}],
+      "diagonal": bool}`` (ROC, precision-recall, training curves)
+    - ``scatter``: ``{"x_label", "y_label", "x": [...], "y": [...], "reference": "y=0"|"y=x"|None}``
+    - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[lo, hi]]|None}``
+    """
+
+    name: str
+    title: str
+    kind: str
+    data: dict[str, Any]
+    caption: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "kind": self.kind,
+            "data": _clean(self.data),
+            "caption": self.caption,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Chart":
+        return cls(
+            name=data["name"],
+            title=data["title"],
+            kind=data["kind"],
+            data=dict(data["data"]),
+            caption=data.get("caption", ""),
+        )
+
+
+@dataclass
+class AuditResult:
+    """Everything one audit found. Plain data: round-trips through ``to_dict``/``from_dict``."""
+
+    audit: str
+    title: str
+    status: Status
+    summary: str
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        for f in self.findings:
+            if f.severity not in SEVERITIES:
+                raise ValueError(f"finding severity must be one of {SEVERITIES}, got {f.severity!r}")
+
+    @classmethod
+    def skipped(cls, audit: str, title: str, reason: str) -> "AuditResult":
+        return cls(audit=audit, title=title, status="skipped", summary=reason)
+
+    @classmethod
+    def errored(cls, audit: str, title: str, message: str) -> "AuditResult":
+        return cls(
+            audit=audit,
+            title=title,
+            status="error",
+            summary=f"The audit raised an error: {message}",
+            findings=[Finding("error", "audit-error", message)],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "audit": self.audit,
+            "title": self.title,
+            "status": self.status,
+            "summary": self.summary,
+            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
+            "findings": [f.to_dict() for f in self.findings],
+            "tables": [t.to_dict() for t in self.tables],
+            "charts": [c.to_dict() for c in self.charts],
+            "notes": list(self.notes),
+            "options": _clean(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AuditResult":
+        return cls(
+            audit=data["audit"],
+            title=data["title"],
+            status=data["status"],
+            summary=data["summary"],
+            metrics={k: Metric.from_dict(v) for k, v in data.get("metrics", {}).items()},
+            findings=[Finding.from_dict(f) for f in data.get("findings", [])],
+            tables=[Table.from_dict(t) for t in data.get("tables", [])],
+            charts=[Chart.from_dict(c) for c in data.get("charts", [])],
+            notes=list(data.get("notes", [])),
+            options=dict(data.get("options", {})),
+        )
+
+
+def status_from_findings(findings: list[Finding]) -> Status:
+    """The usual verdict: any error finding fails, any warning warns, otherwise pass."""
+    severities = {f.severity for f in findings}
+    if "error" in severities:
+        return "fail"
+    if "warning" in severities:
+        return "warn"
+    return "pass"

@@ -1,0 +1,179 @@
+"""Decide the task from the model's outputs and the target, and read the outputs.
+
+- one output and a two-valued target: binary, on a logit or a probability;
+- K >= 2 outputs: classification over K classes (binary when K = 2);
+- one output and a continuous target: regression.
+
+Whether outputs are logits, probabilities or log-probabilities is detected from their
+values (and can be declared in the model's metadata as ``"output"``), never assumed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .context import OutputKind, Predictions, Task, TaskKind
+from .errors import DataError, UsageError
+
+_PROB_TOLERANCE = 1e-3
+
+
+def _as_labels(values: np.ndarray) -> np.ndarray:
+    """Target values as strings, integers printed without a trailing '.0'."""
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64).astype(str)
+    if values.dtype.kind == "f":
+        if np.all(np.mod(values, 1) == 0):
+            return values.astype(np.int64).astype(str)
+        return values.astype(str)
+    return values.astype(str)
+
+
+def _is_numeric(values: np.ndarray) -> bool:
+    return values.dtype.kind in "iufb"
+
+
+def _classify_outputs(raw: np.ndarray, declared: str | None, kind: TaskKind) -> OutputKind:
+    if declared in ("logits", "probabilities", "log_probabilities"):
+        return declared  # type: ignore[return-value]
+    if declared is not None:
+        raise UsageError(
+            f"The model's metadata says output={declared!r}; expected logits, probabilities or "
+            "log_probabilities."
+        )
+    if kind == "binary" and raw.shape[1] == 1:
+        inside = bool(np.all((raw >= 0) & (raw <= 1)))
+        return "probabilities" if inside else "logits"
+    if np.all(raw >= 0) and np.allclose(raw.sum(axis=1, dtype=np.float64), 1.0, atol=_PROB_TOLERANCE):
+        return "probabilities"
+    if np.all(raw <= 0):
+        sums = np.exp(raw.astype(np.float64)).sum(axis=1)
+        if np.allclose(sums, 1.0, atol=_PROB_TOLERANCE):
+            return "log_probabilities"
+    return "logits"
+
+
+def _encode_classes(
+    y_raw: np.ndarray, class_names: Sequence[str] | None, n_classes: int, target: str
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    labels = _as_labels(y_raw)
+    observed = np.unique(labels)
+    if class_names is None:
+        numeric = _is_numeric(y_raw) and all(s.lstrip("-").isdigit() for s in observed)
+        if not numeric:
+            shown = ", ".join(repr(s) for s in observed[:6])
+            raise DataError(
+                f"The target {target!r} holds text labels ({shown}) and the model does not say "
+                "which output is which class.",
+                hint="Pass --classes with the labels in output order, e.g. --classes "
+                f"'{','.join(observed[:n_classes])}', or set class_names in the model's metadata.",
+            )
+        class_names = [str(i) for i in range(n_classes)]
+    names = tuple(str(c) for c in class_names)
+    if len(names) != n_classes:
+        raise DataError(
+            f"The model has {n_classes} class output(s) but {len(names)} class names were given "
+            f"({', '.join(names[:6])}).",
+            hint="Give one class name per output, in output order.",
+        )
+    unknown = sorted(set(observed) - set(names))
+    if unknown:
+        raise DataError(
+            f"The target {target!r} holds values the model cannot produce: "
+            f"{', '.join(repr(u) for u in unknown[:6])} (the model's classes: "
+            f"{', '.join(repr(n) for n in names[:10])}).",
+            hint="Check --target and --classes, or that this model was trained for these labels.",
+        )
+    order = np.argsort(np.array(names))
+    sorted_names = np.array(names)[order]
+    y = order[np.searchsorted(sorted_names, labels)].astype(np.int64)
+    return y, names
+
+
+def infer_task(
+    raw: np.ndarray,
+    y_raw: np.ndarray | None,
+    *,
+    requested: str = "auto",
+    metadata: dict[str, Any] | None = None,
+    classes: Sequence[str] | None = None,
+    target: str = "target",
+) -> tuple[Task, np.ndarray | None]:
+    """The task and the target encoded for it (class indices, or floats for regression)."""
+    metadata = metadata or {}
+    n_outputs = raw.shape[1]
+    declared_names = classes or metadata.get("class_names")
+    kind: str = requested if requested != "auto" else str(metadata.get("task", "auto"))
+    if kind not in ("auto", "binary", "multiclass", "regression"):
+        raise UsageError(f"The task must be auto, binary, multiclass or regression; got {kind!r}.")
+
+    if kind == "auto":
+        if n_outputs >= 3:
+            kind = "multiclass"
+        elif n_outputs == 2:
+            kind = "binary"
+        elif declared_names is not None and len(declared_names) == 2:
+            kind = "binary"
+        elif y_raw is not None and (
+            not _is_numeric(y_raw) or set(np.unique(_as_labels(y_raw))) <= {"0", "1"}
+        ):
+            kind = "binary"
+        else:
+            kind = "regression"
+
+    if kind == "regression":
+        if n_outputs != 1:
+            raise UsageError(
+                f"--task regression needs a model with one output; this one has {n_outputs}.",
+                hint="Use --task multiclass, or audit one output at a time.",
+            )
+        y = None
+        if y_raw is not None:
+            if not _is_numeric(y_raw):
+                raise DataError(
+                    f"The target {target!r} holds text, but the task is regression.",
+                    hint="Use a numeric target, or --task binary/multiclass with --classes.",
+                )
+            y = y_raw.astype(np.float64)
+        return Task(kind="regression", class_names=(), output="values", n_outputs=1), y
+
+    if kind == "multiclass" and n_outputs < 3:
+        raise UsageError(
+            f"--task multiclass needs a model with 3 or more outputs; this one has {n_outputs}.",
+            hint="Use --task binary for two classes.",
+        )
+    n_classes = 2 if kind == "binary" else n_outputs
+    if kind == "binary" and n_outputs > 2:
+        raise UsageError(f"--task binary needs 1 or 2 outputs; this model has {n_outputs}.")
+    output = _classify_outputs(raw, metadata.get("output"), kind)  # type: ignore[arg-type]
+    y = None
+    names: tuple[str, ...]
+    if y_raw is not None:
+        y, names = _encode_classes(
+            y_raw, list(declared_names) if declared_names else None, n_classes, target
+        )
+    else:
+        names = tuple(declared_names) if declared_names else tuple(str(i) for i in range(n_classes))
+    return Task(kind=kind, class_names=names, output=output, n_outputs=n_outputs), y  # type: ignore[arg-type]
+
+
+def read_outputs(raw: np.ndarray, task: Task) -> Predictions:
+    """Turn raw model outputs into probabilities and labels (or regression values)."""
+    if task.kind == "regression":
+        return Predictions(raw=raw, value=raw[:, 0].astype(np.float64))
+    scores = raw.astype(np.float64)
+    if task.n_outputs == 1:
+        p1 = scores[:, 0] if task.output == "probabilities" else 0.5 * (1.0 + np.tanh(0.5 * scores[:, 0]))
+        if task.output == "log_probabilities":
+            p1 = np.exp(scores[:, 0])
+        proba = np.column_stack([1.0 - p1, p1])
+    elif task.output == "probabilities":
+        proba = scores / scores.sum(axis=1, keepdims=True)
+    else:
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        np.exp(shifted, out=shifted)
+        proba = shifted / shifted.sum(axis=1, keepdims=True)
+    label = proba.argmax(axis=1).astype(np.int64)
+    return Predictions(raw=raw, proba=proba, label=label)
