@@ -26,8 +26,8 @@ published sha256s), trains a small income classifier deterministically and write
 
 Everything is seeded and single-threaded, so every file but ``history.csv`` (its ``seconds``
 column is measured wall-clock time) and the README that lists its hash is byte-for-byte
-reproducible on the same platform, torch version and checkout path (TorchScript's debug
-information records source file paths).
+reproducible on the same platform and torch version (TorchScript's debug information, which
+would record this machine's source paths, is stripped from ``model.pt``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import hashlib
 import io
 import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,11 +258,27 @@ def write_csv_gz(split: Split, path: Path) -> None:
     assert np.array_equal((written[TARGET] == CLASS_NAMES[1]).to_numpy(), split.labels == 1)
 
 
+def strip_debug_info(path: Path) -> None:
+    """Drop TorchScript's optional ``*.debug_pkl`` members and fix zip timestamps.
+
+    They map compiled code back to source ranges and so embed the absolute paths of this
+    script and of torch on the machine that built the demo; the model runs the same without
+    them, and the file no longer depends on where the checkout lives.
+    """
+    with zipfile.ZipFile(path) as source:
+        members = [(i.filename, source.read(i.filename)) for i in source.infolist()
+                   if not i.filename.endswith(".debug_pkl")]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+        for name, data in members:
+            target.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+
+
 def export(model: IncomeMLP, meta: dict[str, object], path: Path, probe: torch.Tensor) -> None:
     """Save as TorchScript with embedded metadata, then check that both round-trip."""
     model.eval()
     scripted = torch.jit.script(model)
     torch.jit.save(scripted, str(path), _extra_files={"auditor.json": json.dumps(meta, indent=2)})
+    strip_debug_info(path)
     extra_files = {"auditor.json": ""}
     loaded = torch.jit.load(str(path), _extra_files=extra_files)
     assert json.loads(extra_files["auditor.json"]) == meta, "metadata did not round-trip"
@@ -297,9 +314,9 @@ these files by hand: change the script and run it again.
 {rows}
 
 Every file except `history.csv` (whose `seconds` column is measured at each run) is
-byte-for-byte reproducible with the same platform, torch version and checkout path:
-TorchScript's debug information in `model.pt` records the paths and text of the source files
-the model was compiled from (this script and torch's own modules).
+byte-for-byte reproducible with the same platform and torch version. TorchScript's optional
+debug information (which would record the build machine's source paths) is stripped from
+`model.pt`.
 
 - `model.pt`: a TorchScript MLP ({n_features} features → 64 → 32 → 1, ReLU), returning one logit
   for `>50K`. Standardisation (means and standard deviations of the training split) is inside
