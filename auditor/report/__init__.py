@@ -1,0 +1,28 @@
+"""Rendering an audit report from the report document alone.
+
+Every renderer reads one input, the dict that report.json holds, so ``audit render
+report.json`` rebuilds every format without the model or the data. The formats written to
+files are registered in :data:`RENDERERS` and :data:`FILE_NAMES` (see
+:mod:`auditor.report.registry`); the terminal summary is printed, not written.
+"""
+
+from __future__ import annotations
+
+from .html import render_html
+from .json_report import load_report, render_json
+from .markdown import render_markdown
+from .registry import FILE_NAMES, RENDERERS
+from .terminal import render_terminal
+from .write import write_atomic, write_reports
+
+__all__ = [
+    "FILE_NAMES",
+    "RENDERERS",
+    "load_report",
+    "render_html",
+    "render_json",
+    "render_markdown",
+    "render_terminal",
+    "write_atomic",
+    "write_reports",
+]

@@ -1,0 +1,118 @@
+"""report.html: one self-contained page, readable offline, on screen and on paper.
+
+No scripts, no fonts, no stylesheets or images from elsewhere: CSS is inline and charts are
+inline SVG drawn by :mod:`auditor.report.svg`. The Jinja2 environment autoescapes, so every
+string from the report (audit, class and column names, messages, paths) is escaped; the
+SVG is built with markupsafe and escapes its text the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from . import view
+from .format import (
+    MISSING,
+    clean_strings,
+    format_cell,
+    format_ci,
+    format_count,
+    format_number,
+    format_share,
+)
+from .svg import ChartDataError, render_chart
+
+_ENVIRONMENT = Environment(
+    loader=PackageLoader("auditor.report", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_ENVIRONMENT.filters.update(cell=format_cell, count=format_count, share=format_share)
+
+_DIRECTION_TEXT = {"higher": "Higher is better.", "lower": "Lower is better."}
+
+
+def _chart(chart: dict[str, Any], chart_id: str) -> dict[str, Any]:
+    try:
+        svg: Markup | None = render_chart(chart, chart_id)
+        problem = ""
+    except ChartDataError as exc:
+        svg, problem = None, str(exc)
+    return {
+        "title": format_cell(chart.get("title") or chart.get("name") or "Chart"),
+        "caption": format_cell(chart.get("caption") or ""),
+        "svg": svg,
+        "problem": problem,
+    }
+
+
+def _audit(index: int, name: str, audit: dict[str, Any]) -> dict[str, Any]:
+    """What the template shows for one audit, numbers already formatted."""
+    anchor = f"audit-{index}"
+    methods = view.ci_methods(audit)
+    metric_rows = [
+        {
+            "label": label,
+            "value": format_number(metric.get("value")),
+            "ci": format_ci(metric.get("ci")),
+            "method": str(metric.get("ci_method") or MISSING) if metric.get("ci") else MISSING,
+            "description": " ".join(
+                part
+                for part in (
+                    str(metric.get("description") or ""),
+                    _DIRECTION_TEXT.get(str(metric.get("direction")), ""),
+                )
+                if part
+            ),
+        }
+        for label, metric in view.metrics(audit)
+    ]
+    return {
+        "anchor": anchor,
+        "name": name,
+        "title": view.audit_title(name, audit),
+        "status_class": view.status_class(audit.get("status")),
+        "status_label": view.status_label(audit.get("status")),
+        "summary": view.summary(audit),
+        "headlines": [
+            (label, format_number(m.get("value")), format_ci(m.get("ci")).replace(MISSING, ""))
+            for label, m in view.headline_metrics(audit)
+        ],
+        "metrics": metric_rows,
+        "ci_methods": methods,
+        "findings": view.findings(audit),
+        "tables": view.tables(audit),
+        "charts": [_chart(c, f"{anchor}-chart-{i}") for i, c in enumerate(view.charts(audit), 1)],
+        "notes": view.notes(audit),
+        "options": view.options(audit),
+    }
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page."""
+    report = clean_strings(report)
+    layers = view.layers(report)
+    return _ENVIRONMENT.get_template("report.html.j2").render(
+        verdict_class=view.status_class(report.get("verdict")),
+        verdict_label=view.status_label(report.get("verdict")),
+        status_counts=view.status_counts(report),
+        tool=view.tool_name(report),
+        schema_version=format_cell(report.get("schema_version") or MISSING),
+        model_name=view.model_name(report),
+        data_path=view.data_path(report),
+        started=format_cell(view.section(report, "run").get("started") or MISSING),
+        audits=[_audit(i, name, audit) for i, (name, audit) in enumerate(view.audits(report), 1)],
+        model_facts=view.model_facts(report),
+        layers=layers,
+        layer_shapes=any(layer["output_shape"] != MISSING for layer in layers),
+        data_facts=view.data_facts(report),
+        class_balance=view.class_balance(report),
+        run_facts=view.run_facts(report),
+        timings=view.timings(report),
+    )

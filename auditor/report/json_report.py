@@ -1,0 +1,68 @@
+"""report.json: the report document itself, and reading it back for ``audit render``.
+
+The JSON is the source every other format is rebuilt from, so it is written stably
+(sorted keys, fixed indentation, no NaN) and read back with its schema version checked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+#: The major schema version this auditor reads (``schema_version`` "1.x"): minor versions
+#: only add fields. ``auditor.document.SCHEMA_VERSION`` is the version it writes.
+SUPPORTED_MAJOR = 1
+
+
+def render_json(report: dict[str, Any]) -> str:
+    """The report as JSON: sorted keys, two-space indent, a trailing newline.
+
+    Raises ``ValueError`` on a non-finite float: values are cleaned to None before this point.
+    """
+    return json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def load_report(path: Path | str) -> dict[str, Any]:
+    """Read a report.json written by auditor, or raise :class:`UsageError` saying why not."""
+    fix = "Pass a report.json written by `audit`."
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"Cannot read the report {path}: {exc.strerror or exc}.", hint=fix) from None
+    except UnicodeDecodeError:
+        raise UsageError(f"The report {path} is not JSON: it is not UTF-8 text.", hint=fix) from None
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"The report {path} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+            hint=fix,
+        ) from None
+    if not isinstance(report, dict) or "schema_version" not in report:
+        got = "an object without it" if isinstance(report, dict) else f"a JSON {type(report).__name__}"
+        raise UsageError(
+            f"The file {path} is not an auditor report: expected an object with schema_version; got {got}.",
+            hint=fix,
+        )
+    version = report["schema_version"]
+    major = str(version).split(".", 1)[0]
+    if not isinstance(version, str) or not major.isdigit():
+        raise UsageError(
+            f"The report {path} has schema_version {version!r}; expected one like '{SUPPORTED_MAJOR}.0'.",
+            hint=fix,
+        )
+    if int(major) != SUPPORTED_MAJOR:
+        raise UsageError(
+            f"The report {path} has schema version {version}; this auditor reads {SUPPORTED_MAJOR}.x.",
+            hint="Render it with the auditor version that wrote it (see tool.version in the file), "
+            "or upgrade auditor.",
+        )
+    if not isinstance(report.get("audits"), dict):
+        raise UsageError(
+            f"The report {path} has no audits object (schema_version {version}).",
+            hint=fix,
+        )
+    return report

@@ -1,0 +1,175 @@
+"""report.md: GitHub-flavoured Markdown sized for a pull-request comment or a job summary.
+
+Every string from the report is escaped so that it reads as literal text: it cannot end a
+table cell, start a heading or a list, emphasise, link, or inject HTML. Charts are not
+drawn here; the text says they are in report.html.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import view
+from .format import (
+    MISSING,
+    clean_strings,
+    format_cell,
+    format_ci,
+    format_metric,
+    format_number,
+    format_share,
+)
+
+_STATUS_EMOJI: dict[str, str] = {
+    "pass": "✅",
+    "warn": "⚠️",
+    "fail": "❌",
+    "skipped": "⏭️",
+    "error": "🛑",
+}
+_SEVERITY_EMOJI: dict[str, str] = {"error": "🛑", "warning": "⚠️", "info": "ℹ️"}
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+# What opens a block at the start of a line: heading, list item, thematic break, setext
+# underline (escaped whatever follows), and an ordered-list number (only before a space).
+_BLOCK_START = re.compile(r"^(?:[#+=-]|\d+(?=[.)](?:\s|$)))")
+
+
+def _escape_block_start(match: re.Match[str]) -> str:
+    marker = match.group()
+    return f"\\{marker}" if not marker.isdigit() else f"{marker}\\"
+
+
+def escape(text: Any) -> str:
+    """``text`` as literal Markdown inline text, on one line.
+
+    HTML-significant characters become entities (so ``&amp;`` in data shows as ``&amp;``),
+    Markdown punctuation is backslash-escaped, and a leading ``#``, ``-``, ``1.``... is
+    escaped so the text cannot open a block.
+    """
+    value = _LINE_BREAKS.sub(" ", str(text)).strip()
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    value = _PUNCTUATION.sub(r"\\\1", value)
+    return _BLOCK_START.sub(_escape_block_start, value)
+
+
+def _status(status: Any) -> str:
+    emoji = _STATUS_EMOJI.get(str(status))
+    word = escape(view.status_word(status))
+    return f"{emoji} {word}" if emoji else word
+
+
+def _table(columns: list[str], rows: list[list[str]], right: list[bool] | None = None) -> list[str]:
+    """A GFM table of already escaped cells; ``right`` marks right-aligned columns."""
+    align = right or [False] * len(columns)
+    return [
+        "| " + " | ".join(c or " " for c in columns) + " |",
+        "|" + "|".join("---:" if r else "---" for r in align) + "|",
+        *("| " + " | ".join(c or " " for c in row) + " |" for row in rows),
+    ]
+
+
+def _summary(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, audit in view.audits(report):
+        headline = "<br>".join(
+            f"{escape(label)} {format_metric(m)}" for label, m in view.headline_metrics(audit)
+        )
+        rows.append(
+            [
+                escape(view.audit_title(name, audit)),
+                _status(audit.get("status")),
+                headline or MISSING,
+                escape(view.summary(audit)),
+            ]
+        )
+    return _table(["Audit", "Status", "Headline (95% CI)", "Summary"], rows)
+
+
+def _metrics(audit: dict[str, Any]) -> list[str]:
+    methods = view.ci_methods(audit)
+    by_row = len(methods) > 1
+    columns = ["Metric", "Value", "95% CI"] + (["CI method"] if by_row else [])
+    rows = []
+    for label, metric in view.metrics(audit):
+        row = [escape(label), format_number(metric.get("value")), format_ci(metric.get("ci"))]
+        if by_row:
+            row.append(escape(metric.get("ci_method") or MISSING) if metric.get("ci") else MISSING)
+        rows.append(row)
+    lines = _table(columns, rows, [False, True, True] + ([False] if by_row else []))
+    if len(methods) == 1:
+        lines += ["", f"95% confidence intervals by {escape(methods[0])}."]
+    return lines
+
+
+def _audit(name: str, audit: dict[str, Any]) -> list[str]:
+    lines = [f"## {escape(view.audit_title(name, audit))} — {_status(audit.get('status'))}", ""]
+    summary = view.summary(audit)
+    if summary:
+        lines += [escape(summary), ""]
+    if view.metrics(audit):
+        lines += [*_metrics(audit), ""]
+    findings = view.findings(audit)
+    if findings:
+        lines += ["**Findings**", ""]
+        for f in findings:
+            severity = f"**{escape(f['severity'].capitalize())}:**" if f["severity"] else ""
+            code = f"({escape(f['code'])})" if f["code"] else ""
+            parts = [_SEVERITY_EMOJI.get(f["severity"], ""), severity, escape(f["message"]), code]
+            lines.append("- " + " ".join(part for part in parts if part))
+        lines.append("")
+    for table in view.tables(audit):
+        if table["title"]:
+            lines += [f"**{escape(table['title'])}**", ""]
+        if table["caption"]:
+            lines += [escape(table["caption"]), ""]
+        rows = [[escape(format_cell(v)) for v in row] for row in table["rows"]]
+        lines += [*_table([escape(c) for c in table["columns"]], rows, table["numeric"]), ""]
+    notes = view.notes(audit)
+    if notes:
+        lines += ["**Notes**", "", *(f"- {escape(n)}" for n in notes), ""]
+    charts = view.charts(audit)
+    if charts:
+        titles = ", ".join(escape(format_cell(c.get("title") or c.get("name") or "untitled")) for c in charts)
+        plural = "s" if len(charts) > 1 else ""
+        lines += [f"_{len(charts)} chart{plural} ({titles}) in report.html._", ""]
+    return lines
+
+
+def _facts(title: str, facts: view.Facts) -> list[str]:
+    return [f"**{title}**", "", *_table(["", ""], [[escape(k), escape(v)] for k, v in facts]), ""]
+
+
+def _provenance(report: dict[str, Any]) -> list[str]:
+    lines = ["## Provenance", "", "<details><summary>Model, data and run</summary>", ""]
+    lines += _facts("Model", view.model_facts(report))
+    data = view.data_facts(report)
+    balance = view.class_balance(report)
+    if balance:
+        shares = ", ".join(f"{r['class']} {r['count']} ({format_share(r['share'])})" for r in balance)
+        data.append(("Class balance", shares))
+    lines += _facts("Data", data)
+    timings = view.timings(report)
+    total = [value for stage, value in timings if stage == "Total"]
+    lines += _facts("Run", view.run_facts(report) + [("Total time", v) for v in total])
+    return lines + ["</details>", ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as GitHub-flavoured Markdown."""
+    report = clean_strings(report)
+    lines = [
+        f"# Model audit: {_status(report.get('verdict'))}",
+        "",
+        f"Model **{escape(view.model_name(report))}** on **{escape(view.data_path(report))}** · "
+        f"{escape(view.status_counts(report))} · {escape(view.tool_name(report))}",
+        "",
+        *_summary(report),
+        "",
+    ]
+    for name, audit in view.audits(report):
+        lines += _audit(name, audit)
+    lines += _provenance(report)
+    return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,0 +1,498 @@
+"""Charts drawn as inline SVG from a chart's data (the kinds of :class:`auditor.result.Chart`).
+
+Every element is built from a :class:`markupsafe.Markup` template whose arguments
+``Markup.format`` escapes, so a class name or series name can never become markup. The
+SVG has no scripts and no external references: it is meant to be inlined in report.html.
+Colours follow the Okabe–Ito palette, and series also differ by dash pattern, so they can
+be told apart without colour and in a greyscale print.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from markupsafe import Markup
+
+from .format import format_count, format_number, format_share, is_number
+
+#: Okabe–Ito colours, most distinguishable first (yellow left out: unreadable on white).
+PALETTE: tuple[str, ...] = (
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+)
+#: Dash patterns paired with the colours, so series differ without colour too.
+DASHES: tuple[str, ...] = ("none", "7 3", "2 2", "9 3 2 3", "4 4", "12 4", "1 3")
+
+_CHAR_WIDTH = 6.6  # average width in px of an 11 px sans-serif character
+_GRID = "#e3e3e3"
+_AXIS = "#555555"
+_REFERENCE = "#777777"
+
+Body = list[Markup]
+
+
+class ChartDataError(ValueError):
+    """A chart's data does not have the shape its kind needs; the message says what is off."""
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """An SVG body with its size and a one-line description for assistive technology."""
+
+    width: float
+    height: float
+    body: Body
+    description: str
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """A linear map from a data domain onto a pixel range, with nice tick values."""
+
+    lo: float
+    hi: float
+    start: float
+    end: float
+    ticks: tuple[float, ...]
+    decimals: int
+
+    def __call__(self, value: float) -> float:
+        return self.start + (value - self.lo) / (self.hi - self.lo) * (self.end - self.start)
+
+    def label(self, value: float) -> str:
+        return f"{value:,.{self.decimals}f}"
+
+
+def _scale(values: list[float], start: float, end: float) -> _Scale:
+    """A scale covering ``values``, widened to round tick values (steps of 1, 2 or 5 x 10^k)."""
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    if lo == hi:
+        pad = abs(lo) * 0.5 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / 5
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    first = math.floor(lo / step + 1e-9)
+    last = math.ceil(hi / step - 1e-9)
+    ticks = tuple(round(i * step, 12) for i in range(first, last + 1))
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return _Scale(ticks[0], ticks[-1], start, end, ticks, decimals)
+
+
+def _px(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _fit(text: str, width_px: float) -> str:
+    """``text`` shortened with an ellipsis to fit about ``width_px`` pixels."""
+    chars = max(int(width_px / _CHAR_WIDTH), 2)
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def _text(
+    x: float, y: float, text: str, *, anchor: str = "middle", css: str = "", rotate: float = 0
+) -> Markup:
+    """A text element at ``(x, y)``, optionally rotated about that point."""
+    transform = ""
+    if rotate:
+        transform = Markup(' transform="rotate({} {} {})"').format(_px(rotate), _px(x), _px(y))
+    return Markup('<text x="{}" y="{}" text-anchor="{}" class="{}"{}>{}</text>').format(
+        _px(x), _px(y), anchor, css, transform, text
+    )
+
+
+def _label(x: float, y: float, text: str, width_px: float, **kwargs: Any) -> Markup:
+    """A text element shortened to ``width_px``, with the full text as a tooltip if cut."""
+    shown = _fit(text, width_px)
+    element = _text(x, y, shown, **kwargs)
+    if shown == text:
+        return element
+    tooltip = Markup("<title>{}</title></text>").format(text)
+    return Markup(element.replace(Markup("</text>"), tooltip, 1))
+
+
+def _line(
+    x1: float, y1: float, x2: float, y2: float, colour: str, *, width: float = 1, dash: str = "none"
+) -> Markup:
+    return Markup(
+        '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="{}" '
+        'stroke-dasharray="{}"/>'
+    ).format(_px(x1), _px(y1), _px(x2), _px(y2), colour, _px(width), dash)
+
+
+# ---- reading chart data -------------------------------------------------------------------
+
+
+def _field(data: dict[str, Any], key: str) -> Any:
+    if key not in data:
+        raise ChartDataError(f"the data has no {key!r} entry")
+    return data[key]
+
+
+def _numbers(data: dict[str, Any], key: str) -> list[float | None]:
+    """A list of numbers (None allowed for undefined values)."""
+    values = _field(data, key)
+    if not isinstance(values, list) or not all(
+        v is None or (is_number(v) and math.isfinite(v)) for v in values
+    ):
+        raise ChartDataError(f"{key!r} must be a list of numbers")
+    return values
+
+
+def _strings(data: dict[str, Any], key: str) -> list[str]:
+    values = _field(data, key)
+    if not isinstance(values, list):
+        raise ChartDataError(f"{key!r} must be a list of labels")
+    return [str(v) for v in values]
+
+
+def _axis_label(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return "" if value is None else str(value)
+
+
+def _finite(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+# ---- shared parts -------------------------------------------------------------------------
+
+_PLOT_TOP, _PLOT_WIDTH, _PLOT_HEIGHT = 14.0, 400.0, 260.0
+
+
+@dataclass(frozen=True)
+class _Plot:
+    """An x-y plot area: its scales, its axes drawn, and the room they take."""
+
+    x: _Scale
+    y: _Scale
+    axes: Body
+    width: float
+    bottom: float
+
+
+def _plot(x_values: list[float], y_values: list[float], x_label: str, y_label: str) -> _Plot:
+    """Scales and axes (grid, ticks, tick labels, titles) sized so that no label is cut."""
+    y = _scale(y_values, _PLOT_TOP + _PLOT_HEIGHT, _PLOT_TOP)
+    tick_width = max(len(y.label(t)) for t in y.ticks) * _CHAR_WIDTH
+    left = tick_width + 34  # tick labels, then room for the rotated y title
+    x = _scale(x_values, left, left + _PLOT_WIDTH)
+    overhang = len(x.label(x.ticks[-1])) * _CHAR_WIDTH / 2
+    top, bottom = y.end, y.start
+    axes: Body = []
+    for tick in y.ticks:
+        axes.append(_line(left, y(tick), x.end, y(tick), _GRID))
+        axes.append(_text(left - 6, y(tick) + 4, y.label(tick), anchor="end", css="tick"))
+    for tick in x.ticks:
+        axes.append(_line(x(tick), top, x(tick), bottom, _GRID))
+        axes.append(_text(x(tick), bottom + 16, x.label(tick), css="tick"))
+    axes.append(_line(left, bottom, x.end, bottom, _AXIS))
+    axes.append(_line(left, top, left, bottom, _AXIS))
+    axes.append(_label(left + _PLOT_WIDTH / 2, bottom + 34, x_label, _PLOT_WIDTH, css="axis-title"))
+    axes.append(
+        _label(
+            left - tick_width - 14, (top + bottom) / 2, y_label, _PLOT_HEIGHT, css="axis-title", rotate=-90
+        )
+    )
+    return _Plot(x, y, axes, x.end + max(16.0, overhang + 6), bottom + 42)
+
+
+def _legend(
+    entries: list[tuple[str, str, str]], left: float, top: float, width: float
+) -> tuple[Body, float]:
+    """Legend entries ``(name, colour, dash)`` laid out in rows; returns the body and its height."""
+    body: Body = []
+    x, y = left, top + 8
+    for name, colour, dash in entries:
+        shown = _fit(name, width - 34)
+        entry_width = 34 + len(shown) * _CHAR_WIDTH + 16
+        if x > left and x + entry_width > left + width:
+            x, y = left, y + 18
+        body.append(_line(x, y, x + 26, y, colour, width=2.5, dash=dash))
+        body.append(_label(x + 32, y + 4, name, width - 34, anchor="start", css="legend"))
+        x += entry_width
+    return body, (y - top + 14) if entries else 0.0
+
+
+def _polyline(points: list[tuple[float, float]], colour: str, dash: str) -> Markup:
+    """A polyline through ``points``, dropping points that round onto the previous one."""
+    coords: list[str] = []
+    for px, py in points:
+        coord = f"{_px(px)},{_px(py)}"
+        if not coords or coords[-1] != coord:
+            coords.append(coord)
+    return Markup(
+        '<polyline points="{}" fill="none" stroke="{}" stroke-width="2" stroke-dasharray="{}" '
+        'stroke-linejoin="round"/>'
+    ).format(" ".join(coords), colour, dash)
+
+
+def _reference_diagonal(x: _Scale, y: _Scale) -> Markup:
+    lo, hi = max(x.lo, y.lo), min(x.hi, y.hi)
+    return _line(x(lo), y(lo), x(hi), y(hi), _REFERENCE, width=1.2, dash="5 4")
+
+
+# ---- the kinds ----------------------------------------------------------------------------
+
+
+def _curve(data: dict[str, Any]) -> Drawing:
+    series = _field(data, "series")
+    if not isinstance(series, list) or not series or not all(isinstance(s, dict) for s in series):
+        raise ChartDataError("'series' must be a non-empty list of {name, x, y}")
+    lines = []
+    for s in series:
+        xs, ys = _numbers(s, "x"), _numbers(s, "y")
+        if len(xs) != len(ys):
+            name = str(s.get("name"))
+            raise ChartDataError(f"series {name!r} has {len(xs)} x values but {len(ys)} y values")
+        lines.append((str(s.get("name", "")), xs, ys))
+    x_label, y_label = _axis_label(data, "x_label"), _axis_label(data, "y_label")
+    plot = _plot(
+        [v for _, xs, _ in lines for v in _finite(xs)],
+        [v for _, _, ys in lines for v in _finite(ys)],
+        x_label,
+        y_label,
+    )
+    x, y, body = plot.x, plot.y, list(plot.axes)
+    entries: list[tuple[str, str, str]] = []
+    for i, (name, xs, ys) in enumerate(lines):
+        colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
+        segment: list[tuple[float, float]] = []
+        for vx, vy in [*zip(xs, ys), (None, None)]:
+            if vx is None or vy is None:
+                if segment:
+                    body.append(_polyline(segment, colour, dash))
+                segment = []
+            else:
+                segment.append((x(vx), y(vy)))
+        entries.append((name, colour, dash))
+    if data.get("diagonal"):
+        body.append(_reference_diagonal(x, y))
+        entries.append(("y = x", _REFERENCE, "5 4"))
+    legend, legend_height = _legend(entries, x.start, plot.bottom, _PLOT_WIDTH)
+    names = ", ".join(name for name, _, _ in entries)
+    return Drawing(
+        plot.width,
+        plot.bottom + legend_height + 4,
+        body + legend,
+        f"Line chart of {y_label} against {x_label}: {names}.",
+    )
+
+
+def _scatter(data: dict[str, Any]) -> Drawing:
+    xs, ys = _numbers(data, "x"), _numbers(data, "y")
+    if len(xs) != len(ys):
+        raise ChartDataError(f"there are {len(xs)} x values but {len(ys)} y values")
+    reference = data.get("reference")
+    if reference not in (None, "y=0", "y=x"):
+        raise ChartDataError(f"'reference' must be 'y=0', 'y=x' or null, not {reference!r}")
+    points = [(vx, vy) for vx, vy in zip(xs, ys) if vx is not None and vy is not None]
+    x_values, y_values = [p[0] for p in points], [p[1] for p in points]
+    if reference == "y=x":  # one domain for both axes, so the reference line is at 45 degrees
+        x_values = y_values = x_values + y_values
+    elif reference == "y=0":
+        y_values = y_values + [0.0]
+    x_label, y_label = _axis_label(data, "x_label"), _axis_label(data, "y_label")
+    plot = _plot(x_values, y_values, x_label, y_label)
+    x, y, body = plot.x, plot.y, list(plot.axes)
+    if reference == "y=x":
+        body.append(_reference_diagonal(x, y))
+    elif reference == "y=0":
+        body.append(_line(x.start, y(0.0), x.end, y(0.0), _REFERENCE, width=1.2, dash="5 4"))
+    drawn = sorted({(round(x(vx) * 2) / 2, round(y(vy) * 2) / 2) for vx, vy in points})
+    body.append(Markup('<g fill="{}" fill-opacity="0.55">').format(PALETTE[0]))
+    body += [Markup('<circle cx="{}" cy="{}" r="2.6"/>').format(_px(a), _px(b)) for a, b in drawn]
+    body.append(Markup("</g>"))
+    reference_text = f", reference line {reference}" if reference else ""
+    return Drawing(
+        plot.width,
+        plot.bottom,
+        body,
+        f"Scatter plot of {y_label} against {x_label}: "
+        f"{format_count(len(points))} points{reference_text}.",
+    )
+
+
+def _intervals(data: dict[str, Any], count: int) -> list[list[float | None] | None]:
+    """The ``errors`` of a bar chart: one ``[low, high]`` or None per bar."""
+    errors = data.get("errors")
+    if errors is None:
+        return [None] * count
+    if not isinstance(errors, list) or len(errors) != count:
+        raise ChartDataError(f"'errors' must be null or one [low, high] per value ({count})")
+    intervals = [None if e is None else _numbers({"errors": e}, "errors") for e in errors]
+    if any(i is not None and len(i) != 2 for i in intervals):
+        raise ChartDataError("each entry of 'errors' must be [low, high] or null")
+    return intervals
+
+
+def _bar(data: dict[str, Any]) -> Drawing:
+    """Horizontal bars (category labels stay readable), with error bars when given."""
+    labels, values = _strings(data, "labels"), _numbers(data, "values")
+    if len(labels) != len(values):
+        raise ChartDataError(f"there are {len(labels)} labels but {len(values)} values")
+    intervals = _intervals(data, len(values))
+    x_label, y_label = _axis_label(data, "x_label"), _axis_label(data, "y_label")
+    label_width = min(max((len(label) for label in labels), default=1) * _CHAR_WIDTH, 160.0)
+    row, top = 30.0, 8.0
+    left = label_width + 42  # category labels, then room for the rotated category title
+    bottom = top + row * max(len(labels), 1)
+    bounds = _finite(values) + [b for i in intervals if i for b in _finite(i)] + [0.0]
+    x = _scale(bounds, left, left + _PLOT_WIDTH)
+    body: Body = []
+    for tick in x.ticks:
+        body.append(_line(x(tick), top, x(tick), bottom, _GRID))
+        body.append(_text(x(tick), bottom + 16, x.label(tick), css="tick"))
+    for i, (name, value, interval) in enumerate(zip(labels, values, intervals)):
+        middle = top + row * i + row / 2
+        body.append(_label(left - 8, middle + 4, name, label_width, anchor="end", css="tick"))
+        if value is None:
+            body.append(_text(x(0.0) + 4, middle + 4, "n/a", anchor="start", css="tick"))
+            continue
+        whiskers = interval if interval and None not in interval else None
+        tooltip = f"{name}: {format_number(value)}"
+        if whiskers:
+            tooltip += f" [{format_number(whiskers[0])}, {format_number(whiskers[1])}]"
+        x0, x1 = sorted((x(0.0), x(value)))
+        body.append(
+            Markup(
+                '<rect x="{}" y="{}" width="{}" height="18" fill="{}"><title>{}</title></rect>'
+            ).format(_px(x0), _px(middle - 9), _px(max(x1 - x0, 0.5)), PALETTE[0], tooltip)
+        )
+        if whiskers:
+            lo, hi = x(whiskers[0]), x(whiskers[1])
+            body.append(_line(lo, middle, hi, middle, "#000000", width=1.4))
+            body.append(_line(lo, middle - 6, lo, middle + 6, "#000000", width=1.4))
+            body.append(_line(hi, middle - 6, hi, middle + 6, "#000000", width=1.4))
+    body.append(_line(x(0.0), top, x(0.0), bottom, _AXIS))
+    body.append(_line(left, bottom, x.end, bottom, _AXIS))
+    body.append(_label(left + _PLOT_WIDTH / 2, bottom + 34, y_label, _PLOT_WIDTH, css="axis-title"))
+    body.append(
+        _label(
+            left - label_width - 22, (top + bottom) / 2, x_label, bottom - top + 20,
+            css="axis-title", rotate=-90,
+        )
+    )
+    overhang = len(x.label(x.ticks[-1])) * _CHAR_WIDTH / 2
+    with_errors = " with error bars" if any(intervals) else ""
+    return Drawing(
+        x.end + max(16.0, overhang + 6),
+        bottom + 42,
+        body,
+        f"Bar chart of {y_label} for {format_count(len(labels))} "
+        f"{x_label or 'categories'}{with_errors}.",
+    )
+
+
+def _cell_colour(share: float) -> str:
+    """A single-hue blue ramp from near white (0) to dark blue (1)."""
+    light, dark = (0xF2, 0xF7, 0xFC), (0x08, 0x3D, 0x77)
+    return "#" + "".join(f"{round(a + (b - a) * share):02x}" for a, b in zip(light, dark))
+
+
+def _matrix_cell(x: float, y: float, cell: float, count: float | None, share: float, tooltip: str) -> Body:
+    """One shaded cell; its count and row share are written when the cell is big enough."""
+    body = [
+        Markup(
+            '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="#ffffff"><title>{}</title></rect>'
+        ).format(_px(x), _px(y), _px(cell), _px(cell), _cell_colour(share), tooltip)
+    ]
+    css = "cell dark" if share > 0.55 else "cell"
+    middle = x + cell / 2
+    if cell >= 48:
+        body.append(_label(middle, y + cell / 2, format_count(count), cell - 4, css=css))
+        body.append(_text(middle, y + cell / 2 + 16, format_share(share), css=f"{css} small"))
+    elif cell >= 26:
+        body.append(_label(middle, y + cell / 2 + 4, format_count(count), cell - 4, css=css))
+    return body
+
+
+def _confusion_matrix(data: dict[str, Any]) -> Drawing:
+    """A heat-map shaded by each true class's share, with counts written in the cells."""
+    labels = _strings(data, "labels")
+    matrix = _field(data, "matrix")
+    n = len(labels)
+    if not isinstance(matrix, list) or len(matrix) != n:
+        raise ChartDataError(f"'matrix' must have one row per label ({n})")
+    rows = [_numbers({"row": r}, "row") for r in matrix]
+    if any(len(r) != n for r in rows):
+        raise ChartDataError(f"every row of 'matrix' must have one count per label ({n})")
+    cell = max(14.0, min(96.0, 440.0 / max(n, 1)))
+    longest = min(max((len(label) for label in labels), default=1) * _CHAR_WIDTH, 120.0)
+    rotate_columns = longest > cell - 6
+    left, top = 54 + longest, 14.0
+    size = cell * n
+    body: Body = []
+    for i, (true_label, counts) in enumerate(zip(labels, rows)):
+        total = sum(_finite(counts))
+        y = top + cell * i
+        body.append(_label(left - 8, y + cell / 2 + 4, true_label, longest, anchor="end", css="tick"))
+        for j, count in enumerate(counts):
+            share = count / total if count is not None and total > 0 else 0.0
+            tooltip = (
+                f"True {true_label}, predicted {labels[j]}: {format_count(count)}"
+                f" ({format_share(share)} of true {true_label})"
+            )
+            body += _matrix_cell(left + cell * j, y, cell, count, share, tooltip)
+    for j, predicted in enumerate(labels):
+        x = left + cell * j + cell / 2
+        if rotate_columns:
+            body.append(
+                _label(x + 4, top + size + 12, predicted, 120, anchor="end", css="tick", rotate=-40)
+            )
+        else:
+            body.append(_text(x, top + size + 14, predicted, css="tick"))
+    bottom = top + size + (longest * 0.7 + 14 if rotate_columns else 18.0)
+    body.append(_text(left + size / 2, bottom + 16, "Predicted class", css="axis-title"))
+    body.append(_text(16, top + size / 2, "True class", css="axis-title", rotate=-90))
+    body.append(
+        _text(left + size / 2, bottom + 34, "Shading: share of the true class's rows", css="tick")
+    )
+    return Drawing(
+        max(left + size + 16, left + size / 2 + 130),
+        bottom + 44,
+        body,
+        f"Confusion matrix of {n} classes; rows are the true class, columns the predicted class.",
+    )
+
+
+_KINDS: dict[str, Callable[[dict[str, Any]], Drawing]] = {
+    "confusion_matrix": _confusion_matrix,
+    "curve": _curve,
+    "scatter": _scatter,
+    "bar": _bar,
+}
+
+#: The chart kinds this module draws.
+KINDS: tuple[str, ...] = tuple(_KINDS)
+
+
+def render_chart(chart: dict[str, Any], chart_id: str) -> Markup:
+    """The chart as an ``<svg>`` element titled for assistive technology.
+
+    ``chart_id`` must be unique in the page: it prefixes the ids of the title and
+    description that ``aria-labelledby`` points to. Raises :class:`ChartDataError` when the
+    kind is unknown or the data does not fit it.
+    """
+    kind = chart.get("kind")
+    draw = _KINDS.get(kind) if isinstance(kind, str) else None
+    if draw is None:
+        raise ChartDataError(f"the chart kind {kind!r} is not one of {', '.join(KINDS)}")
+    data = chart.get("data")
+    if not isinstance(data, dict):
+        raise ChartDataError("the chart's data must be an object")
+    drawing = draw(data)
+    title = str(chart.get("title") or chart.get("name") or kind)
+    return Markup(
+        '<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+        'aria-labelledby="{id}-title {id}-desc"><title id="{id}-title">{title}</title>'
+        '<desc id="{id}-desc">{desc}</desc>{body}</svg>'
+    ).format(
+        w=_px(drawing.width),
+        h=_px(drawing.height),
+        id=chart_id,
+        title=title,
+        desc=drawing.description,
+        body=Markup("").join(drawing.body),
+    )

@@ -1,0 +1,306 @@
+"""What renderers show from the report document: the choices every format shares.
+
+Renderers receive the report as the plain dict stored in report.json. Third-party audits
+may fill it with any names and strings, and older files may lack optional parts, so it is
+read here, in one place and defensively: which audits there are and in what order, which
+metrics are headlines, and the labelled facts shown about the model, the data and the run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .format import MISSING, format_bytes, format_cell, format_count, format_seconds, is_number
+
+#: Status words as shown to readers; any other status is shown as written.
+STATUS_WORDS: dict[str, str] = {
+    "pass": "PASS",
+    "warn": "WARN",
+    "fail": "FAIL",
+    "skipped": "SKIPPED",
+    "error": "ERROR",
+}
+
+#: A symbol for each status, shown next to its word (never instead of it).
+STATUS_SYMBOLS: dict[str, str] = {
+    "pass": "✓",
+    "warn": "!",
+    "fail": "✗",
+    "skipped": "–",
+    "error": "‼",
+}
+
+#: Finding severities, most serious first.
+SEVERITY_ORDER: tuple[str, ...] = ("error", "warning", "info")
+
+#: How many metrics stand for an audit in summaries when it flags none as a headline.
+DEFAULT_HEADLINES = 3
+
+Facts = list[tuple[str, str]]
+
+
+def section(report: dict[str, Any], key: str) -> dict[str, Any]:
+    """A top-level section of the report (``model``, ``data``, ``run``...), empty if absent."""
+    value = report.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _list(mapping: dict[str, Any], key: str) -> list[Any]:
+    value = mapping.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    return MISSING if value is None or value == "" else format_cell(value)
+
+
+def model_name(report: dict[str, Any]) -> str:
+    """The audited model's name, or its path."""
+    model = section(report, "model")
+    return _text(model.get("name") or model.get("path"))
+
+
+def data_path(report: dict[str, Any]) -> str:
+    """The audited data file."""
+    return _text(section(report, "data").get("path"))
+
+
+def tool_name(report: dict[str, Any]) -> str:
+    """The tool and version that wrote the report (``auditor 0.1.0``)."""
+    tool = section(report, "tool")
+    return f"{format_cell(tool.get('name') or 'auditor')} {format_cell(tool.get('version') or '')}".strip()
+
+
+def status_word(status: Any) -> str:
+    """The word shown for a status or verdict (``PASS``, ``WARN``...); others as written."""
+    return STATUS_WORDS.get(str(status), str(status))
+
+
+def status_class(status: Any) -> str:
+    """A CSS-safe name for a status: the status itself if known, else ``unknown``."""
+    return status if isinstance(status, str) and status in STATUS_WORDS else "unknown"
+
+
+def status_label(status: Any) -> str:
+    """Symbol and word for a status (``✓ PASS``); unknown statuses get no symbol."""
+    symbol = STATUS_SYMBOLS.get(str(status))
+    return f"{symbol} {status_word(status)}" if symbol else status_word(status)
+
+
+def status_counts(report: dict[str, Any]) -> str:
+    """How many audits ended in each status, e.g. ``3 audits: 1 pass, 2 warn``."""
+    counts: dict[str, int] = {}
+    for _, audit in audits(report):
+        status = str(audit.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+    total = sum(counts.values())
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return f"{total} audit{'s' if total != 1 else ''}" + (f": {parts}" if parts else "")
+
+
+def audits(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every audit as ``(name, result)``, in the order they ran."""
+    return [(str(n), a) for n, a in section(report, "audits").items() if isinstance(a, dict)]
+
+
+def audit_title(name: str, audit: dict[str, Any]) -> str:
+    """The audit's display title, falling back to its name."""
+    title = audit.get("title")
+    return title if isinstance(title, str) and title else name
+
+
+def summary(audit: dict[str, Any]) -> str:
+    """The audit's one-sentence summary (may be empty)."""
+    return format_cell(audit.get("summary") or "")
+
+
+def metrics(audit: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every metric as ``(display label, metric)``, in the audit's order."""
+    found = audit.get("metrics")
+    if not isinstance(found, dict):
+        return []
+    return [
+        (str(m.get("label") or name), m) for name, m in found.items() if isinstance(m, dict)
+    ]
+
+
+def headline_metrics(audit: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The metrics the audit flags as headlines, or its first few when it flags none."""
+    every = metrics(audit)
+    flagged = [(label, m) for label, m in every if m.get("headline")]
+    return flagged or every[:DEFAULT_HEADLINES]
+
+
+def ci_methods(audit: dict[str, Any]) -> list[str]:
+    """The distinct methods behind the audit's confidence intervals, in order of use."""
+    methods: list[str] = []
+    for _, metric in metrics(audit):
+        method = metric.get("ci_method")
+        if metric.get("ci") and isinstance(method, str) and method and method not in methods:
+            methods.append(method)
+    return methods
+
+
+def findings(
+    audit: dict[str, Any], severities: tuple[str, ...] | None = None
+) -> list[dict[str, str]]:
+    """The audit's findings as ``{severity, code, message}`` text, most serious first;
+    only those of ``severities`` when given."""
+    rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+    kept = [
+        {
+            "severity": format_cell(f.get("severity") or ""),
+            "code": format_cell(f.get("code") or ""),
+            "message": _text(f.get("message")),
+        }
+        for f in _list(audit, "findings")
+        if isinstance(f, dict) and (severities is None or f.get("severity") in severities)
+    ]
+    return sorted(kept, key=lambda f: rank.get(f["severity"], len(rank)))
+
+
+def tables(audit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The audit's tables that have any column: ``title``, ``caption``, ``columns`` and
+    ``rows`` padded to the same width, and ``numeric``: for each column, whether all its
+    defined values are numbers (such columns are right-aligned)."""
+    result = []
+    for table in _list(audit, "tables"):
+        if not isinstance(table, dict):
+            continue
+        columns = [str(c) for c in _list(table, "columns")]
+        rows = [r if isinstance(r, list) else [r] for r in _list(table, "rows")]
+        width = max([len(columns), *(len(r) for r in rows)])
+        if width == 0:
+            continue
+        rows = [r + [None] * (width - len(r)) for r in rows]
+        defined = [[r[i] for r in rows if r[i] is not None] for i in range(width)]
+        result.append(
+            {
+                "title": str(table.get("title") or table.get("name") or ""),
+                "caption": str(table.get("caption") or ""),
+                "columns": columns + [""] * (width - len(columns)),
+                "rows": rows,
+                "numeric": [bool(values) and all(map(is_number, values)) for values in defined],
+            }
+        )
+    return result
+
+
+def charts(audit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The audit's charts (drawn by the HTML report only)."""
+    return [c for c in _list(audit, "charts") if isinstance(c, dict)]
+
+
+def notes(audit: dict[str, Any]) -> list[str]:
+    """The audit's notes as text."""
+    return [format_cell(n) for n in _list(audit, "notes")]
+
+
+def options(audit: dict[str, Any]) -> Facts:
+    """The options the audit ran with, as ``(name, value)``, values exactly as given."""
+    found = audit.get("options")
+    if not isinstance(found, dict):
+        return []
+    return [
+        (str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for k, v in found.items()
+    ]
+
+
+def model_facts(report: dict[str, Any]) -> Facts:
+    """What identifies the audited model, metadata included."""
+    model = section(report, "model")
+    facts = [
+        ("Path", _text(model.get("path"))),
+        ("Format", _text(model.get("format"))),
+        ("Trust", _text(model.get("trust"))),
+        ("SHA-256", _text(model.get("sha256"))),
+        ("Size", format_bytes(model.get("size_bytes"))),
+        ("Parameters", format_count(model.get("parameters"))),
+        ("Trainable parameters", format_count(model.get("trainable_parameters"))),
+    ]
+    metadata = model.get("metadata")
+    if isinstance(metadata, dict):
+        facts += [(str(k).replace("_", " ").capitalize(), _text(v)) for k, v in metadata.items()]
+    return facts
+
+
+def layers(report: dict[str, Any]) -> list[dict[str, str]]:
+    """The model's layers as display text: ``name``, ``type``, ``parameters``, ``output_shape``."""
+    return [
+        {
+            "name": _text(layer.get("name")),
+            "type": _text(layer.get("type")),
+            "parameters": format_count(layer.get("parameters")),
+            "output_shape": _text(layer.get("output_shape")),
+        }
+        for layer in _list(section(report, "model"), "layers")
+        if isinstance(layer, dict)
+    ]
+
+
+def data_facts(report: dict[str, Any]) -> Facts:
+    """What identifies the audited data and how it was read."""
+    data = section(report, "data")
+    return [
+        ("Path", _text(data.get("path"))),
+        ("SHA-256", _text(data.get("sha256"))),
+        ("Size", format_bytes(data.get("size_bytes"))),
+        ("Rows", format_count(data.get("rows"))),
+        ("Columns", format_count(data.get("columns"))),
+        ("Target", _text(data.get("target"))),
+        ("Task", _text(data.get("task"))),
+        ("Model output read as", _text(data.get("output"))),
+        ("Features", _text(data.get("features"))),
+    ]
+
+
+def class_balance(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The target's class balance as ``class`` and ``count`` text and ``share`` (a fraction
+    in [0, 1], or None), if the report has one."""
+    rows = []
+    for row in _list(section(report, "data"), "class_balance"):
+        if isinstance(row, dict):
+            share = row.get("share")
+            valid = is_number(share) and 0 <= share <= 1
+            rows.append(
+                {
+                    "class": _text(row.get("class")),
+                    "count": format_count(row.get("count")),
+                    "share": share if valid else None,
+                }
+            )
+    return rows
+
+
+def run_facts(report: dict[str, Any]) -> Facts:
+    """How the audit was run: command, start time, seed, device, platform and versions."""
+    run = section(report, "run")
+    versions = run.get("versions")
+    facts = [
+        ("Command", _text(run.get("command"))),
+        ("Started", _text(run.get("started"))),
+        ("Seed", _text(run.get("seed"))),
+        ("Device", _text(run.get("device"))),
+        ("Forward passes", _text(run.get("forward_passes"))),
+        ("Platform", _text(run.get("platform"))),
+    ]
+    if isinstance(versions, dict):
+        facts += [(f"Version: {name}", _text(v)) for name, v in versions.items()]
+    return facts
+
+
+def timings(report: dict[str, Any]) -> Facts:
+    """Wall-clock time per stage, one row per audit, total last."""
+    found = section(report, "run").get("timings")
+    if not isinstance(found, dict):
+        return []
+    rows: Facts = []
+    for stage, value in found.items():
+        if isinstance(value, dict):
+            rows += [(f"Audit: {name}", format_seconds(v)) for name, v in value.items()]
+        elif stage != "total":
+            rows.append((str(stage).replace("_", " ").capitalize(), format_seconds(value)))
+    if "total" in found:
+        rows.append(("Total", format_seconds(found["total"])))
+    return rows

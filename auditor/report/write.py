@@ -1,0 +1,67 @@
+"""Writing reports to disk: every format rendered first, then each file replaced atomically.
+
+A renderer that fails therefore leaves no report written at all, and a reader never sees a
+half-written file: each one is written under a temporary name in the same directory and
+moved into place with :func:`os.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .registry import FILE_NAMES, RENDERERS
+
+
+def write_atomic(path: Path | str, content: str | bytes) -> None:
+    """Write ``content`` (text is encoded as UTF-8) to ``path`` atomically.
+
+    The file is created with the usual permissions (0666 less the umask), like ``open``.
+    """
+    target = Path(path)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_reports(report: dict[str, Any], out_dir: Path | str, formats: list[str]) -> list[Path]:
+    """Render ``report`` in each of ``formats`` and write the files into ``out_dir``.
+
+    Returns the paths written, in the order of ``formats`` (repeats written once). Raises
+    :class:`UsageError` for an unknown format or an output directory that cannot be made.
+    """
+    unknown = [f for f in formats if f not in RENDERERS]
+    if unknown:
+        raise UsageError(
+            f"Unknown report format {', '.join(map(repr, unknown))}; "
+            f"expected one of {', '.join(RENDERERS)}.",
+            hint=f"Use e.g. --format {','.join(RENDERERS)}.",
+        )
+    out_dir = Path(out_dir)
+    wanted = list(dict.fromkeys(formats))
+    rendered = {f: RENDERERS[f](report).encode("utf-8") for f in wanted}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot create the report directory {out_dir}: {exc.strerror or exc}.",
+            hint="Choose a directory you can write to.",
+        ) from None
+    paths = []
+    for name, content in rendered.items():
+        path = out_dir / FILE_NAMES[name]
+        write_atomic(path, content)
+        paths.append(path)
+    return paths

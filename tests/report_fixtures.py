@@ -1,0 +1,332 @@
+"""Report documents for the renderer tests: a realistic one and a hostile one.
+
+:func:`sample_report` is what ``audit`` would write for a binary income classifier: a
+metrics audit with confidence intervals, a confusion matrix, ROC and precision-recall
+curves, a bar chart and a per-class table; a skipped audit; an errored audit; and a
+regression-style plugin audit with scatter charts and an undefined metric. Every value is
+fixed (timestamps, timings, versions included), so rendered output can be compared with
+golden files.
+
+:func:`hostile_report` is the same document with :data:`PAYLOAD` appended to every string
+that comes from data, a model or a plugin (names, labels, messages, cells, paths...), plus
+one tampered audit whose status and severity are not valid values at all. The payload tries
+HTML/script injection (which would set the page title to :data:`PWNED` or create an element
+with id :data:`INJECTED_ID`), Markdown table breaking, rich markup and terminal control
+sequences.
+
+:func:`assert_matches_golden` compares rendered text with a file under tests/golden/;
+set the environment variable ``AUDITOR_UPDATE_GOLDEN=1`` to rewrite the files instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from auditor.result import AuditResult, Chart, Finding, Metric, Table
+
+#: What injected script would set ``document.title`` to.
+PWNED = "PWNED"
+#: The id of the element injected markup would create.
+INJECTED_ID = "injected"
+
+PAYLOAD = (
+    f'<script>document.title="{PWNED}"</script>'
+    f'"><img id="{INJECTED_ID}" src=x onerror="document.title=\'{PWNED}\'">'
+    " &amp; a|b `tick` ]]> </style> \n[bold]rich markup[/] \x1b[31mred\x00\x07"
+)
+
+Text = Callable[[str], str]
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def _hostile(text: str) -> str:
+    return text + PAYLOAD
+
+
+def _metrics_audit(t: Text) -> AuditResult:
+    bootstrap = "bootstrap (percentile, 1,000 resamples)"
+    fpr = [i / 40 for i in range(41)]
+    recall = [i / 40 for i in range(41)]
+    return AuditResult(
+        audit="metrics",
+        title=t("Classification metrics"),
+        status="warn",
+        summary=t("Accuracy 0.853 on 15,060 rows; recall of >50K is below the 0.70 threshold."),
+        metrics={
+            "accuracy": Metric(0.85312, t("Accuracy"), (0.84748, 0.85876), "Wilson score", "higher", True,
+                               t("Share of rows classified correctly.")),
+            "roc_auc": Metric(0.90118, t("ROC AUC"), (0.89502, 0.90741), bootstrap, "higher", True),
+            "f1": Metric(0.67305, t("F1 (>50K)"), (0.65911, 0.68644), bootstrap, "higher", True),
+            "precision": Metric(0.74031, t("Precision (>50K)"), (0.72313, 0.75702), bootstrap),
+            "recall": Metric(0.61703, t("Recall (>50K)"), (0.60118, 0.63297), bootstrap),
+            "log_loss": Metric(0.31874, t("Log loss"), (0.30911, 0.32902), bootstrap, "lower"),
+            "ece": Metric(0.02131, t("Expected calibration error"), None, None, "lower",
+                          description=t("15 equal-width bins.")),
+            "mcc_weighted": Metric(None, t("Weighted MCC"), None, None,
+                                   description=t("Undefined: no sample weights given.")),
+        },
+        findings=[
+            Finding("info", t("calibration-ok"), t("The model is well calibrated (ECE 0.021).")),
+            Finding("warning", t("low-recall"), t("Recall of >50K is 0.617, below the 0.70 threshold.")),
+        ],
+        tables=[
+            Table(
+                name="per_class",
+                title=t("Per-class metrics"),
+                columns=[t("Class"), t("Precision"), t("Recall"), t("F1"), t("Support")],
+                rows=[
+                    [t("<=50K"), 0.88231, 0.93108, 0.90604, 11360],
+                    [t(">50K"), 0.74031, 0.61703, 0.67305, 3700],
+                ],
+                caption=t("Support is the number of rows whose true class is the row's class."),
+            )
+        ],
+        charts=[
+            Chart(
+                name="confusion_matrix",
+                title=t("Confusion matrix"),
+                kind="confusion_matrix",
+                data={"labels": [t("<=50K"), t(">50K")], "matrix": [[10559, 801], [1417, 2283]]},
+                caption=t("Rows are the true class, columns the predicted class."),
+            ),
+            Chart(
+                name="roc",
+                title=t("ROC curve"),
+                kind="curve",
+                data={
+                    "x_label": t("False positive rate"),
+                    "y_label": t("True positive rate"),
+                    "series": [
+                        {"name": t("model (AUC 0.901)"), "x": fpr, "y": [1 - (1 - x) ** 6.5 for x in fpr]},
+                    ],
+                    "diagonal": True,
+                },
+                caption=t("The dashed diagonal is a classifier that guesses."),
+            ),
+            Chart(
+                name="pr",
+                title=t("Precision-recall curve"),
+                kind="curve",
+                data={
+                    "x_label": t("Recall"),
+                    "y_label": t("Precision"),
+                    "series": [
+                        {"name": t("model (AP 0.762)"), "x": recall,
+                         "y": [0.246 + 0.73 * (1 - r ** 3) for r in recall]},
+                        {"name": t("base rate"), "x": [0.0, 1.0], "y": [0.246, 0.246]},
+                    ],
+                    "diagonal": False,
+                },
+            ),
+            Chart(
+                name="recall_by_class",
+                title=t("Recall by class"),
+                kind="bar",
+                data={
+                    "x_label": t("Class"),
+                    "y_label": t("Recall"),
+                    "labels": [t("<=50K"), t(">50K")],
+                    "values": [0.93108, 0.61703],
+                    "errors": [[0.92641, 0.93562], [0.60118, 0.63297]],
+                },
+                caption=t("Error bars are 95% bootstrap intervals."),
+            ),
+        ],
+        notes=[t("Thresholded at 0.5 on the probability of >50K.")],
+        options={"threshold": 0.5, "bootstrap": 1000, "positive_class": t(">50K")},
+    )
+
+
+def _regression_audit(t: Text) -> AuditResult:
+    actual = [20000 + 1500 * i for i in range(40)]
+    predicted = [a + (a / 12) * math.sin(i * 1.7) for i, a in enumerate(actual)]
+    return AuditResult(
+        audit="income_regression",
+        title=t("Income regression (plugin)"),
+        status="warn",
+        summary=t("Errors grow with income: the model is less precise for high earners."),
+        metrics={
+            "mae": Metric(4312.57, t("MAE"), (4101.2, 4533.9), "bootstrap", "lower", True),
+            "r2": Metric(0.41231, t("R²"), (0.38804, 0.43517), "bootstrap", "higher", True),
+            "mape": Metric(None, t("MAPE"), None, None, "lower",
+                           description=t("Undefined: some targets are zero.")),
+        },
+        findings=[Finding("warning", t("heteroscedastic"), t("Residuals grow with the predicted value."))],
+        tables=[
+            Table(
+                name="by_band",
+                title=t("Error by income band"),
+                columns=[t("Band"), t("Rows"), t("MAE")],
+                rows=[[t("< 30k"), 5210, 2210.4], [t("30k-60k"), 7031, 4102.9], [t("> 60k"), 2819, None]],
+            )
+        ],
+        charts=[
+            Chart(
+                name="predicted_vs_actual",
+                title=t("Predicted vs actual"),
+                kind="scatter",
+                data={"x_label": t("Actual income"), "y_label": t("Predicted income"),
+                      "x": actual, "y": predicted, "reference": "y=x"},
+                caption=t("Points on the dashed line are predicted exactly."),
+            ),
+            Chart(
+                name="residuals",
+                title=t("Residuals"),
+                kind="scatter",
+                data={"x_label": t("Predicted income"), "y_label": t("Residual"),
+                      "x": predicted, "y": [p - a for p, a in zip(predicted, actual)], "reference": "y=0"},
+            ),
+        ],
+    )
+
+
+def _tampered_audit() -> dict[str, Any]:
+    """An audit edited by hand in report.json: status and severity are not valid values."""
+    return {
+        "audit": "tampered",
+        "title": _hostile("Tampered"),
+        "status": _hostile("pass"),
+        "summary": _hostile("Edited by hand."),
+        "metrics": {_hostile("m"): {"value": 1, "headline": True}},
+        "findings": [{"severity": _hostile("warning"), "code": _hostile("x"), "message": _hostile("y")}],
+        "tables": [{"name": "t", "title": _hostile("Ragged"), "columns": [_hostile("a")], "rows": [[1, 2], [_hostile("c")]]}],
+        "charts": [{"name": "c", "title": _hostile("Unknown kind"), "kind": _hostile("pie"), "data": {}}],
+        "notes": [],
+        "options": {},
+    }
+
+
+def _report(t: Text) -> dict[str, Any]:
+    features = ["age", "workclass", "education_num", "hours_per_week", "capital_gain"]
+    classes = ["<=50K", ">50K"]
+    audits = {
+        "metrics": _metrics_audit(t),
+        "fairness": AuditResult.skipped("fairness", t("Fairness"), t("needs sensitive columns (--sensitive)")),
+        "explain": AuditResult.errored(
+            "explain",
+            t("Permutation importance"),
+            t("RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x17 and 16x64)\n"
+              "  at forward (model.py:12)"),
+        ),
+        "income_regression": _regression_audit(t),
+    }
+    return {
+        "schema_version": "1.0",
+        "tool": {"name": "auditor", "version": "0.1.0"},
+        "verdict": "warn",
+        "model": {
+            "path": t("models/income.pt"),
+            "name": t("income"),
+            "format": "torchscript",
+            "sha256": "9f2c4e8a1b7d3f6e0c5a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f",
+            "size_bytes": 48213,
+            "parameters": 5313,
+            "trainable_parameters": 5313,
+            "layers": [
+                {"name": t("net.0"), "type": "Linear", "parameters": 1088, "output_shape": "[64]"},
+                {"name": t("net.1"), "type": "ReLU", "parameters": 0, "output_shape": "[64]"},
+                {"name": t("net.2"), "type": "Linear", "parameters": 4160, "output_shape": "[64]"},
+                {"name": t("net.3"), "type": "ReLU", "parameters": 0, "output_shape": "[64]"},
+                {"name": t("net.4"), "type": "Linear", "parameters": 65, "output_shape": "[1]"},
+            ],
+            "trust": "TorchScript archive: contains code, loaded with torch.jit.load (no arbitrary Python).",
+            "metadata": {
+                "feature_names": [t(f) for f in features],
+                "class_names": [t(c) for c in classes],
+                "intended_use": t("Research on income prediction; not for credit decisions."),
+            },
+        },
+        "data": {
+            "path": t("data/adult_test.csv"),
+            "sha256": "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e",
+            "size_bytes": 1982331,
+            "rows": 15060,
+            "columns": 6,
+            "features": [t(f) for f in features],
+            "target": t("income"),
+            "task": "binary",
+            "output": "logits",
+            "class_names": [t(c) for c in classes],
+            "class_balance": [
+                {"class": t("<=50K"), "count": 11360, "share": 0.75432},
+                {"class": t(">50K"), "count": 3700, "share": 0.24568},
+            ],
+        },
+        "audits": {name: result.to_dict() for name, result in audits.items()},
+        "run": {
+            "command": t("audit models/income.pt --data data/adult_test.csv --target income"),
+            "started": "2026-11-22T17:00:00+00:00",
+            "seed": 0,
+            "device": "cpu",
+            "forward_passes": 1,
+            "versions": {"auditor": "0.1.0", "python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6"},
+            "platform": "Linux-6.1.0-x86_64-with-glibc2.36",
+            "timings": {
+                "load_model": 0.112,
+                "load_data": 0.204,
+                "inference": 0.318,
+                "audits": {"metrics": 0.853, "fairness": 0.0, "explain": 0.021, "income_regression": 0.047},
+                "total": 1.61,
+            },
+        },
+    }
+
+
+def odd_report() -> dict[str, Any]:
+    """A report.json edited by hand or written by an older tool: optional sections missing,
+    and values of the wrong type wherever a renderer looks."""
+    return {
+        "schema_version": "1.0",
+        "verdict": None,
+        "model": "not an object",
+        "audits": {
+            "odd": {
+                "status": ["not", "a", "status"],
+                "metrics": {"m": {"value": "high", "ci": 5, "ci_method": 3}, "n": "not a metric"},
+                "findings": ["not a finding", {"severity": None}],
+                "tables": [{"rows": "x"}, {"columns": ["a"], "rows": [1, [2, 3]]}, "not a table"],
+                "charts": [{"kind": None}, {"kind": "curve", "data": {"series": [{"x": [1], "y": ["a"]}]}}],
+                "notes": "not a list",
+                "options": ["not", "a", "dict"],
+            },
+            "not an audit": 42,
+        },
+        "run": {"timings": {"total": "slow", "audits": {"odd": None}}, "versions": [1]},
+    }
+
+
+def sample_report() -> dict[str, Any]:
+    """A realistic report document with fixed values."""
+    return _report(_identity)
+
+
+def hostile_report() -> dict[str, Any]:
+    """The sample report with :data:`PAYLOAD` in every data-derived string, plus a tampered
+    audit under a hostile name."""
+    report = _report(_hostile)
+    report["audits"][_hostile("tampered")] = _tampered_audit()
+    return report
+
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def assert_matches_golden(name: str, text: str) -> None:
+    """``text`` equals tests/golden/``name``; with AUDITOR_UPDATE_GOLDEN=1 it replaces it."""
+    path = GOLDEN_DIR / name
+    if os.environ.get("AUDITOR_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+        return
+    assert path.exists(), f"{path} is missing: run the tests with AUDITOR_UPDATE_GOLDEN=1 to create it"
+    expected = path.read_text(encoding="utf-8")
+    assert text == expected, (
+        f"the output differs from {path}; if the change is intended, rerun with AUDITOR_UPDATE_GOLDEN=1 "
+        "and review the diff"
+    )
