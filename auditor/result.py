@@ -134,7 +134,8 @@ class Chart:
     - ``curve``: ``{"x_label", "y_label", "series": [{"name", "x": [...], "y": [...]}],
       "diagonal": bool}`` (ROC, precision-recall, training curves)
     - ``scatter``: ``{"x_label", "y_label", "x": [...], "y": [...], "reference": "y=0"|"y=x"|None}``
-    - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[lo, hi]]|None}``
+    - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[low, high]]|None}``
+      (``errors`` are absolute interval bounds, like ``Metric.ci``, not offsets)
     """
 
     name: str

@@ -55,20 +55,33 @@ def _classify_outputs(raw: np.ndarray, declared: str | None, kind: TaskKind) -> 
     return "logits"
 
 
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values (as label strings) and each row's index into them, without stringifying every row."""
+    if _is_numeric(values):
+        uniques, inverse = np.unique(values, return_inverse=True)
+        return _as_labels(uniques), inverse.reshape(-1)
+    import pyarrow as pa
+
+    encoded = pa.array(values, from_pandas=True).cast(pa.string()).dictionary_encode()
+    return (
+        np.asarray(encoded.dictionary.to_pylist(), dtype=str),
+        encoded.indices.to_numpy(zero_copy_only=False),
+    )
+
+
 def _encode_classes(
     y_raw: np.ndarray, class_names: Sequence[str] | None, n_classes: int, target: str
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    labels = _as_labels(y_raw)
-    observed = np.unique(labels)
+    observed, inverse = _factorize(y_raw)
     if class_names is None:
         numeric = _is_numeric(y_raw) and all(s.lstrip("-").isdigit() for s in observed)
         if not numeric:
-            shown = ", ".join(repr(s) for s in observed[:6])
+            shown = ", ".join(repr(s) for s in sorted(observed)[:6])
             raise DataError(
                 f"The target {target!r} holds text labels ({shown}) and the model does not say "
                 "which output is which class.",
                 hint="Pass --classes with the labels in output order, e.g. --classes "
-                f"'{','.join(observed[:n_classes])}', or set class_names in the model's metadata.",
+                f"'{','.join(sorted(observed)[:n_classes])}', or set class_names in the model's metadata.",
             )
         class_names = [str(i) for i in range(n_classes)]
     names = tuple(str(c) for c in class_names)
@@ -86,10 +99,9 @@ def _encode_classes(
             f"{', '.join(repr(n) for n in names[:10])}).",
             hint="Check --target and --classes, or that this model was trained for these labels.",
         )
-    order = np.argsort(np.array(names))
-    sorted_names = np.array(names)[order]
-    y = order[np.searchsorted(sorted_names, labels)].astype(np.int64)
-    return y, names
+    index = {name: i for i, name in enumerate(names)}
+    mapping = np.array([index[label] for label in observed], dtype=np.int64)
+    return mapping[inverse], names
 
 
 def infer_task(
@@ -117,7 +129,7 @@ def infer_task(
         elif declared_names is not None and len(declared_names) == 2:
             kind = "binary"
         elif y_raw is not None and (
-            not _is_numeric(y_raw) or set(np.unique(_as_labels(y_raw))) <= {"0", "1"}
+            not _is_numeric(y_raw) or set(_as_labels(np.unique(y_raw))) <= {"0", "1"}
         ):
             kind = "binary"
         else:

@@ -99,8 +99,12 @@ def _check_columns(path: Path, columns: list[str]) -> None:
 
 
 def _listing(columns: Sequence[str], limit: int = 20) -> str:
-    shown = ", ".join(repr(c) for c in columns[:limit])
-    return shown + (f", ... ({len(columns)} in all)" if len(columns) > limit else "")
+    """Column names for a message: all of them, or the first and last few (targets are often last)."""
+    if len(columns) <= limit:
+        return ", ".join(repr(c) for c in columns)
+    head, tail = columns[: limit - 5], columns[-5:]
+    return (", ".join(repr(c) for c in head) + ", ..., " + ", ".join(repr(c) for c in tail)
+            + f" ({len(columns)} in all)")
 
 
 def resolve_target(path: Path, columns: list[str], target: str | None, metadata: dict[str, Any]) -> str:
