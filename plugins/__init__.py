@@ -1,0 +1,1 @@
+"""Built-in audits, installed as ``auditor_plugins`` and registered like third-party ones."""
