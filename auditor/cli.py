@@ -247,9 +247,10 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
             click.echo(f"--- traceback of audit {name} ---\n{text}", err=True)
     if not quiet:
         from .report.terminal import render_terminal
+        from .report.write import canonical
 
         console = _console()
-        render_terminal(execution.report, console)
+        render_terminal(canonical(execution.report), console)
         console.print(
             f"Reports written to {out}{os.sep}: " + ", ".join(p.name for p in written),
             markup=False,

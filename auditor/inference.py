@@ -104,7 +104,14 @@ def run_inference(
                 torch.cuda.empty_cache()
                 batch = max(1, batch // 2)
                 continue
-            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
+                if "Guard failed" in str(exc) and "size()[0]" in str(exc):
+                    raise DataError(
+                        f"The model was exported for a fixed batch size and rejected a batch of "
+                        f"{stop - start} rows ({str(exc).strip()[:120]}).",
+                        hint="Re-export it with a dynamic batch dimension: torch.export.export(model, "
+                        "(x,), dynamic_shapes=({0: torch.export.Dim('batch')},)).",
+                    ) from None
                 raise _rejected(exc, n_features, input_shape) from None
             result = result.reshape(stop - start, -1) if result.dim() != 2 else result
             if result.shape[0] != stop - start:

@@ -268,7 +268,7 @@ def load_model(
             hint="The file may be corrupt or saved by an incompatible torch version; save it again.",
         ) from None
 
-    if hasattr(module, "eval"):
+    if kind != "export":  # an exported program is already in inference form; it refuses eval()
         module.eval()
     return LoadedModel(
         module=module,

@@ -116,13 +116,16 @@ def summary(audit: dict[str, Any]) -> str:
 
 
 def metrics(audit: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every metric as ``(display label, metric)``, in the audit's order."""
+    """Every metric as ``(display label, metric)``: headline metrics first, then the rest.
+
+    Within each group the order is report.json's (keys sorted), so a live render and a
+    render from the JSON alone agree.
+    """
     found = audit.get("metrics")
     if not isinstance(found, dict):
         return []
-    return [
-        (str(m.get("label") or name), m) for name, m in found.items() if isinstance(m, dict)
-    ]
+    every = [(str(m.get("label") or name), m) for name, m in found.items() if isinstance(m, dict)]
+    return sorted(every, key=lambda item: not item[1].get("headline"))
 
 
 def headline_metrics(audit: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

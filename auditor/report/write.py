@@ -7,12 +7,14 @@ moved into place with :func:`os.replace`.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .json_report import render_json
 from .registry import FILE_NAMES, RENDERERS
 
 
@@ -36,6 +38,15 @@ def write_atomic(path: Path | str, content: str | bytes) -> None:
         raise
 
 
+def canonical(report: dict[str, Any]) -> dict[str, Any]:
+    """The report exactly as report.json holds it (keys sorted, values cleaned).
+
+    Every format is rendered from this, so a live run and ``audit render report.json``
+    produce the same bytes.
+    """
+    return json.loads(render_json(report))
+
+
 def write_reports(report: dict[str, Any], out_dir: Path | str, formats: list[str]) -> list[Path]:
     """Render ``report`` in each of ``formats`` and write the files into ``out_dir``.
 
@@ -51,7 +62,8 @@ def write_reports(report: dict[str, Any], out_dir: Path | str, formats: list[str
         )
     out_dir = Path(out_dir)
     wanted = list(dict.fromkeys(formats))
-    rendered = {f: RENDERERS[f](report).encode("utf-8") for f in wanted}
+    document = canonical(report)
+    rendered = {f: RENDERERS[f](document).encode("utf-8") for f in wanted}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,0 +1,164 @@
+"""Session fixtures: tiny real models trained on real data (scikit-learn's bundled sets).
+
+Each fixture trains in well under a second on a CPU and saves the model the way users do.
+Expected numbers in tests are computed independently (the eager model + scikit-learn).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+
+NETS = Path(__file__).parent / "nets"
+sys.path.insert(0, str(NETS))
+
+import tiny_nets  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="Rewrite the golden files under tests/golden/."
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--update-golden"):
+        os.environ["AUDITOR_UPDATE_GOLDEN"] = "1"
+
+
+@dataclass
+class Trained:
+    """A trained model, its test frame, and what the tests compare against."""
+
+    module: torch.nn.Module
+    frame: pd.DataFrame
+    features: list[str]
+    target: str
+    folder: Path
+
+    def eager_outputs(self) -> np.ndarray:
+        X = torch.tensor(self.frame[self.features].to_numpy(np.float32))
+        with torch.no_grad():
+            return self.module(X).numpy()
+
+
+def _fit(module: torch.nn.Module, X: np.ndarray, y: np.ndarray, loss_fn, steps: int = 300) -> None:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(module.parameters(), lr=0.01)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(module(Xt), yt).backward()
+        opt.step()
+    module.eval()
+
+
+def _standardise(module: torch.nn.Module, X: np.ndarray) -> None:
+    module.mean.copy_(torch.tensor(X.mean(axis=0), dtype=torch.float32))
+    module.std.copy_(torch.tensor(X.std(axis=0) + 1e-6, dtype=torch.float32))
+
+
+@pytest.fixture(scope="session")
+def breast_cancer(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Binary: an MLP with one logit, saved as TorchScript, state_dict, safetensors and pickle."""
+    torch.manual_seed(0)
+    data = datasets.load_breast_cancer(as_frame=True)
+    features = [c.replace(" ", "_") for c in data.feature_names]
+    frame = data.frame.copy()
+    frame.columns = features + ["target"]
+    train, test = train_test_split(frame, test_size=0.4, random_state=0, stratify=frame["target"])
+    module = tiny_nets.BreastCancerMLP()
+    X = train[features].to_numpy(np.float32)
+    _standardise(module, X)
+    _fit(module, X, train["target"].to_numpy(np.float32)[:, None],
+         torch.nn.functional.binary_cross_entropy_with_logits, steps=150)
+    folder = tmp_path_factory.mktemp("breast_cancer")
+    test = test.reset_index(drop=True)
+    test.to_csv(folder / "test.csv", index=False)
+    torch.jit.save(torch.jit.script(module), str(folder / "model.pt"))
+    torch.save(module.state_dict(), folder / "weights.pt")
+    torch.save(module, folder / "whole.pt")
+    torch.save(module.state_dict(), folder / "legacy.pt", _use_new_zipfile_serialization=False)
+    import safetensors.torch
+
+    safetensors.torch.save_file(dict(module.state_dict()), str(folder / "weights.safetensors"))
+    batch = torch.export.Dim("batch")
+    exported = torch.export.export(module, (torch.zeros(4, 30),), dynamic_shapes=({0: batch},))
+    torch.export.save(exported, str(folder / "exported.pt2"))
+    fixed = torch.export.export(module, (torch.zeros(4, 30),))
+    torch.export.save(fixed, str(folder / "exported_fixed_batch.pt2"))
+    return Trained(module, test, features, "target", folder)
+
+
+@pytest.fixture(scope="session")
+def wine(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Multiclass: 3 wine cultivars, the model outputs softmax probabilities, text labels."""
+    torch.manual_seed(0)
+    data = datasets.load_wine(as_frame=True)
+    features = list(data.feature_names)
+    frame = data.frame.copy()
+    names = ["barolo", "grignolino", "barbera"]
+    frame["cultivar"] = [names[t] for t in frame.pop("target")]
+    train, test = train_test_split(frame, test_size=0.5, random_state=0, stratify=frame["cultivar"])
+    module = tiny_nets.WineSoftmax()
+    X = train[features].to_numpy(np.float32)
+    _standardise(module, X)
+    y = np.array([names.index(v) for v in train["cultivar"]])
+    _fit(module, X, torch.tensor(y).numpy(),
+         lambda p, t: torch.nn.functional.nll_loss(torch.log(p + 1e-9), t), steps=150)
+    folder = tmp_path_factory.mktemp("wine")
+    test = test.reset_index(drop=True)
+    test.to_csv(folder / "test.csv", index=False)
+    meta = {"class_names": names, "target": "cultivar", "feature_names": features}
+    torch.jit.save(torch.jit.script(module), str(folder / "model.pt"),
+                   _extra_files={"auditor.json": json.dumps(meta)})
+    return Trained(module, test, features, "cultivar", folder)
+
+
+@pytest.fixture(scope="session")
+def diabetes(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Regression: disease progression, saved as Parquet and CSV."""
+    torch.manual_seed(0)
+    data = datasets.load_diabetes(as_frame=True)
+    features = list(data.feature_names)
+    frame = data.frame.copy()
+    train, test = train_test_split(frame, test_size=0.3, random_state=0)
+    module = tiny_nets.DiabetesRegressor()
+    y = train["target"].to_numpy(np.float32)
+    module.scale.fill_(float(y.std()))
+    module.shift.fill_(float(y.mean()))
+    _fit(module, train[features].to_numpy(np.float32), y[:, None], torch.nn.functional.mse_loss, steps=300)
+    folder = tmp_path_factory.mktemp("diabetes")
+    test = test.reset_index(drop=True)
+    test.to_csv(folder / "test.csv", index=False)
+    test.to_parquet(folder / "test.parquet", index=False)
+    torch.jit.save(torch.jit.script(module), str(folder / "model.pt"))
+    return Trained(module, test, features, "target", folder)
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """A CNN on 8x8 digit images, audited from flat CSV rows with --input-shape 1,8,8."""
+    torch.manual_seed(0)
+    data = datasets.load_digits(as_frame=True)
+    features = list(data.feature_names)
+    frame = data.frame.copy()
+    train, test = train_test_split(frame, test_size=0.3, random_state=0, stratify=frame["target"])
+    module = tiny_nets.DigitsCNN()
+    X = train[features].to_numpy(np.float32).reshape(-1, 1, 8, 8)
+    _fit(module, X, train["target"].to_numpy(), torch.nn.functional.cross_entropy, steps=150)
+    folder = tmp_path_factory.mktemp("digits")
+    test = test.reset_index(drop=True)
+    test.to_csv(folder / "test.csv", index=False)
+    torch.jit.save(torch.jit.script(module), str(folder / "model.pt"))
+    return Trained(module, test, features, "target", folder)

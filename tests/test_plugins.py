@@ -1,0 +1,108 @@
+"""Third-party audits arrive through the same entry-point group as the built-ins."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from auditor.registry import discover
+from cli_helpers import invoke, read_report
+
+PLUGINS = {
+    "exploding": '''
+        from auditor.plugin import Audit
+
+        class Exploding(Audit):
+            name = "exploding"
+            title = "Always raises"
+            description = "An audit with a bug."
+
+            def run(self, ctx, options):
+                raise ZeroDivisionError("the plugin divided by zero")
+    ''',
+    "needs_groups": '''
+        from auditor.plugin import Audit
+
+        class NeedsGroups(Audit):
+            name = "needs_groups"
+            title = "Needs sensitive columns"
+            description = "Skipped when no sensitive column is named."
+            needs = ("target", "sensitive")
+
+            def run(self, ctx, options):
+                raise AssertionError("must not be called")
+    ''',
+    "badly_named": '''
+        class BadlyNamed:
+            name = "Bad Name!"
+            title = "x"
+            description = "y"
+            def run(self, ctx, options):
+                return None
+    ''',
+}
+
+
+def install_plugin(site: Path, module: str, cls: str) -> None:
+    """Write a module and a dist-info with an entry point, as pip would."""
+    (site / f"{module}.py").write_text(textwrap.dedent(PLUGINS[module]))
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[auditor.audits]\n{module} = {module}:{cls}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+def test_an_audit_that_raises_is_isolated(tmp_path, site, breast_cancer):
+    install_plugin(site, "exploding", "Exploding")
+    out = tmp_path / "out"
+    result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "--out", out, "-q")
+    assert result.exit_code == 3
+    report = read_report(out)
+    assert report["audits"]["exploding"]["status"] == "error"
+    assert "ZeroDivisionError: the plugin divided by zero" in report["audits"]["exploding"]["summary"]
+    assert report["audits"]["metrics"]["status"] in ("pass", "warn")
+    assert report["verdict"] == "error"
+    assert (out / "report.html").is_file()
+
+
+def test_an_audit_whose_needs_are_missing_is_skipped_with_the_reason(tmp_path, site, breast_cancer):
+    install_plugin(site, "needs_groups", "NeedsGroups")
+    out = tmp_path / "out"
+    result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "--out", out, "-q")
+    assert result.exit_code == 0, result.stderr
+    skipped = read_report(out)["audits"]["needs_groups"]
+    assert skipped["status"] == "skipped"
+    assert "needs sensitive columns (--sensitive)" in skipped["summary"]
+
+
+def test_a_plugin_breaking_the_contract_is_named_in_the_error(tmp_path, site, breast_cancer):
+    install_plugin(site, "badly_named", "BadlyNamed")
+    result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "-q",
+                    "--out", tmp_path / "out")
+    assert result.exit_code == 3
+    assert "The audit plugin 'badly_named' (badly_named:BadlyNamed) has name 'Bad Name!'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_auditor_plugins_env_loads_only_the_named_plugins(site, monkeypatch):
+    install_plugin(site, "exploding", "Exploding")
+    assert {"metrics", "exploding"} <= set(discover())
+    monkeypatch.setenv("AUDITOR_PLUGINS", "metrics")
+    assert list(discover()) == ["metrics"]
+
+
+def test_builtin_audits_are_registered_as_entry_points_like_any_plugin():
+    from importlib.metadata import entry_points
+
+    names = {ep.name: ep.value for ep in entry_points(group="auditor.audits")}
+    assert names["metrics"] == "auditor_plugins.metrics:MetricsAudit"
