@@ -64,7 +64,9 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        """The name the model's metadata declares, else the file's stem."""
+        declared = self.metadata.get("name")
+        return declared if isinstance(declared, str) and declared.strip() else self.path.stem
 
 
 def _unsafe_globals(data: bytes | Path) -> list[str]:
