@@ -212,7 +212,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     from .report import write_reports
 
     installed = discover()
-    settings, _sources = ({}, []) if demo else load_settings(kw.get("config_file"), Path.cwd())
+    settings = {} if demo else load_settings(kw.get("config_file"), Path.cwd())
     check_settings(settings, installed)
     formats = _formats(_pick(kw.get("formats"), settings, "format"))
     model: Path = kw["model"]

@@ -71,24 +71,21 @@ def _section(data: Mapping[str, Any], path: Path, *, pyproject: bool) -> dict[st
     return dict(section)
 
 
-def load_settings(config_file: Path | None, cwd: Path) -> tuple[dict[str, Any], list[str]]:
-    """Merged settings from pyproject.toml and --config, and the files they came from."""
+def load_settings(config_file: Path | None, cwd: Path) -> dict[str, Any]:
+    """Merged settings from ./pyproject.toml's [tool.auditor] and --config."""
     merged: dict[str, Any] = {}
-    sources: list[str] = []
     pyproject = cwd / "pyproject.toml"
     files = [(pyproject, True)] if pyproject.is_file() else []
     if config_file is not None:
         files.append((config_file, False))
     for path, is_pyproject in files:
         section = _section(read_toml(path), path, pyproject=is_pyproject)
-        if section:
-            sources.append(path.name if is_pyproject else str(path))
         for key, value in section.items():
             if isinstance(value, Mapping):
                 merged.setdefault(key, {}).update(value)
             else:
                 merged[key] = value
-    return merged, sources
+    return merged
 
 
 def check_settings(settings: Mapping[str, Any], audit_names: Iterable[str]) -> None:

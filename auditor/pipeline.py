@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping, Sequence
 
-import numpy as np
 
 from .config import audit_options
 from .context import AuditContext
@@ -137,18 +136,8 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         forward_passes=1,
     )
 
-    current: dict[str, Any] = {}
-
-    def on_start(name: str) -> None:
-        if "step" in current:
-            current["step"].__exit__(None, None, None)
-        current["step"] = progress.step(f"Audit: {name}")
-        current["step"].__enter__()
-
     t = time.perf_counter()
-    outcome = run_audits(ctx, audits, options, on_start=on_start)
-    if "step" in current:
-        current["step"].__exit__(None, None, None)
+    outcome = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}"))
     timings["audits"] = outcome.timings
     timings["audits_total"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

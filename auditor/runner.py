@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
 from .context import AuditContext
 from .plugin import NEEDS
@@ -37,30 +38,37 @@ def run_audits(
     audits: Mapping[str, Any],
     options: Mapping[str, Mapping[str, Any]],
     *,
-    on_start: Callable[[str], None] | None = None,
+    step: Callable[[str], ContextManager[Any]] | None = None,
 ) -> RunOutcome:
-    """Run each audit in order; one that raises becomes an ``error`` result, the rest go on."""
+    """Run each audit in order; one that raises becomes an ``error`` result, the rest go on.
+
+    ``step(name)``, when given, wraps each audit (the CLI draws a progress line with it).
+    """
     outcome = RunOutcome()
     for name, audit in audits.items():
-        if on_start is not None:
-            on_start(name)
-        missing = missing_needs(ctx, tuple(audit.needs))
-        started = time.perf_counter()
-        if missing:
-            reason = "; ".join(NEEDS[m] for m in missing)
-            result = AuditResult.skipped(name, audit.title, f"Skipped: {reason}.")
-        else:
-            try:
-                result = audit.run(ctx, dict(options[name]))
-                if not isinstance(result, AuditResult):
-                    raise TypeError(f"run() returned {type(result).__name__}, not an AuditResult")
-                result.options = dict(options[name])
-            except Exception as exc:  # noqa: BLE001 - an audit's failure must not stop the others
-                outcome.tracebacks[name] = traceback.format_exc()
-                result = AuditResult.errored(name, audit.title, f"{type(exc).__name__}: {exc}")
-        outcome.timings[name] = time.perf_counter() - started
-        outcome.results[name] = result
+        with step(name) if step is not None else nullcontext():
+            started = time.perf_counter()
+            outcome.results[name] = _run_one(ctx, name, audit, options[name], outcome.tracebacks)
+            outcome.timings[name] = time.perf_counter() - started
     return outcome
+
+
+def _run_one(
+    ctx: AuditContext, name: str, audit: Any, options: Mapping[str, Any], tracebacks: dict[str, str]
+) -> AuditResult:
+    missing = missing_needs(ctx, tuple(audit.needs))
+    if missing:
+        reason = "; ".join(NEEDS[m] for m in missing)
+        return AuditResult.skipped(name, audit.title, f"Skipped: {reason}.")
+    try:
+        result = audit.run(ctx, dict(options))
+        if not isinstance(result, AuditResult):
+            raise TypeError(f"run() returned {type(result).__name__}, not an AuditResult")
+    except Exception as exc:  # noqa: BLE001 - an audit's failure must not stop the others
+        tracebacks[name] = traceback.format_exc()
+        return AuditResult.errored(name, audit.title, f"{type(exc).__name__}: {exc}")
+    result.options = dict(options)
+    return result
 
 
 def verdict(results: Mapping[str, AuditResult]) -> str:

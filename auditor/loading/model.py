@@ -143,7 +143,7 @@ def _load_weights_into(
     module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, spec: str
 ) -> None:
     try:
-        result = module.load_state_dict(state, strict=True)
+        module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         detail = " ".join(line.strip() for line in first[:3])
@@ -151,7 +151,6 @@ def _load_weights_into(
             f"The weights in {path.name} do not fit {spec}: {detail[:400]}",
             hint="Check that --model-class names the class these weights were saved from.",
         ) from None
-    del result
 
 
 def _check_export_members(path: Path, trust: bool) -> None:
@@ -171,7 +170,7 @@ def _check_export_members(path: Path, trust: bool) -> None:
                     raise _refuse_pickle(path, f"a torch.export program whose {name} is a pickle", unsafe)
 
 
-def _read_metadata(path: Path, fmt: str, embedded: str | None) -> dict[str, Any]:
+def _read_metadata(path: Path, embedded: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     sources = []
     if embedded:
@@ -278,6 +277,6 @@ def load_model(
         path=path,
         sha256=sha256_file(path),
         size_bytes=path.stat().st_size,
-        metadata=_read_metadata(path, kind, embedded),
+        metadata=_read_metadata(path, embedded),
         trust=TRUST_NOTES[kind],
     )
