@@ -60,13 +60,11 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if _is_numeric(values):
         uniques, inverse = np.unique(values, return_inverse=True)
         return _as_labels(uniques), inverse.reshape(-1)
-    import pyarrow as pa
-
-    encoded = pa.array(values, from_pandas=True).cast(pa.string()).dictionary_encode()
-    return (
-        np.asarray(encoded.dictionary.to_pylist(), dtype=str),
-        encoded.indices.to_numpy(zero_copy_only=False),
-    )
+    labels = [str(v) for v in values.tolist()]
+    uniques = sorted(set(labels))
+    lookup = {label: i for i, label in enumerate(uniques)}
+    inverse = np.fromiter((lookup[label] for label in labels), dtype=np.int64, count=len(labels))
+    return np.asarray(uniques, dtype=str), inverse
 
 
 def _encode_classes(
