@@ -85,9 +85,12 @@ class DefaultGroup(click.Group):
         run = self.commands["run"]
         with click.Context(run, info_name="audit", parent=None) as run_ctx:
             run.format_options(run_ctx, formatter)
+        with formatter.indentation():
+            formatter.write_dl([("--version", "Show the version and exit.")])
         self.format_commands(ctx, formatter)
         formatter.write_paragraph()
         formatter.write_text(EXAMPLES)
+        formatter.write_paragraph()
         formatter.write_text(
             "Exit codes: 0 passed (warnings allowed), 1 an audit failed, 2 bad usage or input, "
             "3 an audit or auditor itself broke. Settings may also live in [tool.auditor] in "
