@@ -8,7 +8,15 @@ docstring and the dataclasses agree.
     ``model`` (:class:`auditor.loading.model.LoadedModel`), ``data`` (:class:`Dataset`),
     ``task`` (:class:`Task`), ``predictions`` (:class:`Predictions`), ``seed`` (int),
     ``device`` (str, e.g. ``"cpu"`` or ``"cuda:0"``), ``forward_passes`` (int: how many
-    times the model was run over the data; one per dataset).
+    times the model was run over the data; one per dataset), ``sensitive`` (dict of
+    :class:`Groups` by column name, in the order the user named them; empty when none).
+
+``Groups``
+    ``column`` (the sensitive column's name), ``codes`` (int64 array, one group index per
+    row), ``labels`` (tuple of str: ``labels[i]`` names group i; missing values form the
+    group ``"(missing)"``), ``binned`` (str or None: how a numeric column with many values
+    was cut into groups, e.g. ``"quartiles"``), ``fed_to_model`` (bool: the column is also
+    one of the model's features).
 
 ``Dataset``
     ``path``, ``sha256``, ``n_rows``, ``columns`` (every column in the file, in order),
@@ -77,6 +85,19 @@ class Predictions:
     value: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Groups:
+    column: str
+    codes: np.ndarray
+    labels: tuple[str, ...]
+    binned: str | None = None
+    fed_to_model: bool = False
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=len(self.labels))
+
+
 @dataclass
 class AuditContext:
     model: "LoadedModel"
@@ -86,6 +107,7 @@ class AuditContext:
     seed: int = 0
     device: str = "cpu"
     forward_passes: int = 1
+    sensitive: dict[str, Groups] = field(default_factory=dict)
 
     @property
     def has_target(self) -> bool:

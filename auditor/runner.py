@@ -19,7 +19,7 @@ def missing_needs(ctx: AuditContext, needs: tuple[str, ...]) -> list[str]:
         "target": ctx.has_target,
         "classification": ctx.task.is_classification,
         "regression": ctx.task.kind == "regression",
-        "sensitive": bool(getattr(ctx, "sensitive", None)),
+        "sensitive": bool(ctx.sensitive),
         "history": getattr(ctx, "history", None) is not None,
         "train_data": getattr(ctx, "train_data", None) is not None,
     }
