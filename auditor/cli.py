@@ -31,6 +31,8 @@ Examples:
       named target/label/y/class; reports go to reports/model/
   audit model.pt --data test.parquet --target income --classes '<=50K,>50K'
       name the target and which model output is which class
+  audit model.pt --data test.csv --sensitive sex --sensitive race
+      fairness across sex, race and their intersection
   audit weights.safetensors --model-class mypkg.nets:Net --data test.csv
       weights only: name the class to load them into
   audit cnn.pt --data digits.csv --input-shape 1,8,8
@@ -169,6 +171,15 @@ def _shape(value: Any) -> list[int] | None:
     return shape
 
 
+def _sensitive(cli_value: Sequence[str] | None, settings: dict[str, Any]) -> list[str] | None:
+    """--sensitive may repeat and may hold commas; else [tool.auditor] sensitive."""
+    from .config import split_list
+
+    if cli_value:
+        return [name for value in cli_value for name in split_list(value) or []]
+    return split_list(settings.get("sensitive"))
+
+
 def _pick(cli_value: Any, settings: dict[str, Any], key: str, default: Any = None) -> Any:
     if cli_value is not None and cli_value != ():
         return cli_value
@@ -186,6 +197,7 @@ def cli() -> None:
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="Test data: CSV, CSV.gz or Parquet, with a header row.")
 @click.option("--target", help="Target column. Default: the model's declared target, else a column named target, label, y or class.")
 @click.option("--features", help="Comma-separated feature columns in the model's input order. Default: the model's declared feature_names, else every other column in file order.")
+@click.option("--sensitive", multiple=True, metavar="COL[,COL]", help="Sensitive attribute column(s) for the fairness audit, e.g. --sensitive sex --sensitive race (or sex,race). Never fed to the model unless listed in --features. Default: the model's declared sensitive columns found in the data.")
 @click.option("--classes", help="Class labels in the model's output order, e.g. '<=50K,>50K'. Default: the model's class_names, else 0..K-1.")
 @click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), help="Default auto: from the model's output width and the target.")
 @click.option("--input-shape", help="Reshape each flat row for the model, e.g. 1,8,8 (CNN) or T,F (LSTM).")
@@ -224,6 +236,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         data=kw["data"],
         target=_pick(kw.get("target"), settings, "target"),
         features=split_list(_pick(kw.get("features"), settings, "features")),
+        sensitive=_sensitive(kw.get("sensitive"), settings),
         classes=split_list(_pick(kw.get("classes"), settings, "classes")),
         task=_pick(kw.get("task"), settings, "task", "auto"),
         input_shape=_shape(_pick(kw.get("input_shape"), settings, "input_shape")),

@@ -33,6 +33,7 @@ from .plugin import Option
 SETTINGS: dict[str, type | tuple[type, ...]] = {
     "target": str,
     "features": (list, str),
+    "sensitive": (list, str),
     "classes": (list, str),
     "task": str,
     "input_shape": (list, str),

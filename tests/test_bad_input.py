@@ -181,13 +181,26 @@ def test_model_file_given_as_data(tmp_path, good):
     run_expecting_error(tmp_path, good[0], good[0], fragments=("looks like a saved model",))
 
 
-def test_duplicate_column_names(tmp_path, good):
+def test_a_column_named_twice_with_different_values_is_ambiguous(tmp_path, good):
     lines = good[1].read_text().splitlines()
     header = lines[0].split(",")
     header[1] = header[0]
     lines[0] = ",".join(header)
     data = write(tmp_path / "d.csv", "\n".join(lines) + "\n")
-    run_expecting_error(tmp_path, good[0], data, fragments=("twice",))
+    run_expecting_error(tmp_path, good[0], data, fragments=("two different columns named", "Rename"))
+
+
+def test_a_column_named_twice_with_identical_values_is_read(tmp_path, breast_cancer, good):
+    """ProPublica's COMPAS file repeats decile_score and priors_count with identical copies."""
+    frame = breast_cancer.frame.copy()
+    first = breast_cancer.features[0]
+    frame.insert(len(frame.columns), "copy", frame[first])
+    lines = frame.to_csv(index=False).splitlines()
+    lines[0] = lines[0].replace(",copy", f",{first}")
+    data = write(tmp_path / "d.csv", "\n".join(lines) + "\n")
+    result = invoke(good[0], "--data", data, "--out", tmp_path / "out", "-q", "--features",
+                    ",".join(breast_cancer.features))
+    assert result.exit_code == 0, result.stderr
 
 
 def test_binary_garbage_as_gzip_data(tmp_path, good):

@@ -18,8 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..context import Dataset
+from ..context import Dataset, Groups
 from ..errors import DataError, UsageError
+from ..arrow import column_to_numpy
+from ..groups import groups_from_column
 from ..hashing import sha256_file
 
 TARGET_NAMES = ("target", "label", "y", "class")
@@ -34,6 +36,7 @@ class RawData:
 
     dataset: Dataset
     target_values: np.ndarray | None
+    sensitive: dict[str, Groups]
 
 
 def _format_of(path: Path) -> str:
@@ -87,15 +90,46 @@ def _parquet_columns(path: Path) -> list[str]:
         raise DataError(f"The Parquet file {path.name} cannot be read: {exc}.") from None
 
 
-def _check_columns(path: Path, columns: list[str]) -> None:
-    seen: set[str] = set()
+def _read_names(columns: list[str]) -> list[str]:
+    """Names to read the file with: a repeated header name gets '.1', '.2'... like pandas."""
+    taken = set(columns)
+    seen: dict[str, int] = {}
+    names = []
     for name in columns:
-        if name in seen:
-            raise DataError(
-                f"The data file {path.name} has the column {name!r} twice.",
-                hint="Rename one of them so every column name is unique.",
-            )
-        seen.add(name)
+        if name not in seen:
+            seen[name] = 0
+            names.append(name)
+            continue
+        while True:
+            seen[name] += 1
+            candidate = f"{name}.{seen[name]}"
+            if candidate not in taken:
+                break
+        taken.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def _copies(columns: list[str], used: Sequence[str]) -> dict[str, list[str]]:
+    """For each used column whose name the header repeats, the read names of its other copies."""
+    names = _read_names(columns)
+    copies: dict[str, list[str]] = {}
+    for header, read_as in zip(columns, names):
+        if header in used and read_as != header:
+            copies.setdefault(header, []).append(read_as)
+    return copies
+
+
+def _check_copies_agree(path: Path, table: pa.Table, copies: dict[str, list[str]]) -> None:
+    """A repeated column may be read only when every copy holds the same values."""
+    for name, others in copies.items():
+        for other in others:
+            if not table.column(name).equals(table.column(other)):
+                raise DataError(
+                    f"The data file {path.name} has two different columns named {name!r}, and the "
+                    "audit reads it.",
+                    hint="Rename one of them so the column the model needs is unambiguous.",
+                )
 
 
 def _listing(columns: Sequence[str], limit: int = 20) -> str:
@@ -126,6 +160,23 @@ def resolve_target(path: Path, columns: list[str], target: str | None, metadata:
         f"No target column found in {path.name}: none is named {', '.join(TARGET_NAMES)}.",
         hint=f"Columns: {_listing(columns)}. Name the target with --target COL.",
     )
+
+
+def resolve_sensitive(
+    path: Path, columns: list[str], requested: Sequence[str] | None, metadata: dict[str, Any]
+) -> list[str]:
+    """The sensitive columns: those asked for (each must exist), else those the model's
+    metadata declares that the file has."""
+    if requested:
+        missing = [name for name in requested if name not in columns]
+        if missing:
+            raise DataError(
+                f"The sensitive column(s) {_listing(missing, 8)} are not in {path.name}.",
+                hint=f"Columns: {_listing(columns)}. Fix --sensitive (or [tool.auditor] sensitive).",
+            )
+        return list(dict.fromkeys(requested))
+    declared = metadata.get("sensitive") or []
+    return [str(name) for name in declared if str(name) in columns]
 
 
 def resolve_features(
@@ -184,8 +235,11 @@ def _raise_arrow(path: Path, exc: Exception, all_columns: list[str]) -> None:
     raise DataError(f"{path.name} cannot be parsed as CSV: {text.splitlines()[0][:200]}") from None
 
 
-def _read_table(path: Path, fmt: str, columns: list[str], features: list[str], keep: list[str]) -> pa.Table:
-    wanted = list(dict.fromkeys(features + keep))
+def _read_table(
+    path: Path, fmt: str, columns: list[str], features: list[str], keep: list[str], copies: dict[str, list[str]]
+) -> pa.Table:
+    wanted = list(dict.fromkeys(features + keep + [c for others in copies.values() for c in others]))
+    float_columns = features + [c for name in features for c in copies.get(name, [])]
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -207,40 +261,15 @@ def _read_table(path: Path, fmt: str, columns: list[str], features: list[str], k
         source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
     convert = pacsv.ConvertOptions(
         include_columns=wanted,
-        column_types={name: pa.float32() for name in features},
+        column_types={name: pa.float32() for name in float_columns},
         strings_can_be_null=True,
     )
+    read = pacsv.ReadOptions(column_names=_read_names(columns), skip_rows=1) if copies else None
     try:
-        return pacsv.read_csv(source, convert_options=convert)
+        return pacsv.read_csv(source, read_options=read, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         _raise_arrow(path, exc, columns)
         raise  # unreachable: _raise_arrow always raises
-
-
-def column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
-    """A column as numpy without pyarrow's ``to_numpy`` (which imports pandas, ~0.25 s).
-
-    Numeric columns without nulls are viewed from their buffers chunk by chunk; anything
-    else goes through a dictionary encoding (a few distinct values, any number of rows).
-    """
-    kind = column.type
-    if pa.types.is_boolean(kind):
-        column, kind = column.cast(pa.int8()), pa.int8()
-    if (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and column.null_count == 0:
-        dtype = np.dtype(kind.to_pandas_dtype())
-        parts = [
-            np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
-            for chunk in column.chunks
-        ]
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
-    encoded = column.combine_chunks().dictionary_encode()
-    values = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
-    raw = encoded.indices
-    indices = np.frombuffer(raw.buffers()[1], dtype=np.int32, count=len(raw), offset=raw.offset * 4)
-    if raw.null_count:  # null slots hold arbitrary indices: point them at None
-        nulls = column_to_numpy(pa.chunked_array([raw.is_null()])).astype(bool)
-        indices = np.where(nulls, len(values) - 1, indices)
-    return values[indices]
 
 
 def _feature_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndarray:
@@ -274,27 +303,24 @@ def load_data(
     target: str | None,
     features: Sequence[str] | None,
     metadata: dict[str, Any],
-    extra_columns: Sequence[str] = (),
+    sensitive: Sequence[str] | None = None,
 ) -> RawData:
     """Read and validate the data file; the target stays as the file held it."""
     fmt = _format_of(path)
     columns = _parquet_columns(path) if fmt == "parquet" else _csv_header(path, fmt)
-    _check_columns(path, columns)
-    for name in extra_columns:
-        if name not in columns:
-            raise DataError(
-                f"The column {name!r} is not in {path.name}.", hint=f"Columns: {_listing(columns)}."
-            )
+    sensitive = resolve_sensitive(path, columns, sensitive, metadata)
     target_name = resolve_target(path, columns, target, metadata)
     feature_names = resolve_features(
-        path, columns, features, metadata, exclude=[target_name, *extra_columns]
+        path, columns, features, metadata, exclude=[target_name, *sensitive]
     )
+    copies = _copies(columns, [*feature_names, target_name, *sensitive])
     if target_name in feature_names:
         raise UsageError(f"The target column {target_name!r} is also listed as a feature.")
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(sha256_file, path)
-        table = _read_table(path, fmt, columns, feature_names, [target_name, *extra_columns])
+        table = _read_table(path, fmt, columns, feature_names, [target_name, *sensitive], copies)
+        _check_copies_agree(path, table, copies)
         if table.num_rows == 0:
             raise DataError(
                 f"The data file {path.name} has a header but no data rows.",
@@ -308,7 +334,10 @@ def load_data(
                 hint="Drop rows without a label before auditing.",
             )
         target_values = column_to_numpy(y_column)
-        extra = {name: column_to_numpy(table.column(name)) for name in extra_columns}
+        groups = {
+            name: groups_from_column(name, table.column(name), fed_to_model=name in feature_names)
+            for name in sensitive
+        }
         n_rows = table.num_rows
         del table
         sha = digest.result()
@@ -321,6 +350,5 @@ def load_data(
         feature_names=feature_names,
         X=X,
         target_name=target_name,
-        extra=extra,
     )
-    return RawData(dataset=dataset, target_values=target_values)
+    return RawData(dataset=dataset, target_values=target_values, sensitive=groups)

@@ -58,3 +58,14 @@ class DigitsCNN(nn.Module):
 def needs_arguments(width: int) -> nn.Module:
     """A factory that cannot be called without arguments."""
     return nn.Linear(width, 1)
+
+
+class DecileRule(nn.Module):
+    """COMPAS's published decision rule as a model: 'high risk' when decile_score >= 5.
+
+    Outputs a logit (decile - 4.5), so the predicted class is exactly ProPublica's
+    Medium/High versus Low split.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] - 4.5

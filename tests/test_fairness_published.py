@@ -1,0 +1,37 @@
+"""auditor reproduces published COMPAS figures when fed ProPublica's data and COMPAS's rule.
+
+Sources: ProPublica, "How We Analyzed the COMPAS Recidivism Algorithm" (2016), and
+Dressel & Farid, "The accuracy, fairness, and limits of predicting recidivism", Science
+Advances 4(1) eaao5580 (2018), Table 2 column D (COMPAS, 7,214 defendants): with 'high risk'
+meaning decile score >= 5 and truth meaning two-year recidivism:
+
+| group            | accuracy | false positive rate | false negative rate |
+| all              | 65.4%    | 32.35%              | 37.40%              |
+| African-American | 63.8%    | 44.85%              | 27.99%              |
+| Caucasian        | 67.0%    | 23.45%              | 47.72%              |
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cli_helpers import invoke, read_report
+
+
+@pytest.fixture(scope="module")
+def compas_report(compas, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compas_report")
+    result = invoke(compas.folder / "rule.pt", "--data", compas.folder / "compas.csv", "--sensitive", "race",
+                    "--sensitive", "sex", "--out", out, "-q")
+    assert result.exit_code in (0, 1), result.stderr
+    return read_report(out)
+
+
+def test_overall_figures_match_the_published_table(compas_report):
+    metrics = compas_report["audits"]["metrics"]["metrics"]
+    assert compas_report["data"]["rows"] == 7214
+    assert round(100 * metrics["accuracy"]["value"], 1) == 65.4
+    cm = next(t for t in compas_report["audits"]["metrics"]["tables"] if t["name"] == "confusion_matrix")
+    (tn, fp), (fn, tp) = (row[1:] for row in cm["rows"])
+    assert round(100 * fp / (fp + tn), 2) == 32.35
+    assert round(100 * fn / (fn + tp), 2) == 37.40
