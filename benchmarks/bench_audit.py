@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-DATA_VERSION = "v1"  # bump when the generator or the model changes, to invalidate the cache
+DATA_VERSION = "v2"  # bump when the generator or the model changes, to invalidate the cache
 SEED = 1234
 N_FEATURES = 30
 N_FACTORS = 5
@@ -116,7 +116,8 @@ class Process:
         return [f"{FEATURE_KINDS[j % len(FEATURE_KINDS)]}_{j:02d}" for j in range(N_FEATURES)]
 
     def sample(self, n: int, stream: int) -> pa.Table:
-        """``n`` rows from random stream ``stream``: the features, then ``target`` (0/1)."""
+        """``n`` rows from random stream ``stream``: the features, two sensitive text
+        columns (``group_a``, ``group_b``), then ``target`` (0/1)."""
         rng = np.random.default_rng([SEED, 1, stream])
         factors = rng.normal(size=(n, N_FACTORS))
         z = factors @ self.loadings.T + rng.normal(size=(n, N_FEATURES)) * self.noise_sd
@@ -125,6 +126,12 @@ class Process:
         columns: dict[str, np.ndarray] = {}
         for j, name in enumerate(self.feature_names):
             columns[name] = _marginal(FEATURE_KINDS[j % len(FEATURE_KINDS)], z[:, j])
+        # Two sensitive attributes the model never sees, tied to the latent factors so that
+        # the groups really differ: 2 groups, and 5 groups of unequal size.
+        columns["group_a"] = np.where(factors[:, 0] + rng.normal(size=n) > 0, "A", "B")
+        columns["group_b"] = np.array(["g1", "g2", "g3", "g4", "g5"])[
+            np.searchsorted([-1.0, -0.3, 0.4, 1.2], factors[:, 1] + 0.5 * rng.normal(size=n))
+        ]
         columns["target"] = target
         return pa.table(columns)
 
@@ -380,6 +387,7 @@ def bench_size(
                     audit_argv = audit + [
                         str(model_path), "--data", str(csv_path), "--out", str(report_dir),
                         "--quiet", "--device", args.device,
+                        *(["--sensitive", "group_a,group_b"] if args.with_fairness else []),
                     ]  # fmt: skip
                     result.audit.runs.append(run_child(audit_argv, scratch_dir))
                     shutil.rmtree(report_dir, ignore_errors=True)
@@ -393,6 +401,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each command")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (given to both commands)")
     parser.add_argument("--floor-only", action="store_true", help="time the floor alone")
+    parser.add_argument(
+        "--with-fairness",
+        action="store_true",
+        help="also name group_a and group_b as sensitive (fairness audit with their intersection)",
+    )
     parser.add_argument(
         "--floor-batch-size",
         type=int,
@@ -436,6 +449,7 @@ def main() -> None:
             "repeats": args.repeats,
             "device": args.device,
             "floor_only": args.floor_only,
+            "with_fairness": args.with_fairness,
             "floor_batch_size": args.floor_batch_size,
             "cpus": args.cpus or None,
             "audit_command": None if args.floor_only else audit,
