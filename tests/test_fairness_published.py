@@ -35,3 +35,40 @@ def test_overall_figures_match_the_published_table(compas_report):
     (tn, fp), (fn, tp) = (row[1:] for row in cm["rows"])
     assert round(100 * fp / (fp + tn), 2) == 32.35
     assert round(100 * fn / (fn + tp), 2) == 37.40
+
+
+def group_rows(report: dict, column: str) -> dict[str, dict]:
+    table = next(t for t in report["audits"]["fairness"]["tables"] if t["name"] == f"groups_{column}")
+    return {row[0]: dict(zip(table["columns"], row)) for row in table["rows"]}
+
+
+@pytest.mark.parametrize("group, accuracy, fpr, fnr", [
+    ("African-American", 63.8, 44.85, 27.99),
+    ("Caucasian", 67.0, 23.45, 47.72),
+])
+def test_per_race_figures_match_the_published_table(compas_report, group, accuracy, fpr, fnr):
+    row = group_rows(compas_report, "race")[group]
+    assert round(100 * row["accuracy"], 1) == accuracy
+    assert round(100 * row["FPR"], 2) == fpr
+    assert round(100 * row["FNR"], 2) == fnr
+
+
+def test_groups_too_small_to_judge_are_reported_not_dropped(compas_report):
+    rows = group_rows(compas_report, "race")
+    assert rows["Native American"]["count"] == 18
+    assert "too small to judge" in rows["Native American"]["note"]
+    assert sum(row["count"] for row in rows.values()) == 7214
+
+
+def test_disparities_equal_fairlearns_on_the_same_predictions(compas, compas_report):
+    """fairlearn is the oracle: same data, same predictions, groups large enough to judge."""
+    from fairlearn.metrics import demographic_parity_difference, demographic_parity_ratio
+
+    frame = compas.frame
+    judged = frame[frame["race"].map(frame["race"].value_counts()) >= 30]
+    y, pred = judged["two_year_recid"], (judged["decile_score"] >= 5).astype(int)
+    metrics = compas_report["audits"]["fairness"]["metrics"]
+    assert metrics["race.demographic_parity_difference"]["value"] == pytest.approx(
+        demographic_parity_difference(y, pred, sensitive_features=judged["race"]), abs=1e-12)
+    assert metrics["race.demographic_parity_ratio"]["value"] == pytest.approx(
+        demographic_parity_ratio(y, pred, sensitive_features=judged["race"]), abs=1e-12)
