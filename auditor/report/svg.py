@@ -86,7 +86,7 @@ def _px(value: float) -> str:
 
 def _fit(text: str, width_px: float) -> str:
     """``text`` shortened with an ellipsis to fit about ``width_px`` pixels."""
-    chars = max(int(width_px / _CHAR_WIDTH), 2)
+    chars = max(int(width_px / _CHAR_WIDTH + 1e-9), 2)  # 6 chars x width / width can be 5.999...
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
