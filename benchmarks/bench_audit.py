@@ -264,7 +264,7 @@ def run_child(argv: list[str], log_dir: Path) -> Run:
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    if code not in (0, 1):  # 1 is a verdict (an audit failed), not a broken run
         stderr_tail = stderr_path.read_text(errors="replace")[-3000:]
         raise SystemExit(f"command failed with exit status {code}: {' '.join(argv)}\n{stderr_tail}")
     return Run(seconds, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
