@@ -9,7 +9,21 @@ docstring and the dataclasses agree.
     ``task`` (:class:`Task`), ``predictions`` (:class:`Predictions`), ``seed`` (int),
     ``device`` (str, e.g. ``"cpu"`` or ``"cuda:0"``), ``forward_passes`` (int: how many
     times the model was run over the data; one per dataset), ``sensitive`` (dict of
-    :class:`Groups` by column name, in the order the user named them; empty when none).
+    :class:`Groups` by column name, in the order the user named them; empty when none),
+    ``history`` (:class:`History` from ``--history``, or None), ``train`` (:class:`TrainData`
+    from ``--train-data``, or None).
+
+``History``
+    A training history, one entry per epoch: ``source`` (the file or folder name),
+    ``format`` (``csv``, ``lightning_csv``, ``json``, ``keras_json`` or ``tensorboard``),
+    ``epochs`` (int64, ascending), ``series`` (every logged per-epoch quantity by its name
+    in the log, float64, NaN where an epoch has no value), ``train_loss`` and ``val_loss``
+    (the keys of ``series`` recognised as the training and validation loss, or None),
+    ``seconds`` (float64 seconds per epoch when the log has them, else None).
+
+``TrainData``
+    The training data run through the same one-pass inference: ``data`` (:class:`Dataset`,
+    with ``y`` encoded like the audit data's) and ``predictions`` (:class:`Predictions`).
 
 ``Groups``
     ``column`` (the sensitive column's name), ``codes`` (int64 array, one group index per
@@ -96,6 +110,23 @@ class Groups:
         return np.bincount(self.codes, minlength=len(self.labels))
 
 
+@dataclass(frozen=True)
+class History:
+    source: str
+    format: str
+    epochs: np.ndarray
+    series: dict[str, np.ndarray]
+    train_loss: str | None = None
+    val_loss: str | None = None
+    seconds: np.ndarray | None = None
+
+
+@dataclass
+class TrainData:
+    data: Dataset
+    predictions: Predictions
+
+
 @dataclass
 class AuditContext:
     model: "LoadedModel"
@@ -106,6 +137,8 @@ class AuditContext:
     device: str = "cpu"
     forward_passes: int = 1
     sensitive: dict[str, Groups] = field(default_factory=dict)
+    history: History | None = None
+    train: TrainData | None = None
 
     @property
     def has_target(self) -> bool:

@@ -20,8 +20,8 @@ def missing_needs(ctx: AuditContext, needs: tuple[str, ...]) -> list[str]:
         "classification": ctx.task.is_classification,
         "regression": ctx.task.kind == "regression",
         "sensitive": bool(ctx.sensitive),
-        "history": getattr(ctx, "history", None) is not None,
-        "train_data": getattr(ctx, "train_data", None) is not None,
+        "history": ctx.history is not None,
+        "train_data": ctx.train is not None,
     }
     return [need for need in needs if not available.get(need, False)]
 
