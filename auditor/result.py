@@ -132,7 +132,10 @@ class Chart:
 
     - ``confusion_matrix``: ``{"labels": [...], "matrix": [[int]]}`` (rows = true class)
     - ``curve``: ``{"x_label", "y_label", "series": [{"name", "x": [...], "y": [...]}],
-      "diagonal": bool}`` (ROC, precision-recall, training curves)
+      "diagonal": bool}`` (ROC, precision-recall, training curves); optional
+      ``"y_scale": "linear"|"log"`` (log: base-10 axis ticked at decades; values <= 0 are
+      not drawn and split the line, like None) and ``"markers": [{"x": number, "label":
+      str}]``, each drawn as a labelled vertical dashed line (e.g. the best epoch)
     - ``scatter``: ``{"x_label", "y_label", "x": [...], "y": [...], "reference": "y=0"|"y=x"|None}``
     - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[low, high]]|None}``
       (``errors`` are absolute interval bounds, like ``Metric.ci``, not offsets)

@@ -80,6 +80,43 @@ def _scale(values: list[float], start: float, end: float) -> _Scale:
     return _Scale(ticks[0], ticks[-1], start, end, ticks, decimals)
 
 
+@dataclass(frozen=True)
+class _LogScale:
+    """A base-10 logarithmic map from a positive data domain onto a pixel range; the domain
+    is widened to whole decades, ticked at each decade (and at 2 and 5 times it when the
+    domain spans at most two decades)."""
+
+    lo: float
+    hi: float
+    start: float
+    end: float
+    ticks: tuple[float, ...]
+
+    def __call__(self, value: float) -> float:
+        span = math.log10(self.hi) - math.log10(self.lo)
+        return self.start + (math.log10(value) - math.log10(self.lo)) / span * (self.end - self.start)
+
+    def label(self, value: float) -> str:
+        if 1e-4 <= value < 1e6:
+            return f"{value:,.{max(0, -math.floor(math.log10(value) + 1e-9))}f}"
+        return f"{value:.0e}"
+
+
+def _log_scale(values: list[float], start: float, end: float) -> _LogScale:
+    """A log scale covering the positive ``values`` (1 to 10 when there is none)."""
+    positive = [v for v in values if v > 0]
+    lo, hi = (min(positive), max(positive)) if positive else (1.0, 10.0)
+    first = math.floor(math.log10(lo) + 1e-9)
+    last = max(math.ceil(math.log10(hi) - 1e-9), first + 1)
+    decades = last - first
+    if decades <= 2:
+        ticks = [m * 10.0**k for k in range(first, last) for m in (1, 2, 5)] + [10.0**last]
+    else:
+        every = math.ceil(decades / 6)
+        ticks = [10.0**k for k in range(first, last + 1) if (k - first) % every == 0]
+    return _LogScale(10.0**first, 10.0**last, start, end, tuple(ticks))
+
+
 def _px(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
@@ -166,15 +203,21 @@ class _Plot:
     """An x-y plot area: its scales, its axes drawn, and the room they take."""
 
     x: _Scale
-    y: _Scale
+    y: _Scale | _LogScale
     axes: Body
     width: float
     bottom: float
 
 
-def _plot(x_values: list[float], y_values: list[float], x_label: str, y_label: str) -> _Plot:
+def _plot(
+    x_values: list[float], y_values: list[float], x_label: str, y_label: str, *, y_log: bool = False
+) -> _Plot:
     """Scales and axes (grid, ticks, tick labels, titles) sized so that no label is cut."""
-    y = _scale(y_values, _PLOT_TOP + _PLOT_HEIGHT, _PLOT_TOP)
+    y: _Scale | _LogScale = (
+        _log_scale(y_values, _PLOT_TOP + _PLOT_HEIGHT, _PLOT_TOP)
+        if y_log
+        else _scale(y_values, _PLOT_TOP + _PLOT_HEIGHT, _PLOT_TOP)
+    )
     tick_width = max(len(y.label(t)) for t in y.ticks) * _CHAR_WIDTH
     left = tick_width + 34  # tick labels, then room for the rotated y title
     x = _scale(x_values, left, left + _PLOT_WIDTH)
@@ -228,7 +271,7 @@ def _polyline(points: list[tuple[float, float]], colour: str, dash: str) -> Mark
     ).format(" ".join(coords), colour, dash)
 
 
-def _reference_diagonal(x: _Scale, y: _Scale) -> Markup:
+def _reference_diagonal(x: _Scale, y: _Scale | _LogScale) -> Markup:
     lo, hi = max(x.lo, y.lo), min(x.hi, y.hi)
     return _line(x(lo), y(lo), x(hi), y(hi), _REFERENCE, width=1.2, dash="5 4")
 
@@ -236,23 +279,47 @@ def _reference_diagonal(x: _Scale, y: _Scale) -> Markup:
 # ---- the kinds ----------------------------------------------------------------------------
 
 
+def _markers(data: dict[str, Any]) -> list[tuple[float, str]]:
+    """The optional ``markers`` of a curve chart: ``[{"x": number, "label": text}]``."""
+    markers = data.get("markers")
+    if markers is None:
+        return []
+    if not isinstance(markers, list) or not all(isinstance(m, dict) for m in markers):
+        raise ChartDataError("'markers' must be null or a list of {x, label}")
+    out = []
+    for m in markers:
+        x = m.get("x")
+        if not is_number(x) or not math.isfinite(x):
+            raise ChartDataError("each marker needs a number 'x'")
+        out.append((float(x), str(m.get("label") or "")))
+    return out
+
+
 def _curve(data: dict[str, Any]) -> Drawing:
     series = _field(data, "series")
     if not isinstance(series, list) or not series or not all(isinstance(s, dict) for s in series):
         raise ChartDataError("'series' must be a non-empty list of {name, x, y}")
+    y_scale = data.get("y_scale")
+    if y_scale not in (None, "linear", "log"):
+        raise ChartDataError(f"'y_scale' must be 'linear', 'log' or null, not {y_scale!r}")
+    y_log = y_scale == "log"
+    markers = _markers(data)
     lines = []
     for s in series:
         xs, ys = _numbers(s, "x"), _numbers(s, "y")
         if len(xs) != len(ys):
             name = str(s.get("name"))
             raise ChartDataError(f"series {name!r} has {len(xs)} x values but {len(ys)} y values")
+        if y_log:  # a log axis has no place for zero or negative values: they split the line
+            ys = [v if v is not None and v > 0 else None for v in ys]
         lines.append((str(s.get("name", "")), xs, ys))
     x_label, y_label = _axis_label(data, "x_label"), _axis_label(data, "y_label")
     plot = _plot(
-        [v for _, xs, _ in lines for v in _finite(xs)],
+        [v for _, xs, _ in lines for v in _finite(xs)] + [mx for mx, _ in markers],
         [v for _, _, ys in lines for v in _finite(ys)],
         x_label,
         y_label,
+        y_log=y_log,
     )
     x, y, body = plot.x, plot.y, list(plot.axes)
     entries: list[tuple[str, str, str]] = []
@@ -270,13 +337,26 @@ def _curve(data: dict[str, Any]) -> Drawing:
     if data.get("diagonal"):
         body.append(_reference_diagonal(x, y))
         entries.append(("y = x", _REFERENCE, "5 4"))
+    top, bottom = y.end, y.start
+    for i, (mx, text) in enumerate(markers):
+        px = x(mx)
+        body.append(_line(px, top, px, bottom, _AXIS, width=1.2, dash="4 3"))
+        right = px > x.start + 0.6 * (x.end - x.start)  # near the right edge: label to the left
+        room = (px - x.start if right else x.end - px) - 6
+        body.append(
+            _label(px - 4 if right else px + 4, top + 12 + 14 * i, text, max(room, 60.0),
+                   anchor="end" if right else "start", css="legend")
+        )
     legend, legend_height = _legend(entries, x.start, plot.bottom, _PLOT_WIDTH)
     names = ", ".join(name for name, _, _ in entries)
+    extras = " Logarithmic y axis." if y_log else ""
+    if markers:
+        extras += " Marked: " + "; ".join(text or format_number(mx) for mx, text in markers) + "."
     return Drawing(
         plot.width,
         plot.bottom + legend_height + 4,
         body + legend,
-        f"Line chart of {y_label} against {x_label}: {names}.",
+        f"Line chart of {y_label} against {x_label}: {names}.{extras}",
     )
 
 
