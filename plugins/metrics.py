@@ -30,8 +30,9 @@ _SCATTER_STREAM = 4
 #: A class is "minority" below this share of what a balanced split gives it (20% for two classes).
 _IMBALANCE_RATIO = 0.4
 
-# key: (label, direction, description); "{positive}" is filled in for binary tasks.
-_DEFINITIONS: dict[str, tuple[str, Direction, str]] = {
+#: Every metric's display label, direction and description, by key; "{positive}" is filled in
+#: for binary tasks. Shared with other audits that report the same metrics (overfitting).
+METRIC_DEFINITIONS: dict[str, tuple[str, Direction, str]] = {
     "accuracy": ("Accuracy", "higher", "Share of rows whose predicted class is the true class."),
     "balanced_accuracy": (
         "Balanced accuracy", "higher",
@@ -87,7 +88,7 @@ _DEFINITIONS: dict[str, tuple[str, Direction, str]] = {
     "mape": ("MAPE", "lower", "Mean absolute percentage error, as a fraction (0.1 = 10%)."),
 }
 
-_MULTICLASS_DESCRIPTIONS = {
+MULTICLASS_DESCRIPTIONS = {
     "roc_auc": "Mean over classes of the one-vs-rest ROC-AUC (macro), as scikit-learn's multi_class='ovr'.",
     "average_precision": "Mean over classes of the one-vs-rest average precision (macro).",
 }
@@ -99,7 +100,7 @@ _HEADLINES = {
 }
 
 
-def _in_sentence(label: str) -> str:
+def in_sentence(label: str) -> str:
     """A label for the middle of a sentence: "Balanced accuracy" -> "balanced accuracy";
     acronyms ("ROC-AUC", "F1 (macro)", "R²") and names ("Brier score") unchanged."""
     if label[1:2].islower() and not label.startswith("Brier"):
@@ -107,7 +108,7 @@ def _in_sentence(label: str) -> str:
     return label
 
 
-def _fmt(value: float) -> str:
+def sentence_number(value: float) -> str:
     """A number for a sentence: 3 decimals in the usual metric range, else 3-4 significant figures."""
     size = abs(value)
     if size == 0 or 0.01 <= size < 100:
@@ -255,9 +256,9 @@ class MetricsAudit(Audit):
     ) -> dict[str, Metric]:
         out = {}
         for key, v in values.items():
-            label, direction, description = _DEFINITIONS[key]
-            if kind == "multiclass" and key in _MULTICLASS_DESCRIPTIONS:
-                description = _MULTICLASS_DESCRIPTIONS[key]
+            label, direction, description = METRIC_DEFINITIONS[key]
+            if kind == "multiclass" and key in MULTICLASS_DESCRIPTIONS:
+                description = MULTICLASS_DESCRIPTIONS[key]
             out[key] = Metric(
                 value=v.value,
                 label=label,
@@ -285,12 +286,12 @@ class MetricsAudit(Audit):
         for key in _HEADLINES[kind]:
             m = metrics[key]
             if m.value is None:
-                parts.append(f"{_in_sentence(m.label)} undefined")
+                parts.append(f"{in_sentence(m.label)} undefined")
             elif m.ci is None:
-                parts.append(f"{_in_sentence(m.label)} {_fmt(m.value)}")
+                parts.append(f"{in_sentence(m.label)} {sentence_number(m.value)}")
             else:
-                ci = f"{level} CI {_fmt(m.ci[0])}–{_fmt(m.ci[1])}"
-                parts.append(f"{_in_sentence(m.label)} {_fmt(m.value)} ({ci})")
+                ci = f"{level} CI {sentence_number(m.ci[0])}–{sentence_number(m.ci[1])}"
+                parts.append(f"{in_sentence(m.label)} {sentence_number(m.value)} ({ci})")
         summary = f"{', '.join(parts)} on {n_rows:,} rows."
         return AuditResult(
             audit=self.name,
@@ -316,14 +317,14 @@ def _classification_findings(
     if accuracy is not None and baseline is not None and accuracy <= baseline + margin:
         majority = names[int(np.argmax(support))]
         better = ", ".join(
-            f"{_in_sentence(_DEFINITIONS[k][0])} {_fmt(values[k].value)}"
+            f"{in_sentence(METRIC_DEFINITIONS[k][0])} {sentence_number(values[k].value)}"
             for k in ("balanced_accuracy", "mcc", "roc_auc")
             if values[k].value is not None
         )
         findings.append(Finding(
             "warning",
             "accuracy-near-baseline",
-            f"Accuracy {_fmt(accuracy)} is within {margin:g} of the {_fmt(baseline)} scored by always "
+            f"Accuracy {sentence_number(accuracy)} is within {margin:g} of the {sentence_number(baseline)} scored by always "
             f"predicting the majority class '{majority}', so it says little about this model (and "
             "accuracy misleads on imbalanced data): judge it by balanced accuracy, MCC and ROC-AUC "
             f"instead ({better}).",
@@ -402,7 +403,7 @@ def _interval_note(metrics: dict[str, Metric], confidence: float) -> str:
     by_method: dict[str, list[str]] = {}
     for m in metrics.values():
         if m.ci_method is not None:
-            by_method.setdefault(m.ci_method, []).append(_in_sentence(m.label))
+            by_method.setdefault(m.ci_method, []).append(in_sentence(m.label))
     level = f"{round(confidence * 100, 1):g}%"
     if not by_method:
         return f"No {level} confidence interval could be computed."

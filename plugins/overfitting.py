@@ -28,7 +28,7 @@ from auditor import overfit as of
 from auditor import stats
 from auditor.plugin import Audit, Option
 from auditor.result import AuditResult, Chart, Direction, Finding, Metric, Table, status_from_findings
-from auditor_plugins.metrics import _DEFINITIONS, _MULTICLASS_DESCRIPTIONS, _fmt, _in_sentence
+from auditor_plugins.metrics import METRIC_DEFINITIONS, MULTICLASS_DESCRIPTIONS, in_sentence, sentence_number
 
 if TYPE_CHECKING:
     from auditor.context import AuditContext, History
@@ -348,10 +348,10 @@ def _history_sentence(a: of.HistoryAnalysis, name: str, options: Mapping[str, An
     """The verdict as a sentence a reviewer can read."""
     worse_verb = "rose" if a.mode == "min" else "fell"
     lowest = "lowest" if a.mode == "min" else "highest"
-    best = f"{name[0].upper()}{name[1:]} was {lowest} at epoch {a.best_epoch} ({_fmt(a.best_value)})"
+    best = f"{name[0].upper()}{name[1:]} was {lowest} at epoch {a.best_epoch} ({sentence_number(a.best_value)})"
     change = (a.final_value - a.best_value) / abs(a.best_value) if a.best_value else math.nan
     moved = (
-        f" and {worse_verb} for {a.epochs_past_best} more epochs to {_fmt(a.final_value)}"
+        f" and {worse_verb} for {a.epochs_past_best} more epochs to {sentence_number(a.final_value)}"
         + (f" ({_pct(change)})" if math.isfinite(change) else "")
         if a.epochs_past_best > 0 and a.final_value != a.best_value
         else (" at the last epoch" if a.epochs_past_best == 0 else "")
@@ -424,7 +424,7 @@ def _history_findings(
             f"Training went on for {a.epochs_past_best} epochs after the best epoch ({a.best_epoch}), "
             f"more than twice the patience of {patience}: early stopping on the {name} with "
             f"patience {patience} would have stopped at epoch {a.stop_epoch} and, restoring the best "
-            f"weights, kept epoch {a.stop_kept_epoch}'s model ({name} {_fmt(float(a.values[kept]))}).",
+            f"weights, kept epoch {a.stop_kept_epoch}'s model ({name} {sentence_number(float(a.values[kept]))}).",
         ))
     return findings
 
@@ -541,9 +541,9 @@ def _train_part(ctx: AuditContext, options: Mapping[str, Any]) -> _Part:
     metrics: dict[str, Metric] = {}
     rows = []
     for key, gap in gaps.items():
-        label, direction, description = _DEFINITIONS[key]
-        if kind == "multiclass" and key in _MULTICLASS_DESCRIPTIONS:
-            description = _MULTICLASS_DESCRIPTIONS[key]
+        label, direction, description = METRIC_DEFINITIONS[key]
+        if kind == "multiclass" and key in MULTICLASS_DESCRIPTIONS:
+            description = MULTICLASS_DESCRIPTIONS[key]
         description = description.format(positive=positive)
         tv = train_values[key]
         metrics[f"train_{key}"] = Metric(
@@ -587,7 +587,7 @@ def _train_part(ctx: AuditContext, options: Mapping[str, Any]) -> _Part:
                 kind="bar",
                 data={
                     "x_label": "Metric", "y_label": "Gap (positive: better on the training data)",
-                    "labels": [_DEFINITIONS[k][0] for k in shown],
+                    "labels": [METRIC_DEFINITIONS[k][0] for k in shown],
                     "values": [gaps[k].value for k in shown],
                     "errors": [list(gaps[k].ci) if gaps[k].ci else None for k in shown],
                 },
@@ -603,13 +603,13 @@ def _gap_findings(
         note = "no headline metric (ROC-AUC, accuracy or R²) is defined on both data sets"
         return [Finding("info", "train-test-gap-undefined", f"The train-vs-test gap is not judged: {note}.")], ""
     gap = gaps[headline]
-    label = _DEFINITIONS[headline][0]
-    ci = f" ({level} CI {_fmt(gap.ci[0])} to {_fmt(gap.ci[1])})" if gap.ci else " (no interval)"
+    label = METRIC_DEFINITIONS[headline][0]
+    ci = f" ({level} CI {sentence_number(gap.ci[0])} to {sentence_number(gap.ci[1])})" if gap.ci else " (no interval)"
     text = (
-        f"{label} is {_fmt(gap.train)} on the training data and {_fmt(gap.test)} on the test data: "
-        f"a gap of {_fmt(gap.value)}{ci}"
+        f"{label} is {sentence_number(gap.train)} on the training data and {sentence_number(gap.test)} on the test data: "
+        f"a gap of {sentence_number(gap.value)}{ci}"
     )
-    summary = f"{_in_sentence(label)} gap (train - test) {_fmt(gap.value)}{ci}"
+    summary = f"{in_sentence(label)} gap (train - test) {sentence_number(gap.value)}{ci}"
     findings = []
     if gap.ci is not None and gap.ci[0] > max_gap:
         findings.append(Finding(
@@ -630,7 +630,7 @@ def _gap_interval_note(metrics: dict[str, Metric], confidence: float) -> str:
     by_method: dict[str, list[str]] = {}
     for key, m in metrics.items():
         if key.startswith("gap_") and m.ci_method is not None:
-            by_method.setdefault(m.ci_method, []).append(_in_sentence(m.label.removesuffix(" gap")))
+            by_method.setdefault(m.ci_method, []).append(in_sentence(m.label.removesuffix(" gap")))
     level = f"{round(confidence * 100, 1):g}%"
     if not by_method:
         return f"No {level} interval of a train-vs-test gap could be computed."
