@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from .errors import UsageError
 
 
-def demo_paths() -> tuple[Path, Path]:
-    """The demo's model and test data."""
+@dataclass(frozen=True)
+class DemoFiles:
+    model: Path
+    data: Path
+    history: Path
+    train_data: Path
+
+
+def demo_files() -> DemoFiles:
+    """The demo's model, test data, recorded training history and training data."""
     folder = Path(str(files("auditor").joinpath("demo")))
-    model, data = folder / "model.pt", folder / "test.csv.gz"
-    if not model.is_file() or not data.is_file():
+    found = DemoFiles(
+        model=folder / "model.pt",
+        data=folder / "test.csv.gz",
+        history=folder / "history.csv",
+        train_data=folder / "train.csv.gz",
+    )
+    if not all(path.is_file() for path in (found.model, found.data, found.history, found.train_data)):
         raise UsageError(
             "The bundled demo files are missing from this installation.",
             hint="Rebuild them with 'python scripts/build_demo.py' from a source checkout.",
         )
-    return model, data
+    return found

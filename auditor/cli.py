@@ -33,6 +33,8 @@ Examples:
       name the target and which model output is which class
   audit model.pt --data test.csv --sensitive sex --sensitive race
       fairness across sex, race and their intersection
+  audit model.pt --data test.csv --history metrics.csv --train-data train.csv
+      overfitting: where validation loss turned, and the train-vs-test gap
   audit weights.safetensors --model-class mypkg.nets:Net --data test.csv
       weights only: name the class to load them into
   audit cnn.pt --data digits.csv --input-shape 1,8,8
@@ -180,6 +182,10 @@ def _sensitive(cli_value: Sequence[str] | None, settings: dict[str, Any]) -> lis
     return split_list(settings.get("sensitive"))
 
 
+def _path(value: Any) -> Path | None:
+    return None if value in (None, "") else Path(value)
+
+
 def _pick(cli_value: Any, settings: dict[str, Any], key: str, default: Any = None) -> Any:
     if cli_value is not None and cli_value != ():
         return cli_value
@@ -198,6 +204,8 @@ def cli() -> None:
 @click.option("--target", help="Target column. Default: the model's declared target, else a column named target, label, y or class.")
 @click.option("--features", help="Comma-separated feature columns in the model's input order. Default: the model's declared feature_names, else every other column in file order.")
 @click.option("--sensitive", multiple=True, metavar="COL[,COL]", help="Sensitive attribute column(s) for the fairness audit, e.g. --sensitive sex --sensitive race (or sex,race). Never fed to the model unless listed in --features. Default: the model's declared sensitive columns found in the data.")
+@click.option("--history", type=click.Path(path_type=Path), help="Training history for the overfitting audit: per-epoch CSV or JSON (Keras history.json, Lightning metrics.csv) or a TensorBoard log folder/file.")
+@click.option("--train-data", type=click.Path(path_type=Path), help="The training data (same columns as --data): metrics on it and the train-vs-test gap, through one more inference pass.")
 @click.option("--classes", help="Class labels in the model's output order, e.g. '<=50K,>50K'. Default: the model's class_names, else 0..K-1.")
 @click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), help="Default auto: from the model's output width and the target.")
 @click.option("--input-shape", help="Reshape each flat row for the model, e.g. 1,8,8 (CNN) or T,F (LSTM).")
@@ -237,6 +245,8 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         target=_pick(kw.get("target"), settings, "target"),
         features=split_list(_pick(kw.get("features"), settings, "features")),
         sensitive=_sensitive(kw.get("sensitive"), settings),
+        history=_path(_pick(kw.get("history"), settings, "history")),
+        train_data=_path(_pick(kw.get("train_data"), settings, "train_data")),
         classes=split_list(_pick(kw.get("classes"), settings, "classes")),
         task=_pick(kw.get("task"), settings, "task", "auto"),
         input_shape=_shape(_pick(kw.get("input_shape"), settings, "input_shape")),
@@ -285,14 +295,20 @@ def demo_command(**kw: Any) -> None:
 
     The model, its test data and its training history ship inside the package; see
     auditor/demo/README.md for how they were made and the dataset's licence (CC BY 4.0).
-    Fairness is audited across sex and race, which the model declares as sensitive. Its
-    verdict is FAIL, and that is the point of the demo: the exit code is 0 unless an audit
-    broke (3).
+    Fairness is audited across sex and race, which the model declares as sensitive, and
+    overfitting from the recorded history and the training data. The fairness verdict is
+    FAIL, and that is the point of the demo: the exit code is 0 unless an audit broke (3).
     """
-    from .bundled import demo_paths
+    from .bundled import demo_files
 
-    model, data = demo_paths()
-    kw.update(model=model, data=data, command="audit demo")
+    demo = demo_files()
+    kw.update(
+        model=demo.model,
+        data=demo.data,
+        history=demo.history,
+        train_data=demo.train_data,
+        command="audit demo",
+    )
     code = _run(kw, demo=True)
     # A failing verdict is what the demo is there to show (its model is unfair by sex and
     # race); only a broken audit makes the demo itself fail.

@@ -34,6 +34,8 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "target": str,
     "features": (list, str),
     "sensitive": (list, str),
+    "history": str,
+    "train_data": str,
     "classes": (list, str),
     "task": str,
     "input_shape": (list, str),

@@ -96,6 +96,21 @@ def build_report(
                 for groups in ctx.sensitive.values()
             ],
         },
+        "train_data": None if ctx.train is None else {
+            "path": Path(ctx.train.data.path).name,
+            "sha256": ctx.train.data.sha256,
+            "size_bytes": Path(ctx.train.data.path).stat().st_size,
+            "rows": ctx.train.data.n_rows,
+            "class_balance": class_balance(ctx.train.data.y, ctx.task.class_names),
+        },
+        "history": None if ctx.history is None else {
+            "source": ctx.history.source,
+            "format": ctx.history.format,
+            "epochs": int(len(ctx.history.epochs)),
+            "series": sorted(ctx.history.series),
+            "train_loss": ctx.history.train_loss,
+            "val_loss": ctx.history.val_loss,
+        },
         "audits": {name: result.to_dict() for name, result in results.items()},
         "run": {
             "command": command,

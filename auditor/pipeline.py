@@ -14,14 +14,14 @@ from typing import Any, Callable, ContextManager, Mapping, Sequence
 
 
 from .config import audit_options
-from .context import AuditContext
+from .context import AuditContext, Dataset, Task, TrainData
 from .document import build_report
-from .errors import UsageError
+from .errors import DataError, UsageError
 from .inference import resolve_device, run_inference
 from .loading.data import load_data
-from .loading.model import load_model
+from .loading.model import LoadedModel, load_model
 from .runner import RunOutcome, run_audits
-from .task import infer_task, read_outputs
+from .task import encode_target, infer_task, read_outputs
 
 
 @dataclass
@@ -31,6 +31,8 @@ class RunConfig:
     target: str | None = None
     features: list[str] | None = None
     sensitive: list[str] | None = None
+    history: Path | None = None
+    train_data: Path | None = None
     classes: list[str] | None = None
     task: str = "auto"
     input_shape: list[int] | None = None
@@ -63,6 +65,34 @@ def select_audits(installed: Mapping[str, Any], wanted: Sequence[str] | None, sk
             hint=f"Installed audits: {', '.join(installed) or 'none'} (see 'audit plugins').",
         )
     return {n: installed[n] for n in names if n not in skip}
+
+
+def _load_train(
+    cfg: RunConfig,
+    model: LoadedModel,
+    test: Dataset,
+    task: Task,
+    device: Any,
+    input_shape: Sequence[int] | None,
+    progress: Progress,
+) -> TrainData:
+    """The training data: the audit data's features and target, one more inference pass."""
+    assert cfg.train_data is not None
+    raw = load_data(cfg.train_data, target=test.target_name, features=test.feature_names, metadata={})
+    with progress.step("Predicting on the training data", total=raw.dataset.n_rows) as advance:
+        outputs = run_inference(
+            model.module,
+            raw.dataset.X,
+            device=device,
+            batch_size=cfg.batch_size,
+            input_shape=input_shape,
+            on_progress=advance,
+        )
+    if outputs.shape[1] != task.n_outputs:
+        raise DataError(f"The model gave {outputs.shape[1]} outputs on the training data, {task.n_outputs} on the audit data.")
+    assert raw.target_values is not None
+    raw.dataset.y = encode_target(raw.target_values, task, test.target_name or "target")
+    return TrainData(data=raw.dataset, predictions=read_outputs(outputs, task))
 
 
 @dataclass
@@ -133,6 +163,19 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         target=dataset.target_name or "target",
     )
     dataset.y = y
+    train = None
+    if cfg.train_data is not None:
+        with progress.step("Reading training data"):
+            t = time.perf_counter()
+            train = _load_train(cfg, model, dataset, task, device, input_shape, progress)
+            timings["train_data"] = time.perf_counter() - t
+    history = None
+    if cfg.history is not None:
+        from .loading.history import load_history
+
+        with progress.step("Reading training history"):
+            history = load_history(cfg.history)
+
     ctx = AuditContext(
         model=model,
         data=dataset,
@@ -140,8 +183,10 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         predictions=read_outputs(outputs, task),
         seed=cfg.seed,
         device=str(device),
-        forward_passes=1,
+        forward_passes=1 if train is None else 2,
         sensitive=raw.sensitive,
+        history=history,
+        train=train,
     )
 
     t = time.perf_counter()

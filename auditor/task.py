@@ -187,3 +187,13 @@ def read_outputs(raw: np.ndarray, task: Task) -> Predictions:
         proba = shifted / shifted.sum(axis=1, keepdims=True)
     label = proba.argmax(axis=1).astype(np.int64)
     return Predictions(raw=raw, proba=proba, label=label)
+
+
+def encode_target(y_raw: np.ndarray, task: Task, target: str) -> np.ndarray:
+    """Encode another dataset's target (e.g. the training data's) exactly as the audit data's."""
+    if task.kind == "regression":
+        if not _is_numeric(y_raw):
+            raise DataError(f"The target {target!r} holds text, but the task is regression.")
+        return y_raw.astype(np.float64)
+    y, _ = _encode_classes(y_raw, task.class_names, len(task.class_names), target)
+    return y

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from auditor.bundled import demo_files
 from auditor.pipeline import RunConfig, execute
 from auditor.registry import discover
 from auditor.testing import check_audit
@@ -16,14 +17,18 @@ def contexts(compas, wine, diabetes):
     """Real models with real sensitive columns, so that every audit runs rather than skips:
     COMPAS by race and sex; wine by alcohol (cut at quartiles); diabetes by sex, which that
     model also takes as a feature, so its features are listed (sensitive columns are otherwise
-    never fed to a model)."""
+    never fed to a model). Every context also has a training history and training data."""
     cases = {
         "binary": (compas.folder / "rule.pt", compas.folder / "compas.csv", ["race", "sex"], None),
         "multiclass": (wine.folder / "model.pt", wine.folder / "test.csv", ["alcohol"], None),
         "regression": (diabetes.folder / "model.pt", diabetes.folder / "test.csv", ["sex"], diabetes.features),
     }
+    history = demo_files().history  # a real recorded training history
     return {
-        name: execute(RunConfig(model=model, data=data, sensitive=sensitive, features=features), {}).context
+        name: execute(
+            RunConfig(model=model, data=data, sensitive=sensitive, features=features, history=history, train_data=data),
+            {},
+        ).context
         for name, (model, data, sensitive, features) in cases.items()
     }
 

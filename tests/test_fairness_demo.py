@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from auditor.bundled import demo_paths
+from auditor.bundled import demo_files
 from cli_helpers import invoke, read_report
 
 
@@ -17,7 +17,8 @@ from cli_helpers import invoke, read_report
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     assert invoke("demo", "-q", "--format", "json", "--out", out).exit_code == 0
-    model_path, data_path = demo_paths()
+    demo_set = demo_files()
+    model_path, data_path = demo_set.model, demo_set.data
     extra = {"auditor.json": ""}
     model = torch.jit.load(str(model_path), _extra_files=extra)
     features = json.loads(extra["auditor.json"])["feature_names"]
