@@ -118,6 +118,19 @@ def sentence_number(value: float) -> str:
     return f"{value:.3g}"
 
 
+#: How the intervals of :mod:`auditor.stats` are computed; shared by every audit that reports
+#: those metrics (metrics, overfitting), so one setting means the same everywhere.
+INTERVAL_OPTIONS = (
+    Option("confidence", "float", 0.95, "Confidence level of the intervals.", min=0.5, max=0.999),
+    Option("n_resamples", "int", 1000, "Bootstrap resamples per interval.", min=100, max=100_000),
+    Option(
+        "bootstrap_max_rows", "int", 100_000,
+        "Largest data (rows x ranked score columns) for the row bootstrap; analytic intervals beyond.",
+        min=0,
+    ),
+)
+
+
 class MetricsAudit(Audit):
     """Performance metrics with confidence intervals, curves and a confusion matrix."""
 
@@ -126,13 +139,7 @@ class MetricsAudit(Audit):
     description = "Accuracy, F1, ROC-AUC, log loss or RMSE, R² and more, each with a confidence interval."
     needs = ("target",)
     options = (
-        Option("confidence", "float", 0.95, "Confidence level of the intervals.", min=0.5, max=0.999),
-        Option("n_resamples", "int", 1000, "Bootstrap resamples per interval.", min=100, max=100_000),
-        Option(
-            "bootstrap_max_rows", "int", 100_000,
-            "Largest data (rows x ranked score columns) for the row bootstrap; analytic intervals beyond.",
-            min=0,
-        ),
+        *INTERVAL_OPTIONS,
         Option(
             "baseline_margin", "float", 0.02,
             "Warn when accuracy is at most the majority-class accuracy plus this margin.", min=0.0, max=1.0,

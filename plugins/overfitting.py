@@ -28,7 +28,13 @@ from auditor import overfit as of
 from auditor import stats
 from auditor.plugin import Audit, Option
 from auditor.result import AuditResult, Chart, Direction, Finding, Metric, Table, status_from_findings
-from auditor_plugins.metrics import METRIC_DEFINITIONS, MULTICLASS_DESCRIPTIONS, in_sentence, sentence_number
+from auditor_plugins.metrics import (
+    INTERVAL_OPTIONS,
+    METRIC_DEFINITIONS,
+    MULTICLASS_DESCRIPTIONS,
+    in_sentence,
+    sentence_number,
+)
 
 if TYPE_CHECKING:
     from auditor.context import AuditContext, History
@@ -162,13 +168,7 @@ class OverfittingAudit(Audit):
             "Largest acceptable train-minus-test gap of the headline metric (ROC-AUC, accuracy or R²).",
             min=0.0,
         ),
-        Option("confidence", "float", 0.95, "Confidence level of the intervals.", min=0.5, max=0.999),
-        Option("n_resamples", "int", 1000, "Bootstrap resamples per interval.", min=100, max=100_000),
-        Option(
-            "bootstrap_max_rows", "int", 100_000,
-            "Largest data (rows x ranked score columns) for the row bootstrap; analytic intervals beyond.",
-            min=0,
-        ),
+        *INTERVAL_OPTIONS,
     )
 
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
