@@ -4,6 +4,9 @@ Every renderer reads one input, the dict that report.json holds, so ``audit rend
 report.json`` rebuilds every format without the model or the data. The formats written to
 files are registered in :data:`RENDERERS` and :data:`FILE_NAMES` (see
 :mod:`auditor.report.registry`); the terminal summary is printed, not written.
+
+The optional ``gates`` section's schema (GATES_SCHEMA_PLACEHOLDER) is written out in
+:mod:`auditor.document`'s docstring.
 """
 
 from __future__ import annotations
