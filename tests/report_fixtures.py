@@ -3,13 +3,15 @@
 :func:`sample_report` is what ``audit`` would write for a binary income classifier: a
 metrics audit with confidence intervals, a confusion matrix, ROC and precision-recall
 curves, a bar chart and a per-class table; a skipped audit; an errored audit; and a
-regression-style plugin audit with scatter charts and an undefined metric. Every value is
+regression-style plugin audit with scatter charts and an undefined metric; and the gates a
+policy and a baseline add (thresholds, regressions with their noise, the findings rule). Every value is
 fixed (timestamps, timings, versions included), so rendered output can be compared with
 golden files.
 
 :func:`hostile_report` is the same document with :data:`PAYLOAD` appended to every string
 that comes from data, a model or a plugin (names, labels, messages, cells, paths...), plus
-one tampered audit whose status and severity are not valid values at all. The payload tries
+one tampered audit whose status and severity are not valid values at all, and one tampered gate
+whose ``passed`` is not a boolean. The payload tries
 HTML/script injection (which would set the page title to :data:`PWNED` or create an element
 with id :data:`INJECTED_ID`), Markdown table breaking, rich markup and terminal control
 sequences.
@@ -202,6 +204,32 @@ def _tampered_audit() -> dict[str, Any]:
     }
 
 
+def _gates(t: Text) -> dict[str, Any]:
+    """What ``--policy audit.toml --baseline main.json`` adds: a passing and a failing
+    threshold, a regression within its noise and one beyond it, and the findings rule."""
+    return {
+        "policy": t("audit.toml"),
+        "baseline": t("reports/main/report.json"),
+        "passed": False,
+        "results": [
+            {"name": t("metrics.accuracy >= 0.80"), "kind": "threshold", "passed": True,
+             "message": t("Accuracy 0.853 meets the minimum 0.80."),
+             "audit": "metrics", "metric": "accuracy", "value": 0.85312, "threshold": 0.8},
+            {"name": t("metrics.recall >= 0.70"), "kind": "threshold", "passed": False,
+             "message": t("Recall (>50K) 0.617 is below the minimum 0.70."),
+             "audit": "metrics", "metric": "recall", "value": 0.61703, "threshold": 0.7},
+            {"name": t("metrics.roc_auc vs baseline"), "kind": "regression", "passed": True,
+             "message": t("ROC AUC 0.901 against 0.903 on the baseline: a change of -0.002, within the noise."),
+             "audit": "metrics", "metric": "roc_auc", "value": 0.90118, "baseline": 0.90311, "noise": 0.00617},
+            {"name": t("metrics.f1 vs baseline"), "kind": "regression", "passed": False,
+             "message": t("F1 (>50K) 0.673 against 0.701 on the baseline: a drop of 0.028, beyond the noise."),
+             "audit": "metrics", "metric": "f1", "value": 0.67305, "baseline": 0.70112, "noise": 0.00683},
+            {"name": t("no error findings"), "kind": "findings", "passed": False,
+             "message": t("1 error finding: Permutation importance (audit-error)."), "audit": None},
+        ],
+    }
+
+
 def _report(t: Text) -> dict[str, Any]:
     features = ["age", "workclass", "education_num", "hours_per_week", "capital_gain"]
     classes = ["<=50K", ">50K"]
@@ -259,6 +287,7 @@ def _report(t: Text) -> dict[str, Any]:
             ],
         },
         "audits": {name: result.to_dict() for name, result in audits.items()},
+        "gates": _gates(t),
         "run": {
             "command": t("audit models/income.pt --data data/adult_test.csv --target income"),
             "started": "2026-11-22T17:00:00+00:00",
@@ -297,6 +326,7 @@ def odd_report() -> dict[str, Any]:
             },
             "not an audit": 42,
         },
+        "gates": {"policy": 7, "results": ["not a result", {"passed": "yes", "noise": "big"}, {"name": None}]},
         "run": {"timings": {"total": "slow", "audits": {"odd": None}}, "versions": [1]},
     }
 
@@ -311,6 +341,10 @@ def hostile_report() -> dict[str, Any]:
     audit under a hostile name."""
     report = _report(_hostile)
     report["audits"][_hostile("tampered")] = _tampered_audit()
+    report["gates"]["results"].append(
+        {"name": _hostile("tampered gate"), "kind": _hostile("kind"), "passed": "yes",
+         "message": _hostile("passed is not a boolean"), "noise": 0.01}
+    )
     return report
 
 

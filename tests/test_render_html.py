@@ -98,7 +98,7 @@ def test_every_attribute_value_is_quoted(hostile_html):
 def test_an_unknown_status_gets_a_neutral_badge_class(hostile_html):
     classes = {attrs.get("class") for _, attrs in Page(hostile_html).elements if "badge" in (attrs.get("class") or "")}
     assert classes == {"badge big status-warn", "badge status-warn", "badge status-skipped", "badge status-error",
-                       "badge status-unknown"}
+                       "badge status-unknown", "badge status-pass", "badge status-fail"}
 
 
 # ---- self-contained and well-formed ---------------------------------------------------------
@@ -138,6 +138,51 @@ def test_summary_table_lists_every_audit_with_status_and_headline(sample_html):
     for label in ("! WARN", "– SKIPPED", "‼ ERROR"):
         assert label in summary
     assert '<span class="name">Accuracy</span> <span class="nowrap">0.853 <span class="ci">[0.847, 0.859]</span>' in summary
+
+
+def test_gates_follow_the_summary_with_results_in_words_and_the_count_in_the_header(sample_html):
+    assert sample_html.index('id="summary-title"') < sample_html.index('id="gates-title"') < sample_html.index(
+        'id="audit-1-title"'
+    )
+    header = sample_html.split('<div class="verdict">')[1].split("</div>")[0]
+    assert '<a class="gate-count failed" href="#gates">2 of 5 gates passed</a>' in header
+    gates = sample_html.split('id="gates-title"')[1].split("</section>")[0]
+    assert "Policy <span class=\"mono\">audit.toml</span>" in gates
+    assert '<th scope="col" class="num">Noise</th>' in gates
+    assert (
+        '<tr class="gate-fail">\n  <td class="mono">metrics.f1 vs baseline</td>\n'
+        '  <td><span class="badge status-fail">✗ FAIL</span></td>\n'
+        "  <td>F1 (&gt;50K) 0.673 against 0.701 on the baseline: a drop of 0.028, beyond the noise.</td>\n"
+        '<td class="num">±0.00683</td>'
+    ) in gates
+    assert gates.count("✓ PASS") == 2 and gates.count("✗ FAIL") == 3
+    assert '<td class="mono">metrics.accuracy &gt;= 0.80</td>' in gates
+
+
+def test_the_noise_column_is_shown_only_when_a_regression_has_noise():
+    report = sample_report()
+    for result in report["gates"]["results"]:
+        result.pop("noise", None)
+    assert "Noise</th>" not in render_html(report)
+
+
+@pytest.mark.parametrize("gates", [None, "absent"])
+def test_without_gates_there_is_no_gates_section(gates):
+    report = sample_report()
+    if gates == "absent":
+        del report["gates"]
+    else:
+        report["gates"] = gates
+    html = render_html(report)
+    assert 'id="gates"' not in html and 'class="gate-count' not in html and 'href="#gates"' not in html
+
+
+def test_hostile_gates_are_escaped_and_a_non_boolean_passed_is_a_failure(hostile_html):
+    gates = hostile_html.split('id="gates-title"')[1].split("</section>")[0]
+    assert gates.count("&lt;script&gt;document.title=&#34;PWNED&#34;&lt;/script&gt;") == 14
+    assert '<a class="gate-count failed" href="#gates">2 of 6 gates passed</a>' in hostile_html
+    tampered = gates.split("tampered gate")[1].split("</tr>")[0]
+    assert "✗ FAIL" in tampered
 
 
 def test_metrics_show_values_intervals_and_methods(sample_html):

@@ -43,6 +43,19 @@ def test_markdown_has_the_verdict_a_summary_table_and_a_section_per_audit():
         assert f"\n## {title} — " in text
 
 
+def test_markdown_has_a_gates_table_right_after_the_summary():
+    text = render_markdown(sample_report())
+    summary_end = text.index("| Income regression (plugin) |")
+    gates = text.index("**Gates** · 2 of 5 gates passed · Policy audit.toml · Baseline reports/main/report.json")
+    assert summary_end < gates < text.index("\n## Classification metrics")
+    assert "| metrics.f1 vs baseline | ❌ FAIL | F1 (&gt;50K) 0.673 against 0.701 on the baseline: a drop of 0.028, " \
+        "beyond the noise. | ±0.00683 |" in text
+    assert "| metrics.accuracy &gt;= 0.80 | ✅ PASS | Accuracy 0.853 meets the minimum 0.80. | — |" in text
+    report = sample_report()
+    report["gates"] = None
+    assert "Gates" not in render_markdown(report)
+
+
 def test_markdown_shows_intervals_and_undefined_values_as_a_dash():
     text = render_markdown(sample_report())
     assert "| Accuracy | 0.853 | [0.847, 0.859] | Wilson score |" in text
@@ -78,7 +91,7 @@ def test_rendered_hostile_markdown_shows_each_payload_as_literal_text():
 def test_hostile_strings_cannot_break_a_table():
     markdown = render_markdown(hostile_report())
     tables = re.findall(r"<table>.*?</table>", to_html(markdown), re.S)
-    assert len(tables) == markdown.count("\n|---") == 10
+    assert len(tables) == markdown.count("\n|---") == 11
     for table in tables:
         cells_per_row = {len(re.findall(r"<t[hd][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, re.S)}
         assert len(cells_per_row) == 1, table

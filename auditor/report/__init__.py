@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .html import render_html
 from .json_report import load_report, render_json
+from .junit import render_junit
 from .markdown import render_markdown
 from .registry import FILE_NAMES, RENDERERS
 from .terminal import render_terminal
@@ -24,6 +25,7 @@ __all__ = [
     "load_report",
     "render_html",
     "render_json",
+    "render_junit",
     "render_markdown",
     "render_terminal",
     "write_atomic",

@@ -94,10 +94,23 @@ def _audit(index: int, name: str, audit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _gates(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each gate result with the badge it is shown with."""
+    return [
+        {
+            **gate,
+            "status_class": "pass" if gate["passed"] else "fail",
+            "status_label": view.status_label("pass" if gate["passed"] else "fail"),
+        }
+        for gate in view.gates(report)
+    ]
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page."""
     report = clean_strings(report)
     layers = view.layers(report)
+    gates = _gates(report)
     return _ENVIRONMENT.get_template("report.html.j2").render(
         verdict_class=view.status_class(report.get("verdict")),
         verdict_label=view.status_label(report.get("verdict")),
@@ -107,6 +120,11 @@ def render_html(report: dict[str, Any]) -> str:
         model_name=view.model_name(report),
         data_path=view.data_path(report),
         started=format_cell(view.section(report, "run").get("started") or MISSING),
+        gates=gates,
+        gate_count=view.gate_count(report),
+        gates_failed=not all(g["passed"] for g in gates),
+        gate_noise=any(g["noise"] for g in gates),
+        gate_sources=view.gate_sources(report),
         audits=[_audit(i, name, audit) for i, (name, audit) in enumerate(view.audits(report), 1)],
         model_facts=view.model_facts(report),
         layers=layers,

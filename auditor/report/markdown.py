@@ -88,6 +88,27 @@ def _summary(report: dict[str, Any]) -> list[str]:
     return _table(["Audit", "Status", "Headline (95% CI)", "Summary"], rows)
 
 
+def _gates(report: dict[str, Any]) -> list[str]:
+    """The gates table (with a noise column when any regression has a noise level), or nothing."""
+    gates = view.gates(report)
+    if not gates:
+        return []
+    noise = any(g["noise"] for g in gates)
+    rows = [
+        [escape(g["name"]), _status("pass" if g["passed"] else "fail"), escape(g["message"])]
+        + ([escape(g["noise"] or MISSING)] if noise else [])
+        for g in gates
+    ]
+    sources = "".join(f" · {key} {escape(value)}" for key, value in view.gate_sources(report))
+    return [
+        f"**Gates** · {escape(view.gate_count(report))}{sources}",
+        "",
+        *_table(["Gate", "Result", "Message"] + (["Noise"] if noise else []), rows,
+                [False, False, False] + ([True] if noise else [])),
+        "",
+    ]
+
+
 def _metrics(audit: dict[str, Any]) -> list[str]:
     methods = view.ci_methods(audit)
     by_row = len(methods) > 1
@@ -168,6 +189,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         *_summary(report),
         "",
+        *_gates(report),
     ]
     for name, audit in view.audits(report):
         lines += _audit(name, audit)

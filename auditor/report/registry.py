@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from .html import render_html
 from .json_report import render_json
+from .junit import render_junit
 from .markdown import render_markdown
 
 #: Format name (as given to ``--format``) -> function rendering the report document.
@@ -18,6 +19,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "json": render_json,
     "html": render_html,
     "md": render_markdown,
+    "junit": render_junit,
 }
 
 #: Format name -> the file it is written to, inside the output directory.
@@ -25,4 +27,5 @@ FILE_NAMES: dict[str, str] = {
     "json": "report.json",
     "html": "report.html",
     "md": "report.md",
+    "junit": "report.junit.xml",
 }

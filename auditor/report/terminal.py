@@ -1,4 +1,4 @@
-"""The report in the terminal: one table of every audit, then the findings that need action.
+"""The report in the terminal: one table of every audit, the gates, then the findings that need action.
 
 Strings from the report are put on screen as :class:`rich.text.Text`, never parsed as rich
 markup (a column called ``[bold]x[/]`` prints literally), and their control characters are
@@ -40,6 +40,31 @@ def _headlines(audit: dict[str, Any]) -> Text:
     return Text("\n").join(lines) if lines else Text(MISSING, style="dim")
 
 
+def _print_gates(report: dict[str, Any], console: Console) -> None:
+    """The gates table, failed gates in bold red, when the run had gates."""
+    gates = view.gates(report)
+    if not gates:
+        return
+    noise = any(g["noise"] for g in gates)
+    failed = not all(g["passed"] for g in gates)
+    console.print()
+    console.print(Text(view.gate_count(report), style="bold red" if failed else "bold green"))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
+    table.add_column("Gate", ratio=2, overflow="fold")
+    table.add_column("Result", min_width=9, max_width=12, overflow="fold")
+    table.add_column("Message", ratio=4, overflow="fold")
+    if noise:
+        table.add_column("Noise", justify="right", no_wrap=True)
+    for gate in gates:
+        status = "pass" if gate["passed"] else "fail"
+        name = Text(gate["name"], style="" if gate["passed"] else "bold red")
+        row = [name, _status(status), Text(gate["message"])]
+        if noise:
+            row.append(Text(gate["noise"] or MISSING, style="dim" if not gate["noise"] else ""))
+        table.add_row(*row)
+    console.print(table)
+
+
 def render_terminal(report: dict[str, Any], console: Console) -> None:
     """Print the audit summary table and the warning and error findings to ``console``."""
     report = clean_strings(report)
@@ -68,6 +93,7 @@ def render_terminal(report: dict[str, Any], console: Console) -> None:
             Text(view.summary(audit)),
         )
     console.print(table)
+    _print_gates(report, console)
     serious = Table.grid(padding=(0, 1))
     serious.add_column(no_wrap=True)
     serious.add_column(overflow="fold")

@@ -3,7 +3,12 @@
 Renderers receive the report as the plain dict stored in report.json. Third-party audits
 may fill it with any names and strings, and older files may lack optional parts, so it is
 read here, in one place and defensively: which audits there are and in what order, which
-metrics are headlines, and the labelled facts shown about the model, the data and the run.
+metrics are headlines, the gate results, and the labelled facts shown about the model, the
+data and the run.
+
+The gates section (``report["gates"]``, absent or null without ``--policy``/``--baseline``) is
+read as ``{"policy", "baseline", "results": [{"name", "kind", "passed", "message", "noise",
+...}]}``; other fields of a result are left to the formats that want them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .format import MISSING, format_bytes, format_cell, format_count, format_seconds, is_number
+from .format import (
+    MISSING,
+    format_bytes,
+    format_cell,
+    format_count,
+    format_number,
+    format_seconds,
+    is_number,
+)
 
 #: Status words as shown to readers; any other status is shown as written.
 STATUS_WORDS: dict[str, str] = {
@@ -207,6 +220,48 @@ def options(audit: dict[str, Any]) -> Facts:
         return []
     return [
         (str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for k, v in found.items()
+    ]
+
+
+def gates(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every gate result as display text: ``name``, ``passed`` (True only when the document
+    says ``true``: anything else reads as failed), ``message``, ``kind`` and ``noise`` (the
+    noise level a regression was judged against, formatted, or ``None`` when it has none).
+
+    Empty when the run had no policy and no baseline (``gates`` absent or null)."""
+    rows = []
+    for result in _list(section(report, "gates"), "results"):
+        if not isinstance(result, dict):
+            continue
+        noise = result.get("noise")
+        rows.append(
+            {
+                "name": _text(result.get("name")),
+                "passed": result.get("passed") is True,
+                "message": _text(result.get("message")),
+                "kind": format_cell(result.get("kind") or ""),
+                "noise": f"±{format_number(noise)}" if is_number(noise) else None,
+            }
+        )
+    return rows
+
+
+def gate_count(report: dict[str, Any]) -> str:
+    """How many gates passed, e.g. ``3 of 5 gates passed``; empty when there are no gates."""
+    found = gates(report)
+    if not found:
+        return ""
+    passed = sum(g["passed"] for g in found)
+    return f"{passed} of {len(found)} gate{'s' if len(found) != 1 else ''} passed"
+
+
+def gate_sources(report: dict[str, Any]) -> Facts:
+    """The policy and baseline files the gates came from, those that were given."""
+    found = section(report, "gates")
+    return [
+        (label, format_cell(found[key]))
+        for label, key in (("Policy", "policy"), ("Baseline", "baseline"))
+        if found.get(key) not in (None, "")
     ]
 
 
