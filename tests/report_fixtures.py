@@ -204,28 +204,46 @@ def _tampered_audit() -> dict[str, Any]:
     }
 
 
+def _gate(t: Text, name: str, kind: str, passed: bool, message: str, **fields: Any) -> dict[str, Any]:
+    """One gate result as auditor.gates writes it."""
+    result = {
+        "name": t(name), "kind": kind, "passed": passed, "message": t(message), "path": None,
+        "audit": None, "metric": None, "field": None, "rule": None, "value": None, "threshold": None,
+        "baseline": None, "delta": None, "tolerance": None, "noise": None, "noisy": False,
+    }
+    return {**result, **fields}
+
+
 def _gates(t: Text) -> dict[str, Any]:
     """What ``--policy audit.toml --baseline main.json`` adds: a passing and a failing
     threshold, a regression within its noise and one beyond it, and the findings rule."""
     return {
         "policy": t("audit.toml"),
         "baseline": t("reports/main/report.json"),
+        "fail_on": "error",
         "passed": False,
         "results": [
-            {"name": t("metrics.accuracy >= 0.80"), "kind": "threshold", "passed": True,
-             "message": t("Accuracy 0.853 meets the minimum 0.80."),
-             "audit": "metrics", "metric": "accuracy", "value": 0.85312, "threshold": 0.8},
-            {"name": t("metrics.recall >= 0.70"), "kind": "threshold", "passed": False,
-             "message": t("Recall (>50K) 0.617 is below the minimum 0.70."),
-             "audit": "metrics", "metric": "recall", "value": 0.61703, "threshold": 0.7},
-            {"name": t("metrics.roc_auc vs baseline"), "kind": "regression", "passed": True,
-             "message": t("ROC AUC 0.901 against 0.903 on the baseline: a change of -0.002, within the noise."),
-             "audit": "metrics", "metric": "roc_auc", "value": 0.90118, "baseline": 0.90311, "noise": 0.00617},
-            {"name": t("metrics.f1 vs baseline"), "kind": "regression", "passed": False,
-             "message": t("F1 (>50K) 0.673 against 0.701 on the baseline: a drop of 0.028, beyond the noise."),
-             "audit": "metrics", "metric": "f1", "value": 0.67305, "baseline": 0.70112, "noise": 0.00683},
-            {"name": t("no error findings"), "kind": "findings", "passed": False,
-             "message": t("1 error finding: Permutation importance (audit-error)."), "audit": None},
+            _gate(t, "metrics.accuracy >= 0.8", "threshold", True, "Accuracy is 0.853, at least 0.8.",
+                  path="metrics.accuracy", audit="metrics", metric="accuracy", field="value", rule=">= 0.8",
+                  value=0.85312, threshold=0.8),
+            _gate(t, "metrics.recall >= 0.7", "threshold", False, "Recall (>50K) is 0.617, below 0.7.",
+                  path="metrics.recall", audit="metrics", metric="recall", field="value", rule=">= 0.7",
+                  value=0.61703, threshold=0.7),
+            _gate(t, "metrics.roc_auc vs baseline (max_drop 0.01)", "regression", True,
+                  "ROC AUC is 0.901 against 0.903 on the baseline, a drop of 0.002 (at most 0.01 allowed); "
+                  "the intervals overlap: within noise",
+                  path="metrics.roc_auc", audit="metrics", metric="roc_auc", field="value", rule="max_drop 0.01",
+                  value=0.90118, threshold=0.89311, baseline=0.90311, delta=-0.00193, tolerance=0.01,
+                  noise="within noise"),
+            _gate(t, "metrics.f1 vs baseline (max_drop 0.01)", "regression", False,
+                  "F1 (>50K) is 0.673 against 0.701 on the baseline, a drop of 0.028 (at most 0.01 allowed); "
+                  "the intervals do not overlap: beyond noise",
+                  path="metrics.f1", audit="metrics", metric="f1", field="value", rule="max_drop 0.01",
+                  value=0.67305, threshold=0.69112, baseline=0.70112, delta=-0.02807, tolerance=0.01,
+                  noise="beyond noise"),
+            _gate(t, "no error findings", "findings", False,
+                  "1 error finding: Permutation importance (audit-error).", field="findings",
+                  rule="fail_on error", value=1),
         ],
     }
 

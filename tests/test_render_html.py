@@ -148,22 +148,25 @@ def test_gates_follow_the_summary_with_results_in_words_and_the_count_in_the_hea
     assert '<a class="gate-count failed" href="#gates">2 of 5 gates passed</a>' in header
     gates = sample_html.split('id="gates-title"')[1].split("</section>")[0]
     assert "Policy <span class=\"mono\">audit.toml</span>" in gates
-    assert '<th scope="col" class="num">Noise</th>' in gates
+    assert '<th scope="col">Noise</th>' in gates
     assert (
-        '<tr class="gate-fail">\n  <td class="mono">metrics.f1 vs baseline</td>\n'
+        '<tr class="gate-fail">\n  <td class="mono">metrics.f1 vs baseline (max_drop 0.01)</td>\n'
         '  <td><span class="badge status-fail">✗ FAIL</span></td>\n'
-        "  <td>F1 (&gt;50K) 0.673 against 0.701 on the baseline: a drop of 0.028, beyond the noise.</td>\n"
-        '<td class="num">±0.00683</td>'
+        "  <td>F1 (&gt;50K) is 0.673 against 0.701 on the baseline, a drop of 0.028 (at most 0.01 allowed); "
+        "the intervals do not overlap: beyond noise</td>\n"
+        '<td>beyond noise</td>'
     ) in gates
     assert gates.count("✓ PASS") == 2 and gates.count("✗ FAIL") == 3
-    assert '<td class="mono">metrics.accuracy &gt;= 0.80</td>' in gates
+    assert '<td class="mono">metrics.accuracy &gt;= 0.8</td>' in gates
 
 
 def test_the_noise_column_is_shown_only_when_a_regression_has_noise():
     report = sample_report()
     for result in report["gates"]["results"]:
-        result.pop("noise", None)
+        result["noise"] = None
     assert "Noise</th>" not in render_html(report)
+    report["gates"]["results"][2]["noisy"] = True
+    assert "<td>varies run to run</td>" in render_html(report)
 
 
 @pytest.mark.parametrize("gates", [None, "absent"])

@@ -71,8 +71,7 @@ def _gate_cases(report: dict[str, Any]) -> list[ET.Element]:
     for gate in view.gates(report):
         case = _element(None, "testcase", classname=_CLASS_GATES, name=gate["name"])
         if not gate["passed"]:
-            body = gate["message"] + (f"\nNoise: {gate['noise']}" if gate["noise"] else "")
-            _element(case, "failure", body, message=gate["message"], type=gate["kind"] or "gate")
+            _element(case, "failure", gate["message"], message=gate["message"], type=gate["kind"] or "gate")
         cases.append(case)
     return cases
 

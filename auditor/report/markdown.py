@@ -104,7 +104,7 @@ def _gates(report: dict[str, Any]) -> list[str]:
         f"**Gates** · {escape(view.gate_count(report))}{sources}",
         "",
         *_table(["Gate", "Result", "Message"] + (["Noise"] if noise else []), rows,
-                [False, False, False] + ([True] if noise else [])),
+                [False, False, False] + ([False] if noise else [])),
         "",
     ]
 

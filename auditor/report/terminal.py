@@ -54,7 +54,7 @@ def _print_gates(report: dict[str, Any], console: Console) -> None:
     table.add_column("Result", min_width=9, max_width=12, overflow="fold")
     table.add_column("Message", ratio=4, overflow="fold")
     if noise:
-        table.add_column("Noise", justify="right", no_wrap=True)
+        table.add_column("Noise", max_width=14, overflow="fold")
     for gate in gates:
         status = "pass" if gate["passed"] else "fail"
         name = Text(gate["name"], style="" if gate["passed"] else "bold red")

@@ -8,7 +8,8 @@ data and the run.
 
 The gates section (``report["gates"]``, absent or null without ``--policy``/``--baseline``) is
 read as ``{"policy", "baseline", "results": [{"name", "kind", "passed", "message", "noise",
-...}]}``; other fields of a result are left to the formats that want them.
+"noisy", ...}]}`` (the shape :mod:`auditor.gates` documents); the other fields of a result
+(rule, value, threshold, delta...) are already said in its message.
 """
 
 from __future__ import annotations
@@ -225,8 +226,9 @@ def options(audit: dict[str, Any]) -> Facts:
 
 def gates(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Every gate result as display text: ``name``, ``passed`` (True only when the document
-    says ``true``: anything else reads as failed), ``message``, ``kind`` and ``noise`` (the
-    noise level a regression was judged against, formatted, or ``None`` when it has none).
+    says ``true``: anything else reads as failed), ``message``, ``kind`` and ``noise`` (for a
+    regression, whether the change is within or beyond the noise of the two intervals, or
+    that the figure varies from run to run; ``None`` when it says nothing of noise).
 
     Empty when the run had no policy and no baseline (``gates`` absent or null)."""
     rows = []
@@ -234,13 +236,19 @@ def gates(report: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(result, dict):
             continue
         noise = result.get("noise")
+        if is_number(noise):
+            noise = f"±{format_number(noise)}"
+        elif isinstance(noise, str) and noise:
+            noise = noise
+        else:
+            noise = "varies run to run" if result.get("noisy") is True else None
         rows.append(
             {
                 "name": _text(result.get("name")),
                 "passed": result.get("passed") is True,
                 "message": _text(result.get("message")),
                 "kind": format_cell(result.get("kind") or ""),
-                "noise": f"±{format_number(noise)}" if is_number(noise) else None,
+                "noise": noise,
             }
         )
     return rows
