@@ -1,8 +1,9 @@
 """The ``audit`` command line: the one place that turns errors into exit codes.
 
-Exit codes (like pytest and ruff): 0 every audit passed or warned; 1 an audit failed;
-2 usage or input error (one line, no traceback unless --debug); 3 an audit or the tool
-itself broke.
+Exit codes (like pytest and ruff): 0 every gate passed (with no policy: no audit failed);
+1 a gate failed, a metric regressed against the baseline, or a finding of the --fail-on
+severity; 2 usage or input error (one line, no traceback unless --debug); 3 an audit or the
+tool itself broke.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from . import __version__
 from .errors import AuditorError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-VERDICT_EXIT = {"pass": EXIT_OK, "warn": EXIT_OK, "fail": EXIT_FAILED, "error": EXIT_INTERNAL}
 DEFAULT_FORMATS = ("html", "md", "json")
 
 EXAMPLES = """\b
@@ -40,6 +40,9 @@ Examples:
   audit cnn.pt --data digits.csv --input-shape 1,8,8
       reshape each flat CSV row for an image model
   audit model.pt --data test.csv -o metrics.n_resamples=2000 --format json
+  audit model.pt --data test.csv --policy audit.toml --baseline main.json --format html,json,junit
+      gate a merge: exit 1 when a gate fails or a metric regresses
+  audit compare main/report.json branch/report.json
   audit demo                  audit the bundled UCI Adult example
   audit plugins               list installed audits and their options
   audit render reports/model/report.json --format html
@@ -96,8 +99,8 @@ class DefaultGroup(click.Group):
         formatter.write_text(EXAMPLES)
         formatter.write_paragraph()
         formatter.write_text(
-            "Exit codes: 0 passed (warnings allowed), 1 an audit failed, 2 bad usage or input, "
-            "3 an audit or auditor itself broke. Settings may also live in [tool.auditor] in "
+            "Exit codes: 0 passed (warnings allowed), 1 a gate failed, a metric regressed or an "
+            "audit failed (--fail-on), 2 bad usage or input, 3 an audit or auditor itself broke. Settings may also live in [tool.auditor] in "
             "./pyproject.toml."
         )
 
@@ -216,10 +219,13 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
 @click.option("--seed", type=int, help="Seed for resampling (default 0): same inputs and seed, same numbers.")
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder. Default: reports/<model-stem>/.")
-@click.option("--format", "formats", help="Comma-separated: html,md,json (default all three).")
+@click.option("--format", "formats", help="Comma-separated: html,md,json,junit (default html,md,json).")
 @click.option("--audits", help="Comma-separated audits to run (default: all installed; see 'audit plugins').")
 @click.option("--skip", help="Comma-separated audits not to run.")
 @click.option("-o", "--option", "overrides", multiple=True, metavar="AUDIT.OPTION=VALUE", help="Set an audit's option, e.g. -o metrics.n_resamples=2000. Repeatable.")
+@click.option("--policy", type=click.Path(path_type=Path), help="Gates for CI: a TOML file with [gates] (e.g. \"metrics.roc_auc\" = \">= 0.9\") and [regression]; also [tool.auditor.gates] in pyproject.toml. A failed gate exits 1.")
+@click.option("--baseline", type=click.Path(path_type=Path), help="A previous report.json (e.g. from main) to check for regressions ([regression] tolerances in the policy).")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), help="Which findings fail the run (exit 1). Default: error.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="A TOML file of settings (same keys as [tool.auditor]).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table; errors still print.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -230,9 +236,12 @@ def run_command(**kw: Any) -> None:
 
 def _run(kw: dict[str, Any], *, demo: bool) -> int:
     from .config import check_settings, load_settings, parse_overrides, split_list
+    from .gates import evaluate, load_baseline, load_policy
+    from .github import publish
     from .pipeline import RunConfig, execute
     from .registry import discover
-    from .report import write_reports
+    from .report import render_markdown, write_reports
+    from .report.write import canonical
 
     installed = discover()
     settings = {} if demo else load_settings(kw.get("config_file"), Path.cwd())
@@ -263,25 +272,40 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         command=kw.get("command") or shlex.join(["audit", *sys.argv[1:]]),
     )
     out = Path(_pick(kw.get("out"), settings, "out", "") or Path("reports") / model.stem)
+    fail_on = _pick(kw.get("fail_on"), settings, "fail_on", "error")
+    policy = load_policy(_path(kw.get("policy")), settings)
+    baseline_path = _path(kw.get("baseline")) or (policy.baseline if policy is not None else None)
+    if policy is not None:
+        policy.check_syntax(cfg.audits or installed, baseline_given=baseline_path is not None)
+    baseline = load_baseline(baseline_path) if baseline_path is not None else None
     quiet = bool(kw.get("quiet"))
     show = not quiet and sys.stderr.isatty()
     with RichProgress(enabled=show) as progress:
         execution = execute(cfg, installed, progress)
-    written = write_reports(execution.report, out, formats)
+    report = execution.report
+    gates = evaluate(report, policy, baseline, fail_on=fail_on,
+                     baseline_path=None if baseline_path is None else str(baseline_path))
+    if policy is not None or baseline is not None or kw.get("fail_on") or "fail_on" in settings:
+        report["gates"] = gates
+    written = write_reports(report, out, formats)
+    document = canonical(report)
+    for line in publish(render_markdown(document), report.get("gates")):
+        click.echo(line)
     if kw.get("debug"):
         for name, text in execution.outcome.tracebacks.items():
             click.echo(f"--- traceback of audit {name} ---\n{text}", err=True)
     if not quiet:
         from .report.terminal import render_terminal
-        from .report.write import canonical
 
         console = _console()
-        render_terminal(canonical(execution.report), console)
+        render_terminal(document, console)
         console.print(
             f"Reports written to {out}{os.sep}: " + ", ".join(p.name for p in written),
             markup=False,
         )
-    return VERDICT_EXIT[execution.report["verdict"]]
+    if report["verdict"] == "error":
+        return EXIT_INTERNAL
+    return EXIT_OK if gates["passed"] else EXIT_FAILED
 
 
 @cli.command("demo")
@@ -358,6 +382,22 @@ def plugins_command(as_json: bool) -> None:
             escape(options or "-"),
         )
     _console().print(table)
+
+
+@cli.command("compare")
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@click.option("--markdown", is_flag=True, help="Print a Markdown table (for a PR comment) instead.")
+def compare_command(before: Path, after: Path, markdown: bool) -> None:
+    """Show how every metric changed between two report.json files (e.g. main and a branch)."""
+    from .compare import compare_markdown, compare_reports, compare_table
+    from .report import load_report
+
+    rows = compare_reports(load_report(before), load_report(after))
+    if markdown:
+        click.echo(compare_markdown(rows, before.name, after.name))
+    else:
+        _console().print(compare_table(rows, str(before), str(after)))
 
 
 @cli.command("render")

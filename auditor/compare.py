@@ -99,3 +99,46 @@ def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str
                 "beyond_noise": None if ca is None or cb is None else not (ca[0] <= cb[1] and cb[0] <= ca[1]),
             })
     return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def row_cells(row: Mapping[str, Any]) -> list[str]:
+    """A row as display text: audit, metric, before, after, delta, change, noise."""
+    beyond = row.get("beyond_noise")
+    noise = "" if beyond is None else ("beyond noise" if beyond else "within noise")
+    metric = "status" if row.get("kind") == "status" else str(row.get("label") or row.get("metric"))
+    return [str(row["audit"]), metric, _cell(row.get("a")), _cell(row.get("b")), _cell(row.get("delta")),
+            str(row.get("change") or ""), noise]
+
+
+COLUMNS = ("Audit", "Metric", "Before", "After", "Delta", "Change", "Noise")
+
+
+def compare_markdown(rows: list[dict[str, Any]], before: str, after: str) -> str:
+    """The comparison as a Markdown table for a PR comment."""
+    from .report.markdown import escape
+
+    lines = [f"**{escape(before)} → {escape(after)}**", "",
+             "| " + " | ".join(COLUMNS) + " |", "|---|---|---:|---:|---:|---|---|"]
+    lines += ["| " + " | ".join(escape(cell) for cell in row_cells(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def compare_table(rows: list[dict[str, Any]], before: str, after: str) -> Any:
+    """The comparison as a rich Table (every cell plain text, never markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"{before} → {after}"))
+    for column in COLUMNS:
+        table.add_column(column, justify="right" if column in ("Before", "After", "Delta") else "left")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row_cells(row)))
+    return table

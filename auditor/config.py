@@ -36,6 +36,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "sensitive": (list, str),
     "history": str,
     "train_data": str,
+    "fail_on": str,
     "classes": (list, str),
     "task": str,
     "input_shape": (list, str),
@@ -49,6 +50,10 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "audits": (list, str),
     "skip": (list, str),
 }
+
+
+#: Sub-tables of [tool.auditor] that hold CI gates (see auditor.gates), not audit options.
+POLICY_TABLES = ("gates", "regression")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -95,6 +100,8 @@ def check_settings(settings: Mapping[str, Any], audit_names: Iterable[str]) -> N
     audits = set(audit_names)
     for key, value in settings.items():
         if isinstance(value, Mapping):
+            if key in POLICY_TABLES:
+                continue
             if key not in audits:
                 raise UsageError(
                     f"[tool.auditor.{key}] names no installed audit.",

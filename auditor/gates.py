@@ -363,6 +363,24 @@ def _fail_on(report: Mapping[str, Any], fail_on: str) -> dict[str, Any]:
     return _result(name, "findings", False, f"fail_on {fail_on}: " + "; ".join(problems) + ".", value=total, **common)
 
 
+#: With a baseline but no [regression] table: every headline metric of every audit that both
+#: reports hold may get worse by at most this much (absolute).
+DEFAULT_TOLERANCE = 0.01
+
+
+def default_regressions(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> tuple[Regression, ...]:
+    """The regressions checked when a baseline is given without a [regression] table."""
+    entries = []
+    for audit, result in sorted(report.get("audits", {}).items()):
+        before = baseline.get("audits", {}).get(audit, {}).get("metrics", {})
+        for key, metric in sorted(result.get("metrics", {}).items()):
+            direction = metric.get("direction")
+            if metric.get("headline") and key in before and direction in ("higher", "lower"):
+                bound = "max_drop" if direction == "higher" else "max_rise"
+                entries.append(Regression(path=f"{audit}.{key}", bound=bound, tolerance=DEFAULT_TOLERANCE))
+    return tuple(entries)
+
+
 def evaluate(
     report: dict[str, Any],
     policy: Policy | None,
@@ -386,8 +404,11 @@ def evaluate(
         _check_paths(policy, report)
         for gate in policy.gates:
             results.append({"metric": _threshold, "status": _status, "findings": _findings_gate}[gate.kind](gate, report))
-        for entry in policy.regressions:
-            results.append(_regression(entry, report, baseline or {}))
+    regressions = policy.regressions if policy is not None and policy.regressions else ()
+    if baseline is not None and not regressions:
+        regressions = default_regressions(report, baseline)
+    for entry in regressions:
+        results.append(_regression(entry, report, baseline or {}))
     results.append(_fail_on(report, fail_on))
     return {
         "policy": None if policy is None else policy.source,

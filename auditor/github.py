@@ -1,0 +1,43 @@
+"""What a run tells GitHub Actions: the step summary and annotations for failed gates.
+
+Both are plain text conventions of GitHub's runner: the Markdown summary is appended to the
+file named by ``$GITHUB_STEP_SUMMARY``; an annotation is a ``::error ...::message`` line on
+standard output while ``$GITHUB_ACTIONS`` is ``true``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _escape_data(text: str) -> str:
+    """GitHub's escaping for a workflow command's message."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotations(gates: Mapping[str, Any] | None) -> list[str]:
+    """One ``::error`` line per failed gate, regression or findings rule."""
+    if not gates:
+        return []
+    lines = []
+    for result in gates.get("results", []):
+        if not result.get("passed"):
+            title = _escape_property(f"auditor {result.get('kind', 'gate')} failed: {result.get('name', '')}")
+            lines.append(f"::error title={title}::{_escape_data(str(result.get('message', '')))}")
+    return lines
+
+
+def publish(report_markdown: str, gates: Mapping[str, Any] | None, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Append the summary to $GITHUB_STEP_SUMMARY when set; return the annotation lines to print
+    when running under GitHub Actions (empty otherwise)."""
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as handle:
+            handle.write(report_markdown.rstrip("\n") + "\n\n")
+    return annotations(gates) if environ.get("GITHUB_ACTIONS") == "true" else []
