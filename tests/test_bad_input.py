@@ -239,3 +239,18 @@ def test_debug_shows_the_traceback(tmp_path, good):
     result = invoke(tmp_path / "nope.pt", "--data", good[1], "--debug", "--quiet", "--out", tmp_path / "o")
     assert result.exit_code == 2
     assert "Traceback" in result.stderr
+
+
+def test_a_malformed_policy_rule_is_a_usage_error_before_any_work(tmp_path, good):
+    policy = write(tmp_path / "audit.toml", '[gates]\n"metrics.roc_auc" = "at least 0.9"\n')
+    run_expecting_error(tmp_path, good[0], good[1], "--policy", policy, fragments=("metrics.roc_auc", "at least 0.9"))
+
+
+def test_a_gate_on_an_unknown_metric_names_the_valid_paths_and_writes_nothing(tmp_path, good):
+    policy = write(tmp_path / "audit.toml", '[gates]\n"metrics.roc_acu" = ">= 0.9"\n')
+    run_expecting_error(tmp_path, good[0], good[1], "--policy", policy, fragments=("roc_acu", "metrics.roc_auc"))
+
+
+def test_a_baseline_from_an_older_schema_is_refused_with_a_clear_message(tmp_path, good):
+    baseline = write(tmp_path / "main.json", '{"schema_version": "0.9", "audits": {}}')
+    run_expecting_error(tmp_path, good[0], good[1], "--baseline", baseline, fragments=("0.9",))
