@@ -240,7 +240,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     from .github import publish
     from .pipeline import RunConfig, execute
     from .registry import discover
-    from .report import render_markdown, write_reports
+    from .report import write_reports
     from .report.write import canonical
 
     installed = discover()
@@ -289,7 +289,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         report["gates"] = gates
     written = write_reports(report, out, formats)
     document = canonical(report)
-    for line in publish(render_markdown(document), report.get("gates")):
+    for line in publish(document):
         click.echo(line)
     if kw.get("debug"):
         for name, text in execution.outcome.tracebacks.items():

@@ -33,11 +33,13 @@ def annotations(gates: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def publish(report_markdown: str, gates: Mapping[str, Any] | None, environ: Mapping[str, str] = os.environ) -> list[str]:
-    """Append the summary to $GITHUB_STEP_SUMMARY when set; return the annotation lines to print
-    when running under GitHub Actions (empty otherwise)."""
+def publish(document: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Append the Markdown summary of the report ``document`` to $GITHUB_STEP_SUMMARY when set;
+    return the annotation lines to print when running under GitHub Actions (else none)."""
     summary = environ.get("GITHUB_STEP_SUMMARY")
     if summary:
+        from .report import render_markdown
+
         with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(report_markdown.rstrip("\n") + "\n\n")
-    return annotations(gates) if environ.get("GITHUB_ACTIONS") == "true" else []
+            handle.write(render_markdown(dict(document)).rstrip("\n") + "\n\n")
+    return annotations(document.get("gates")) if environ.get("GITHUB_ACTIONS") == "true" else []
