@@ -27,6 +27,7 @@ The class is instantiated with no arguments and must have:
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
@@ -101,8 +102,11 @@ class Option:
         return converted
 
 
-class Audit:
-    """Convenience base class; an audit need not inherit from it, only follow the contract."""
+class Audit(ABC):
+    """Convenience base class; an audit need not inherit from it, only follow the contract.
+
+    A subclass that does not define ``run`` cannot be instantiated.
+    """
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -110,8 +114,9 @@ class Audit:
     needs: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[tuple[Option, ...]] = ()
 
+    @abstractmethod
     def run(self, ctx: "AuditContext", options: Mapping[str, Any]) -> "AuditResult":
-        raise NotImplementedError  # pragma: no cover - the contract, implemented by subclasses
+        """Compute and return this audit's result from the context (never call the model)."""
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
