@@ -35,7 +35,7 @@ docstring and the dataclasses agree.
 ``Dataset``
     ``path``, ``sha256``, ``n_rows``, ``columns`` (every column in the file, in order),
     ``feature_names`` (fed to the model, in order), ``X`` (float32 array, rows x features,
-    before any ``--input-shape`` reshape), ``target_name`` (or None), ``y`` (int64 class
+    before any ``--input-shape`` reshape; column-major in memory), ``target_name`` (or None), ``y`` (int64 class
     indices for classification, float64 for regression, or None).
 
 ``Task``
