@@ -3,30 +3,8 @@
 Renderers read this dict and nothing else. Everything that varies between identical
 runs (timings, dates, the machine) lives under ``run``, so the rest is byte-identical.
 
-The ``gates`` section (GATES_SCHEMA_PLACEHOLDER: this is the schema the gates evaluator
-writes and the renderers read) is added by the command line after the audits ran::
-
-    report["gates"] (absent or null when no policy/baseline was given):
-    {
-      "policy": "audit.toml" | null,            # file name the gates came from
-      "baseline": {"path": "main.json", "sha256": "...", "started": "..."} | null,
-      "fail_on": "error" | "warning" | "never",
-      "passed": true | false,                   # every result passed
-      "results": [                              # in policy order: gates, then regressions, then the findings rule
-        {
-          "kind": "gate" | "regression" | "findings",
-          "name": "metrics.roc_auc >= 0.9",     # what a CI system shows as the test case name
-          "path": "metrics.roc_auc",            # the policy's path, as written
-          "rule": ">= 0.9",                     # the rule, as written (regression: "max_drop 0.01")
-          "actual": 0.913 | "pass" | null,      # the value read from the report (null when missing/undefined)
-          "expected": 0.9 | [0.8, 1.25] | "pass" | null,  # the threshold / baseline value
-          "passed": true | false,
-          "message": "ROC-AUC 0.913 >= 0.9",    # one sentence: why it passed or failed
-          "noise": "beyond noise" | "within noise" | null,   # regressions with intervals only
-          "noisy": false                        # true for carbon/energy/timing paths (compared with a tolerance)
-        }
-      ]
-    }
+With a policy, a baseline or ``--fail-on``, the command line adds a ``gates`` section after
+the audits ran: the output of :func:`auditor.gates.evaluate`, whose docstring gives its schema.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ report.json`` rebuilds every format without the model or the data. The formats w
 files are registered in :data:`RENDERERS` and :data:`FILE_NAMES` (see
 :mod:`auditor.report.registry`); the terminal summary is printed, not written.
 
-The optional ``gates`` section's schema (GATES_SCHEMA_PLACEHOLDER) is written out in
-:mod:`auditor.document`'s docstring.
+The optional ``gates`` section's schema is in :func:`auditor.gates.evaluate`'s module docstring.
 """
 
 from __future__ import annotations
