@@ -139,6 +139,12 @@ class Chart:
     - ``scatter``: ``{"x_label", "y_label", "x": [...], "y": [...], "reference": "y=0"|"y=x"|None}``
     - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[low, high]]|None}``
       (``errors`` are absolute interval bounds, like ``Metric.ci``, not offsets)
+    - ``strip``: ``{"x_label", "y_label", "series": [{"name", "x": [...], "y": [...]}],
+      "mean": number|None, "band": [low, high]|None, "references": [{"y": number, "label":
+      str}]|None}`` (a metric across cross-validation folds: ``x`` is the fold number, one
+      series per repeat or seed, each drawn as points in its own colour and marker shape;
+      ``mean`` is a solid line, ``band`` a shaded band labelled by the optional
+      ``"band_label"``, default ``"mean ± 1 SD"``, and each reference a labelled dashed line)
     """
 
     name: str

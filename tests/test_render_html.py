@@ -79,7 +79,7 @@ def test_hostile_strings_appear_escaped_everywhere_they_are_shown(hostile_html):
 
 def test_hostile_strings_are_escaped_inside_charts(hostile_html):
     svgs = re.findall(r"<svg .*?</svg>", hostile_html, re.S)
-    assert len(svgs) == 6
+    assert len(svgs) == 7
     for svg in svgs:
         assert "&lt;script&gt;" in svg
         assert "<script" not in svg
@@ -229,7 +229,8 @@ def test_every_chart_has_an_accessible_title_and_description(sample_html):
         assert f'<title id="{labelled[1]}">' in svg and f'<desc id="{labelled[2]}">' in svg
         titles.append(re.search(r"<title id=[^>]*>([^<]*)</title>", svg)[1])
     assert titles == [
-        "Confusion matrix", "ROC curve", "Precision-recall curve", "Recall by class", "Predicted vs actual", "Residuals",
+        "Confusion matrix", "ROC curve", "Precision-recall curve", "Recall by class", "ROC-AUC across folds",
+        "Predicted vs actual", "Residuals",
     ]
 
 

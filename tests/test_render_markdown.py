@@ -64,7 +64,7 @@ def test_markdown_shows_intervals_and_undefined_values_as_a_dash():
 
 
 def test_markdown_points_to_the_html_report_for_charts():
-    assert "_4 charts (Confusion matrix, ROC curve, Precision-recall curve, Recall by class) in report.html._" in (
+    assert "_5 charts (Confusion matrix, ROC curve, Precision-recall curve, Recall by class, ROC-AUC across folds) in report.html._" in (
         render_markdown(sample_report())
     )
 

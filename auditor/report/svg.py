@@ -3,8 +3,8 @@
 Every element is built from a :class:`markupsafe.Markup` template whose arguments
 ``Markup.format`` escapes, so a class name or series name can never become markup. The
 SVG has no scripts and no external references: it is meant to be inlined in report.html.
-Colours follow the Okabe–Ito palette, and series also differ by dash pattern, so they can
-be told apart without colour and in a greyscale print.
+Colours follow the Okabe–Ito palette, and series also differ by dash pattern (or marker
+shape), so they can be told apart without colour and in a greyscale print.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ PALETTE: tuple[str, ...] = (
 )
 #: Dash patterns paired with the colours, so series differ without colour too.
 DASHES: tuple[str, ...] = ("none", "7 3", "2 2", "9 3 2 3", "4 4", "12 4", "1 3")
+#: Marker shapes paired with the colours of a dot plot, for the same reason.
+SHAPES: tuple[str, ...] = ("circle", "square", "diamond", "triangle")
 
 _CHAR_WIDTH = 6.6  # average width in px of an 11 px sans-serif character
 _GRID = "#e3e3e3"
 _AXIS = "#555555"
 _REFERENCE = "#777777"
+_MEAN = "#222222"
 
 Body = list[Markup]
 
@@ -242,17 +245,27 @@ def _plot(
 
 
 def _legend(
-    entries: list[tuple[str, str, str]], left: float, top: float, width: float
+    entries: list[tuple[str, str, str]],
+    left: float,
+    top: float,
+    width: float,
+    samples: list[Callable[[float, float], Body]] | None = None,
 ) -> tuple[Body, float]:
-    """Legend entries ``(name, colour, dash)`` laid out in rows; returns the body and its height."""
+    """Legend entries ``(name, colour, dash)`` laid out in rows; returns the body and its height.
+
+    Each entry's sample is a line, or for the first ``len(samples)`` entries what its sample
+    function draws, given the left end and the middle of the 26 px wide sample."""
     body: Body = []
     x, y = left, top + 8
-    for name, colour, dash in entries:
+    for i, (name, colour, dash) in enumerate(entries):
         shown = _fit(name, width - 34)
         entry_width = 34 + len(shown) * _CHAR_WIDTH + 16
         if x > left and x + entry_width > left + width:
             x, y = left, y + 18
-        body.append(_line(x, y, x + 26, y, colour, width=2.5, dash=dash))
+        if samples and i < len(samples):
+            body += samples[i](x, y)
+        else:
+            body.append(_line(x, y, x + 26, y, colour, width=2.5, dash=dash))
         body.append(_label(x + 32, y + 4, name, width - 34, anchor="start", css="legend"))
         x += entry_width
     return body, (y - top + 14) if entries else 0.0
@@ -279,19 +292,22 @@ def _reference_diagonal(x: _Scale, y: _Scale | _LogScale) -> Markup:
 # ---- the kinds ----------------------------------------------------------------------------
 
 
-def _markers(data: dict[str, Any]) -> list[tuple[float, str]]:
-    """The optional ``markers`` of a curve chart: ``[{"x": number, "label": text}]``."""
-    markers = data.get("markers")
+def _markers(
+    data: dict[str, Any], key: str = "markers", axis: str = "x"
+) -> list[tuple[float, str]]:
+    """Optional labelled lines, ``[{axis: number, "label": text}]``: the ``markers`` of a
+    curve chart (``x``), the ``references`` of a strip chart (``y``)."""
+    markers = data.get(key)
     if markers is None:
         return []
     if not isinstance(markers, list) or not all(isinstance(m, dict) for m in markers):
-        raise ChartDataError("'markers' must be null or a list of {x, label}")
+        raise ChartDataError(f"{key!r} must be null or a list of {{{axis}, label}}")
     out = []
     for m in markers:
-        x = m.get("x")
-        if not is_number(x) or not math.isfinite(x):
-            raise ChartDataError("each marker needs a number 'x'")
-        out.append((float(x), str(m.get("label") or "")))
+        value = m.get(axis)
+        if not is_number(value) or not math.isfinite(value):
+            raise ChartDataError(f"each {key[:-1]} needs a number {axis!r}")
+        out.append((float(value), str(m.get("label") or "")))
     return out
 
 
@@ -465,6 +481,121 @@ def _bar(data: dict[str, Any]) -> Drawing:
     )
 
 
+def _mark(shape: str, cx: float, cy: float, colour: str, tooltip: str = "") -> Markup:
+    """A filled marker of ``shape`` (one of :data:`SHAPES`) centred on ``(cx, cy)``."""
+    title = Markup("<title>{}</title>").format(tooltip) if tooltip else Markup("")
+    paint = Markup('fill="{}" stroke="#ffffff" stroke-width="0.8"').format(colour)
+    if shape == "circle":
+        return Markup('<circle cx="{}" cy="{}" r="3.8" {}>{}</circle>').format(
+            _px(cx), _px(cy), paint, title
+        )
+    if shape in ("square", "diamond"):
+        half = 3.3 if shape == "square" else 2.9
+        turn = ""
+        if shape == "diamond":
+            turn = Markup(' transform="rotate(45 {} {})"').format(_px(cx), _px(cy))
+        return Markup('<rect x="{}" y="{}" width="{}" height="{}" {}{}>{}</rect>').format(
+            _px(cx - half), _px(cy - half), _px(2 * half), _px(2 * half), paint, turn, title
+        )
+    # a triangle as a closed, filled polyline: the report's SVG keeps to a few element kinds
+    corners = [(cx, cy - 4.6), (cx + 4.2, cy + 3), (cx - 4.2, cy + 3), (cx, cy - 4.6)]
+    return Markup('<polyline points="{}" {}>{}</polyline>').format(
+        " ".join(f"{_px(a)},{_px(b)}" for a, b in corners), paint, title
+    )
+
+
+def _band_rect(x: float, y: float, width: float, height: float, tooltip: str = "") -> Markup:
+    title = Markup("<title>{}</title>").format(tooltip) if tooltip else Markup("")
+    return Markup(
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="#000000" fill-opacity="0.08">{}</rect>'
+    ).format(_px(x), _px(y), _px(width), _px(max(height, 0.5)), title)
+
+
+def _strip(data: dict[str, Any]) -> Drawing:
+    """A dot plot of a metric across folds: one colour and marker shape per series (offset
+    a little at a shared fold), with the mean, a shaded band and labelled reference lines."""
+    series = _field(data, "series")
+    if not isinstance(series, list) or not series or not all(isinstance(s, dict) for s in series):
+        raise ChartDataError("'series' must be a non-empty list of {name, x, y}")
+    groups = []
+    for s in series:
+        xs, ys = _numbers(s, "x"), _numbers(s, "y")
+        name = str(s.get("name", ""))
+        if len(xs) != len(ys):
+            raise ChartDataError(f"series {name!r} has {len(xs)} x values but {len(ys)} y values")
+        groups.append((name, [(a, b) for a, b in zip(xs, ys) if a is not None and b is not None]))
+    mean = data.get("mean")
+    if mean is not None and not (is_number(mean) and math.isfinite(mean)):
+        raise ChartDataError("'mean' must be null or a number")
+    band = data.get("band")
+    if band is not None:
+        if not isinstance(band, list) or len(band) != 2 or not all(
+            is_number(b) and math.isfinite(b) for b in band
+        ):
+            raise ChartDataError("'band' must be null or [low, high]")
+        band = sorted(band)
+    band_label = str(data.get("band_label") or "mean ± 1 SD")
+    references = _markers(data, "references", "y")
+    x_label, y_label = _axis_label(data, "x_label"), _axis_label(data, "y_label")
+    folds = sorted({vx for _, points in groups for vx, _ in points})
+    step = min((b - a for a, b in zip(folds, folds[1:])), default=1.0)
+    y_values = [vy for _, points in groups for _, vy in points]
+    y_values += ([] if mean is None else [mean]) + (band or []) + [ry for ry, _ in references]
+    pad = (max(y_values) - min(y_values)) * 0.03 if y_values else 0.0
+    plot = _plot(  # padded, so that no point sits on the frame
+        [folds[0] - step / 2, folds[-1] + step / 2] if folds else [],
+        y_values + ([min(y_values) - pad, max(y_values) + pad] if pad else []),
+        x_label,
+        y_label,
+    )
+    x, y, body = plot.x, plot.y, list(plot.axes)
+    entries: list[tuple[str, str, str]] = []
+    samples: list[Callable[[float, float], Body]] = []
+    if band:
+        tooltip = f"{band_label}: {format_number(band[0])} to {format_number(band[1])}"
+        body.append(_band_rect(x.start, y(band[1]), _PLOT_WIDTH, y(band[0]) - y(band[1]), tooltip))
+    for i, (ry, text) in enumerate(references):  # labels alternate ends, so near ones both show
+        py, right = y(ry), i % 2 == 0
+        body.append(_line(x.start, py, x.end, py, _REFERENCE, width=1.2, dash="5 4"))
+        body.append(
+            _label(x.end - 4 if right else x.start + 4, py - 4 if py - y.end > 14 else py + 12,
+                   text, _PLOT_WIDTH / 2 - 8, anchor="end" if right else "start", css="legend")
+        )
+    if mean is not None:
+        body.append(_line(x.start, y(mean), x.end, y(mean), _MEAN, width=2))
+    spread = min(7.0, 0.5 * (x(step) - x(0.0)) / max(len(groups) - 1, 1))
+    for i, (name, points) in enumerate(groups):
+        colour, shape = PALETTE[i % len(PALETTE)], SHAPES[i % len(SHAPES)]
+        offset = (i - (len(groups) - 1) / 2) * spread
+        for vx, vy in points:
+            fold = format_number(int(vx) if float(vx).is_integer() else vx)
+            tip = f"{name}, {x_label or 'x'} {fold}: {format_number(vy)}"
+            body.append(_mark(shape, x(vx) + offset, y(vy), colour, tip))
+        entries.append((name, colour, "none"))
+        samples.append(lambda lx, ly, s=shape, c=colour: [_mark(s, lx + 13, ly, c)])
+    if band:
+        entries.append((band_label, "#000000", "none"))
+        samples.append(lambda lx, ly: [_band_rect(lx, ly - 5, 26, 10)])
+    if mean is not None:
+        entries.append(("mean", _MEAN, "none"))
+    legend, legend_height = _legend(entries, x.start, plot.bottom, _PLOT_WIDTH, samples)
+    count = sum(len(points) for _, points in groups)
+    parts = [f"{format_count(count)} point{'' if count == 1 else 's'} in {len(groups)} series"]
+    if mean is not None:
+        parts.append(f"mean {format_number(mean)}")
+    if band:
+        parts.append(f"band {band_label}")
+    if references:
+        names = ", ".join(text or format_number(ry) for ry, text in references)
+        parts.append(f"reference{'' if len(references) == 1 else 's'} {names}")
+    return Drawing(
+        plot.width,
+        plot.bottom + legend_height + 4,
+        body + legend,
+        f"Dot plot of {y_label or 'values'} by {x_label or 'x'}: {', '.join(parts)}.",
+    )
+
+
 def _cell_colour(share: float) -> str:
     """A single-hue blue ramp from near white (0) to dark blue (1)."""
     light, dark = (0xF2, 0xF7, 0xFC), (0x08, 0x3D, 0x77)
@@ -542,6 +673,7 @@ _KINDS: dict[str, Callable[[dict[str, Any]], Drawing]] = {
     "curve": _curve,
     "scatter": _scatter,
     "bar": _bar,
+    "strip": _strip,
 }
 
 #: The chart kinds this module draws.
