@@ -213,7 +213,8 @@ def cli() -> None:
 @click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), help="Default auto: from the model's output width and the target.")
 @click.option("--input-shape", help="Reshape each flat row for the model, e.g. 1,8,8 (CNN) or T,F (LSTM).")
 @click.option("--model-class", help="pkg.module:Class (or a no-argument factory) to load state_dict/safetensors weights into.")
-@click.option("--model-path", help="Folder to import --model-class from.")
+@click.option("--model-path", help="Folder to import --model-class and --trainer from.")
+@click.option("--trainer", metavar="PKG.MODULE:FUNCTION", help="Your training function, train_fn(X, y) -> nn.Module: the crossval audit retrains it on every fold (true k-fold cross-validation) and places the given model's score among the retrained ones. Imported like --model-class (see --model-path).")
 @click.option("--trust-model", is_flag=True, default=False, help="Allow a pickled model (runs code from the file). Only for files you trust.")
 @click.option("--device", help="auto (default: CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
@@ -261,6 +262,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         input_shape=_shape(_pick(kw.get("input_shape"), settings, "input_shape")),
         model_class=_pick(kw.get("model_class"), settings, "model_class"),
         model_path=_pick(kw.get("model_path"), settings, "model_path"),
+        trainer=_pick(kw.get("trainer"), settings, "trainer"),
         trust_model=bool(kw.get("trust_model")),
         device=_pick(kw.get("device"), settings, "device", "auto"),
         batch_size=_pick(kw.get("batch_size"), settings, "batch_size"),

@@ -42,6 +42,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "input_shape": (list, str),
     "model_class": str,
     "model_path": str,
+    "trainer": str,
     "device": str,
     "batch_size": int,
     "seed": int,

@@ -11,7 +11,12 @@ docstring and the dataclasses agree.
     times the model was run over the data; one per dataset), ``sensitive`` (dict of
     :class:`Groups` by column name, in the order the user named them; empty when none),
     ``history`` (:class:`History` from ``--history``, or None), ``train`` (:class:`TrainData`
-    from ``--train-data``, or None).
+    from ``--train-data``, or None), ``input_shape`` (tuple of int from ``--input-shape`` or
+    the model's metadata: how each flat row is reshaped for the model; None when rows go in
+    flat), ``trainer`` (:class:`auditor.retrain.Trainer` from ``--trainer``, or None: the
+    user's training function, for audits that retrain), ``progress`` (a callable
+    ``progress(description, total)`` returning a context manager that yields
+    ``advance(n)``: a progress bar for slow work; silent under ``--quiet`` and in tests).
 
 ``History``
     A training history, one entry per epoch: ``source`` (the file or folder name),
@@ -36,7 +41,9 @@ docstring and the dataclasses agree.
     ``path``, ``sha256``, ``n_rows``, ``columns`` (every column in the file, in order),
     ``feature_names`` (fed to the model, in order), ``X`` (float32 array, rows x features,
     before any ``--input-shape`` reshape; column-major in memory), ``target_name`` (or None), ``y`` (int64 class
-    indices for classification, float64 for regression, or None).
+    indices for classification, float64 for regression, or None), ``named`` (dict: the
+    columns that audit options of type ``column`` name, e.g. ``crossval.group``, by column
+    name, values as the file holds them, numbers or text; empty when none).
 
 ``Task``
     ``kind`` (``binary``, ``multiclass`` or ``regression``), ``class_names`` (tuple of str,
@@ -53,13 +60,22 @@ docstring and the dataclasses agree.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Callable, ContextManager, Literal
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .loading.model import LoadedModel
+    from .retrain import Trainer
+
+#: ``progress(description, total)``: a context manager yielding ``advance(n)``.
+ProgressStep = Callable[[str, "int | None"], ContextManager[Callable[[int], None]]]
+
+
+def _silent_progress(description: str, total: int | None = None) -> ContextManager[Callable[[int], None]]:
+    return nullcontext(lambda advance: None)
 
 TaskKind = Literal["binary", "multiclass", "regression"]
 OutputKind = Literal["logits", "probabilities", "log_probabilities", "values"]
@@ -75,6 +91,7 @@ class Dataset:
     X: np.ndarray
     target_name: str | None = None
     y: np.ndarray | None = None
+    named: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -139,6 +156,9 @@ class AuditContext:
     sensitive: dict[str, Groups] = field(default_factory=dict)
     history: History | None = None
     train: TrainData | None = None
+    input_shape: tuple[int, ...] | None = None
+    trainer: "Trainer | None" = None
+    progress: ProgressStep = _silent_progress
 
     @property
     def has_target(self) -> bool:

@@ -20,6 +20,7 @@ from .errors import DataError, UsageError
 from .inference import resolve_device, run_inference
 from .loading.data import load_data
 from .loading.model import LoadedModel, load_model
+from .retrain import load_trainer
 from .runner import RunOutcome, run_audits
 from .task import encode_target, infer_task, read_outputs
 
@@ -38,6 +39,7 @@ class RunConfig:
     input_shape: list[int] | None = None
     model_class: str | None = None
     model_path: str | None = None
+    trainer: str | None = None
     trust_model: bool = False
     device: str = "auto"
     batch_size: int | None = None
@@ -67,6 +69,18 @@ def select_audits(installed: Mapping[str, Any], wanted: Sequence[str] | None, sk
     return {n: installed[n] for n in names if n not in skip}
 
 
+def named_columns(audits: Mapping[str, Any], options: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The data columns that the selected audits' ``column`` options name, each with the
+    first option naming it (``crossval.group``), for messages."""
+    named: dict[str, str] = {}
+    for name, audit in audits.items():
+        for option in audit.options:
+            value = options[name].get(option.name)
+            if option.type == "column" and value:
+                named.setdefault(str(value), f"{name}.{option.name}")
+    return named
+
+
 def _load_train(
     cfg: RunConfig,
     model: LoadedModel,
@@ -75,10 +89,13 @@ def _load_train(
     device: Any,
     input_shape: Sequence[int] | None,
     progress: Progress,
+    named: Mapping[str, str],
 ) -> TrainData:
     """The training data: the audit data's features and target, one more inference pass."""
     assert cfg.train_data is not None
-    raw = load_data(cfg.train_data, target=test.target_name, features=test.feature_names, metadata={})
+    raw = load_data(
+        cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named
+    )
     with progress.step("Predicting on the training data", total=raw.dataset.n_rows) as advance:
         outputs = run_inference(
             model.module,
@@ -115,6 +132,8 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
             hint=f"Installed audits: {', '.join(installed)}.",
         )
     options = {name: audit_options(audit, cfg.settings, cfg.overrides) for name, audit in audits.items()}
+    named = named_columns(audits, options)
+    trainer = load_trainer(cfg.trainer, cfg.model_path) if cfg.trainer else None
     device = resolve_device(cfg.device)
     timings: dict[str, Any] = {}
 
@@ -137,6 +156,7 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
             features=cfg.features,
             metadata=model.metadata,
             sensitive=cfg.sensitive,
+            named=named,
         )
         timings["load_data"] = time.perf_counter() - t
     dataset = raw.dataset
@@ -167,7 +187,7 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
     if cfg.train_data is not None:
         with progress.step("Reading training data"):
             t = time.perf_counter()
-            train = _load_train(cfg, model, dataset, task, device, input_shape, progress)
+            train = _load_train(cfg, model, dataset, task, device, input_shape, progress, named)
             timings["train_data"] = time.perf_counter() - t
     history = None
     if cfg.history is not None:
@@ -187,6 +207,9 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         sensitive=raw.sensitive,
         history=history,
         train=train,
+        input_shape=tuple(int(v) for v in input_shape) if input_shape else None,
+        trainer=trainer,
+        progress=progress.step,
     )
 
     t = time.perf_counter()

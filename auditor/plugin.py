@@ -17,7 +17,10 @@ The class is instantiated with no arguments and must have:
     missing the runner marks the audit *skipped* with the reason; it is never called.
 ``options``
     a tuple of :class:`Option`: each reaches the audit through config files and ``-o``,
-    converted to its type and validated before any audit runs.
+    converted to its type and validated before any audit runs. An option of type
+    ``column`` names a data column (empty: none): the run reads that column from
+    ``--data`` (and ``--train-data``) with the rest, leaves it out of the default features,
+    and the audit finds its values in ``ctx.data.named[name]``.
 ``run(ctx, options) -> AuditResult``
     computes and returns plain data. It reads predictions from the context and never
     calls the model itself. Raising is allowed: the runner turns it into an ``error``
@@ -66,6 +69,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "float": lambda v: float(v),
     "bool": _to_bool,
     "str": lambda v: str(v),
+    "column": lambda v: str(v),
 }
 
 

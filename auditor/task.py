@@ -55,6 +55,16 @@ def _classify_outputs(raw: np.ndarray, declared: str | None, kind: TaskKind) -> 
     return "logits"
 
 
+def output_kind(raw: np.ndarray, task: Task) -> OutputKind:
+    """How to read another model's outputs for this task (a retrained model's): as the
+    audited model's when the values can be that (any values can be logits), else as the
+    values say."""
+    if task.output == "logits":
+        return "logits"
+    detected = _classify_outputs(raw, None, task.kind)
+    return task.output if detected == task.output else detected
+
+
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values (as label strings) and each row's index into them, without stringifying every row."""
     if _is_numeric(values):

@@ -13,7 +13,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -304,6 +304,17 @@ def _feature_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndar
     return X
 
 
+def _named_column(path: Path, table: pa.Table, name: str, option: str) -> np.ndarray:
+    """A column an audit option names, as the file holds it; it must have no missing values."""
+    column = table.column(name)
+    if column.null_count:
+        raise DataError(
+            f"The column {name!r} named by {option} has {column.null_count} missing value(s) in {path.name}.",
+            hint="Fill them (e.g. with a placeholder group) before auditing.",
+        )
+    return column_to_numpy(column)
+
+
 def load_data(
     path: Path,
     *,
@@ -311,22 +322,35 @@ def load_data(
     features: Sequence[str] | None,
     metadata: dict[str, Any],
     sensitive: Sequence[str] | None = None,
+    named: Mapping[str, str] | None = None,
 ) -> RawData:
-    """Read and validate the data file; the target stays as the file held it."""
+    """Read and validate the data file; the target stays as the file held it.
+
+    ``named`` maps columns that audit options name (e.g. a cross-validation group column) to
+    the option naming them, for messages; they are read into ``Dataset.named`` and left out
+    of the default features.
+    """
+    named = dict(named or {})
     fmt = _format_of(path)
     columns = _parquet_columns(path) if fmt == "parquet" else _csv_header(path, fmt)
     sensitive = resolve_sensitive(path, columns, sensitive, metadata)
     target_name = resolve_target(path, columns, target, metadata)
+    for name, option in named.items():
+        if name not in columns:
+            raise DataError(
+                f"The column {name!r} named by {option} is not in {path.name}.",
+                hint=f"Columns: {_listing(columns)}. Fix -o {option}=COLUMN.",
+            )
     feature_names = resolve_features(
-        path, columns, features, metadata, exclude=[target_name, *sensitive]
+        path, columns, features, metadata, exclude=[target_name, *sensitive, *named]
     )
-    copies = _copies(columns, [*feature_names, target_name, *sensitive])
+    copies = _copies(columns, [*feature_names, target_name, *sensitive, *named])
     if target_name in feature_names:
         raise UsageError(f"The target column {target_name!r} is also listed as a feature.")
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(sha256_file, path)
-        table = _read_table(path, fmt, columns, feature_names, [target_name, *sensitive], copies)
+        table = _read_table(path, fmt, columns, feature_names, [target_name, *sensitive, *named], copies)
         _check_copies_agree(path, table, copies)
         if table.num_rows == 0:
             raise DataError(
@@ -345,6 +369,7 @@ def load_data(
             name: groups_from_column(name, table.column(name), fed_to_model=name in feature_names)
             for name in sensitive
         }
+        named_values = {name: _named_column(path, table, name, option) for name, option in named.items()}
         n_rows = table.num_rows
         del table
         sha = digest.result()
@@ -357,5 +382,6 @@ def load_data(
         feature_names=feature_names,
         X=X,
         target_name=target_name,
+        named=named_values,
     )
     return RawData(dataset=dataset, target_values=target_values, sensitive=groups)

@@ -87,32 +87,37 @@ def _refuse_pickle(path: Path, what: str, globals_: list[str]) -> UntrustedModel
     )
 
 
-def _import_class(spec: str, model_path: str | None) -> Any:
+def import_object(spec: str, path: str | None, *, option: str = "--model-class", kind: str = "class") -> Any:
+    """The object ``pkg.module:attr`` names, importing from ``path`` too when given; a
+    :class:`UsageError` naming ``option`` when it cannot be found."""
+    example = "package.module:ClassName" if kind == "class" else "package.module:function_name"
     if ":" not in spec:
         raise UsageError(
-            f"--model-class must look like 'package.module:ClassName'; got {spec!r}.",
-            hint="Separate the module and the class with a colon.",
+            f"{option} must look like {example!r}; got {spec!r}.",
+            hint=f"Separate the module and the {kind} with a colon.",
         )
     module_name, _, attr = spec.partition(":")
-    if model_path:
-        sys.path.insert(0, str(Path(model_path).resolve()))
+    if path:
+        folder = str(Path(path).resolve())
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(
-            f"Cannot import the module {module_name!r} named by --model-class ({exc}).",
+            f"Cannot import the module {module_name!r} named by {option} ({exc}).",
             hint="Pass --model-path DIR with the folder that holds it, or install its package.",
         ) from None
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise UsageError(f"The module {module_name!r} has no attribute {attr!r} (--model-class).")
+            raise UsageError(f"The module {module_name!r} has no attribute {attr!r} ({option}).")
         target = getattr(target, part)
     return target
 
 
 def _instantiate(spec: str, model_path: str | None) -> torch.nn.Module:
-    factory = _import_class(spec, model_path)
+    factory = import_object(spec, model_path)
     try:
         module = factory()
     except TypeError as exc:
