@@ -93,7 +93,8 @@ MULTICLASS_DESCRIPTIONS = {
     "average_precision": "Mean over classes of the one-vs-rest average precision (macro).",
 }
 
-_HEADLINES = {
+#: The metrics a report leads with, by task; other audits judge the same ones.
+HEADLINES = {
     "binary": ("roc_auc", "accuracy", "f1"),
     "multiclass": ("accuracy", "f1_macro", "roc_auc"),
     "regression": ("rmse", "r2", "mae"),
@@ -272,7 +273,7 @@ class MetricsAudit(Audit):
                 ci=v.ci,
                 ci_method=v.ci_method,
                 direction=direction,
-                headline=key in _HEADLINES[kind],
+                headline=key in HEADLINES[kind],
                 description=description.format(positive=positive),
             )
         return out
@@ -290,7 +291,7 @@ class MetricsAudit(Audit):
     ) -> AuditResult:
         level = f"{round(float(options['confidence']) * 100, 1):g}%"
         parts = []
-        for key in _HEADLINES[kind]:
+        for key in HEADLINES[kind]:
             m = metrics[key]
             if m.value is None:
                 parts.append(f"{in_sentence(m.label)} undefined")

@@ -1,0 +1,108 @@
+"""Metrics of every fold at once: one pass over the rows, no Python loop of metric calls.
+
+A fold is a set of rows, so a fold's confusion matrix, its (label, score) cell counts and
+its sums of errors are ``np.bincount`` over ``fold * size + code``; the batched kernels of
+:mod:`auditor.bootstrap` then turn the ``(folds, ...)`` counts into metrics exactly as they
+turn bootstrap resamples into replicates. The values equal scikit-learn's on each fold's
+rows (the tests compute those independently), with the conventions of :mod:`auditor.stats`:
+``zero_division=0``; NaN where a metric is undefined on a fold (ROC-AUC when a class is
+absent from it, R² on a constant target, MAPE when the target has a zero).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import bootstrap as bs
+
+
+def _check(folds: np.ndarray, n_rows: int, n_folds: int) -> np.ndarray:
+    folds = np.asarray(folds)
+    if folds.shape != (n_rows,) or not np.issubdtype(folds.dtype, np.integer):
+        raise ValueError(f"expected one integer fold number per row ({n_rows}); got {folds.shape} {folds.dtype}")
+    if n_rows and (folds.min() < 0 or folds.max() >= n_folds):
+        raise ValueError(f"fold numbers must lie in [0, {n_folds})")
+    if np.any(np.bincount(folds, minlength=n_folds) == 0):
+        raise ValueError("every fold needs at least one row")
+    return folds.astype(np.int64, copy=False)
+
+
+def class_counts(y: np.ndarray, folds: np.ndarray, n_folds: int, n_classes: int) -> np.ndarray:
+    """Rows of each class in each fold, ``(n_folds, n_classes)``."""
+    return np.bincount(folds * n_classes + y, minlength=n_folds * n_classes).reshape(n_folds, n_classes)
+
+
+def _fold_means(values: np.ndarray, folds: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    return np.bincount(folds, weights=values, minlength=sizes.size) / sizes
+
+
+def classification(
+    y: np.ndarray, proba: np.ndarray, label: np.ndarray, folds: np.ndarray, n_folds: int
+) -> dict[str, np.ndarray]:
+    """Every point metric of :func:`auditor.stats.classification_metrics` (but the majority
+    baseline) for each fold: ``{key: (n_folds,)}``."""
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    label = np.asarray(label, dtype=np.int64)
+    n, k = proba.shape
+    folds = _check(folds, n, n_folds)
+    binary = k == 2
+    sizes = np.bincount(folds, minlength=n_folds).astype(np.float64)
+
+    cm = np.bincount((folds * k + y) * k + label, minlength=n_folds * k * k).reshape(n_folds, k, k)
+    out = dict(bs.confusion_kernel(cm, binary))
+
+    aucs, aps = [], []
+    for c in (1,) if binary else range(k):
+        ranked = bs.RankedScores.build(y == c, proba[:, c])
+        counts = np.bincount(folds * ranked.n_cells + ranked.cell, minlength=n_folds * ranked.n_cells)
+        counts = counts.reshape(n_folds, ranked.n_cells)
+        auc, ap = bs.RankingKernel(ranked, n_folds)(counts[:, ranked.neg.size :], counts[:, : ranked.neg.size])
+        aucs.append(auc)
+        aps.append(ap)
+    out["roc_auc"] = np.mean(aucs, axis=0)  # NaN on a fold where any class is absent
+    out["average_precision"] = np.mean(aps, axis=0)
+
+    eps = np.finfo(np.float64).eps
+    out["log_loss"] = _fold_means(-np.log(np.clip(proba[np.arange(n), y], eps, 1.0 - eps)), folds, sizes)
+    if binary:
+        out["brier"] = _fold_means((proba[:, 1] - y) ** 2, folds, sizes)
+    averaged = ("precision", "recall", "f1") if binary else (
+        *(f"{m}_macro" for m in ("precision", "recall", "f1")),
+        *(f"{m}_weighted" for m in ("precision", "recall", "f1")),
+    )
+    order = ("accuracy", "balanced_accuracy", *averaged, "roc_auc", "average_precision", "mcc", "log_loss", "brier")
+    return {key: np.asarray(out[key], dtype=np.float64) for key in order if key in out}
+
+
+def regression(y: np.ndarray, pred: np.ndarray, folds: np.ndarray, n_folds: int) -> dict[str, np.ndarray]:
+    """Every metric of :func:`auditor.stats.regression_metrics` for each fold: ``{key: (n_folds,)}``."""
+    y = np.asarray(y, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    n = y.size
+    folds = _check(folds, n, n_folds)
+    sizes = np.bincount(folds, minlength=n_folds)
+    abs_err = np.abs(y - pred)
+    sse = np.bincount(folds, weights=abs_err * abs_err, minlength=n_folds)
+    centred = y - (np.bincount(folds, weights=y, minlength=n_folds) / sizes)[folds]
+    sst = np.bincount(folds, weights=centred * centred, minlength=n_folds)
+    mse = sse / sizes
+
+    # Rows sorted by fold, then by absolute error: each fold's median and maximum are read
+    # off its run of the sorted errors.
+    sorted_abs = abs_err[np.lexsort((abs_err, folds))]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    median = (sorted_abs[starts + (sizes - 1) // 2] + sorted_abs[starts + sizes // 2]) / 2.0
+
+    ape = abs_err / np.maximum(np.abs(y), np.finfo(np.float64).eps)
+    zeros = np.bincount(folds, weights=(y == 0).astype(np.float64), minlength=n_folds)
+    mape = np.where(zeros > 0, np.nan, _fold_means(ape, folds, sizes.astype(np.float64)))
+    return {
+        "mae": _fold_means(abs_err, folds, sizes.astype(np.float64)),
+        "mse": mse,
+        "rmse": np.sqrt(mse),
+        "r2": 1.0 - bs.ratio(sse, sst, empty=np.nan),
+        "median_absolute_error": median,
+        "max_error": sorted_abs[starts + sizes - 1],
+        "mape": mape,
+    }
