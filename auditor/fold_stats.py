@@ -36,37 +36,53 @@ def _fold_means(values: np.ndarray, folds: np.ndarray, sizes: np.ndarray) -> np.
     return np.bincount(folds, weights=values, minlength=sizes.size) / sizes
 
 
+def _and_total(counts: np.ndarray, total: bool) -> np.ndarray:
+    """Per-fold counts, with the all-rows counts (their sum) appended when ``total``."""
+    return np.concatenate([counts, counts.sum(axis=0, keepdims=True)]) if total else counts
+
+
 def classification(
-    y: np.ndarray, proba: np.ndarray, label: np.ndarray, folds: np.ndarray, n_folds: int
+    y: np.ndarray,
+    proba: np.ndarray,
+    label: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    *,
+    total: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every point metric of :func:`auditor.stats.classification_metrics` (but the majority
-    baseline) for each fold: ``{key: (n_folds,)}``."""
+    baseline) for each fold: ``{key: (n_folds,)}``; with ``total``, ``(n_folds + 1,)``, the
+    last entry the metric on all rows (from the summed counts, at no extra pass)."""
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
     label = np.asarray(label, dtype=np.int64)
     n, k = proba.shape
     folds = _check(folds, n, n_folds)
     binary = k == 2
-    sizes = np.bincount(folds, minlength=n_folds).astype(np.float64)
+    batch = n_folds + int(total)
+    sizes = _and_total(np.bincount(folds, minlength=n_folds).astype(np.float64), total)
 
     cm = np.bincount((folds * k + y) * k + label, minlength=n_folds * k * k).reshape(n_folds, k, k)
-    out = dict(bs.confusion_kernel(cm, binary))
+    out = dict(bs.confusion_kernel(_and_total(cm, total), binary))
 
     aucs, aps = [], []
     for c in (1,) if binary else range(k):
         ranked = bs.RankedScores.build(y == c, proba[:, c])
         counts = np.bincount(folds * ranked.n_cells + ranked.cell, minlength=n_folds * ranked.n_cells)
-        counts = counts.reshape(n_folds, ranked.n_cells)
-        auc, ap = bs.RankingKernel(ranked, n_folds)(counts[:, ranked.neg.size :], counts[:, : ranked.neg.size])
+        counts = _and_total(counts.reshape(n_folds, ranked.n_cells), total)
+        auc, ap = bs.RankingKernel(ranked, batch)(counts[:, ranked.neg.size :], counts[:, : ranked.neg.size])
         aucs.append(auc)
         aps.append(ap)
     out["roc_auc"] = np.mean(aucs, axis=0)  # NaN on a fold where any class is absent
     out["average_precision"] = np.mean(aps, axis=0)
 
+    def means(values: np.ndarray) -> np.ndarray:
+        return _and_total(np.bincount(folds, weights=values, minlength=n_folds), total) / sizes
+
     eps = np.finfo(np.float64).eps
-    out["log_loss"] = _fold_means(-np.log(np.clip(proba[np.arange(n), y], eps, 1.0 - eps)), folds, sizes)
+    out["log_loss"] = means(-np.log(np.clip(proba[np.arange(n), y], eps, 1.0 - eps)))
     if binary:
-        out["brier"] = _fold_means((proba[:, 1] - y) ** 2, folds, sizes)
+        out["brier"] = means((proba[:, 1] - y) ** 2)
     averaged = ("precision", "recall", "f1") if binary else (
         *(f"{m}_macro" for m in ("precision", "recall", "f1")),
         *(f"{m}_weighted" for m in ("precision", "recall", "f1")),

@@ -184,9 +184,18 @@ def _evaluate(ctx: AuditContext, options: Mapping[str, Any]) -> _Evaluation:
     y = np.asarray(ctx.data.y)
     n, k = y.size, int(options["folds"])
     split = _split(n, y, ctx, options, _groups(ctx, options), int(options["repeats"]))
-    per_repeat = [_fold_metrics(ctx.task, y, ctx.predictions, folds, k) for folds in split.folds]
+    pred = ctx.predictions
+    if ctx.task.is_classification:
+        assert pred.proba is not None and pred.label is not None
+        # The first repeat's counts, summed, give the metrics on all rows at no extra pass.
+        first = fold_stats.classification(y, pred.proba, pred.label, split.folds[0], k, total=True)
+        whole_arrays = {key: v[-1:] for key, v in first.items()}
+        per_repeat = [{key: v[:-1] for key, v in first.items()}]
+        per_repeat += [_fold_metrics(ctx.task, y, pred, folds, k) for folds in split.folds[1:]]
+    else:
+        per_repeat = [_fold_metrics(ctx.task, y, pred, folds, k) for folds in split.folds]
+        whole_arrays = _fold_metrics(ctx.task, y, pred, np.zeros(n, dtype=np.int64), 1)
     values = {key: np.concatenate([p[key] for p in per_repeat]) for key in per_repeat[0]}
-    whole_arrays = _fold_metrics(ctx.task, y, ctx.predictions, np.zeros(n, dtype=np.int64), 1)
     whole = {key: (float(v[0]) if np.isfinite(v[0]) else None) for key, v in whole_arrays.items()}
     spreads = {key: summarise(v, _direction(key)) for key, v in values.items()}
     sizes = np.concatenate([np.bincount(folds, minlength=k) for folds in split.folds])

@@ -482,3 +482,18 @@ def test_the_bundled_retraining_example_runs_as_the_readme_says(tmp_path, monkey
     audit = read_report(tmp_path)["audits"]["crossval"]
     assert audit["status"] in ("pass", "warn")
     assert audit["metrics"]["retrained_test_roc_auc_mean"]["value"] > 0.85  # one epoch already learns
+
+
+def test_the_all_rows_total_equals_scikit_learn_on_every_row():
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 3, 900)
+    proba = rng.dirichlet(np.ones(3), 900)
+    folds = make_split(900, 4, seed=2, y=y).folds[0]
+    out = fold_stats.classification(y, proba, proba.argmax(axis=1), folds, 4, total=True)
+    expected = sklearn_classification(y, proba)
+    for key, values in out.items():
+        assert values.shape == (5,)
+        assert values[-1] == pytest.approx(expected[key], abs=1e-9), key
+    per_fold = fold_stats.classification(y, proba, proba.argmax(axis=1), folds, 4)
+    for key in per_fold:
+        np.testing.assert_allclose(per_fold[key], out[key][:4], rtol=0, atol=1e-12)
