@@ -174,6 +174,19 @@ class Chart:
 
 
 @dataclass
+class ResultPart:
+    """What one input of an audit (a history, the training data, a retraining run) adds to
+    its result; an audit builds one per input and merges them into an :class:`AuditResult`."""
+
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+@dataclass
 class AuditResult:
     """Everything one audit found. Plain data: round-trips through ``to_dict``/``from_dict``."""
 

@@ -21,7 +21,7 @@ the ``outlier_level`` prediction interval of the retrained models' scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from auditor import fold_stats, retrain
 from auditor.folds import DESCRIPTIONS, FoldError, Split, make_split
 from auditor.plugin import Audit, Option
-from auditor.result import AuditResult, Chart, Finding, Metric, Table, status_from_findings
+from auditor.result import AuditResult, Chart, ResultPart as _Part, Finding, Metric, Table, status_from_findings
 from auditor.spread import Spread, place, seed_and_fold_sd, summarise
 from auditor_plugins.metrics import HEADLINES, METRIC_DEFINITIONS, in_sentence, sentence_number
 
@@ -71,16 +71,6 @@ def _judged(option: str, kind: str, available: Mapping[str, Any]) -> list[str]:
             f"{kind} task; choose from {', '.join(available)}"
         )
     return list(dict.fromkeys(names))
-
-
-@dataclass
-class _Part:
-    metrics: dict[str, Metric] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    charts: list[Chart] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    summary: str = ""
 
 
 @dataclass

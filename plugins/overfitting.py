@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -27,7 +26,7 @@ import numpy as np
 from auditor import overfit as of
 from auditor import stats
 from auditor.plugin import Audit, Option
-from auditor.result import AuditResult, Chart, Direction, Finding, Metric, Table, status_from_findings
+from auditor.result import AuditResult, Chart, ResultPart as _Part, Direction, Finding, Metric, Table, status_from_findings
 from auditor_plugins.metrics import (
     INTERVAL_OPTIONS,
     METRIC_DEFINITIONS,
@@ -94,18 +93,6 @@ def _log_scale(*series: np.ndarray) -> bool:
     if values.size == 0 or np.any(values <= 0):
         return False
     return math.log10(values.max() / values.min()) > LOG_DECADES
-
-
-@dataclass
-class _Part:
-    """What one input (the history or the training data) adds to the result."""
-
-    metrics: dict[str, Metric] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    charts: list[Chart] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    summary: str = ""
 
 
 class OverfittingAudit(Audit):
