@@ -138,7 +138,25 @@ class Chart:
       str}]``, each drawn as a labelled vertical dashed line (e.g. the best epoch)
     - ``scatter``: ``{"x_label", "y_label", "x": [...], "y": [...], "reference": "y=0"|"y=x"|None}``
     - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[low, high]]|None}``
-      (``errors`` are absolute interval bounds, like ``Metric.ci``, not offsets)
+      (``errors`` are absolute interval bounds, like ``Metric.ci``, not offsets); optional
+      ``"groups": [int|None]`` (one per label: an index into ``"legend": [str]``, the group
+      names) colours each bar by its group, group g in the g-th palette colour (0 blue, 1
+      vermillion, 2 green, ...) and None in neutral grey, adds the group's name to the bar's
+      tooltip and a legend of the groups that occur (e.g. feature importances coloured by
+      whether higher values raise or lower the output)
+    - ``heatmap``: ``{"panels": [{"title": str, "values": [[number|None]], "scale":
+      "signed"|"magnitude"|"grey"|"rgb"}], "columns": int, "x_label", "y_label", "x_ticks":
+      [str], "y_ticks": [str]}`` (small images in a grid, ``columns`` panels per row, default
+      up to 4: attribution maps next to their input images, a time x feature importance map);
+      ``values`` is rows x columns, at most 256 x 256 (downsample larger maps), and for
+      ``"rgb"`` each cell is ``[r, g, b]``. Each panel is scaled to its own values: ``signed``
+      blue (negative) - white (0) - vermillion (positive) up to the largest absolute value,
+      ``magnitude`` white (0) to dark blue (the largest; negatives count as 0), ``grey`` the
+      lowest to the highest value as black to white, ``rgb`` every channel from the panel's
+      lowest to its highest value onto 0 to 255 (a constant grey or rgb panel is mid grey);
+      None cells are light grey. ``signed`` and ``magnitude`` panels get a colour legend with
+      their end values. ``x_ticks`` (one per column) and ``y_ticks`` (one per row, every
+      panel the same shape then) label the cells, thinned to at most 12 shown
     - ``strip``: ``{"x_label", "y_label", "series": [{"name", "x": [...], "y": [...]}],
       "mean": number|None, "band": [low, high]|None, "references": [{"y": number, "label":
       str}]|None}`` (a metric across cross-validation folds: ``x`` is the fold number, one

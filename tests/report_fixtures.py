@@ -3,10 +3,10 @@
 :func:`sample_report` is what ``audit`` would write for a binary income classifier: a
 metrics audit with confidence intervals, a confusion matrix, ROC and precision-recall
 curves, a bar chart and a per-class table; a skipped audit; an errored audit; and a
-regression-style plugin audit with scatter charts and an undefined metric; and the gates a
-policy and a baseline add (thresholds, regressions with their noise, the findings rule). Every value is
-fixed (timestamps, timings, versions included), so rendered output can be compared with
-golden files.
+regression-style plugin audit with scatter charts, a grouped bar chart, a heatmap and an
+undefined metric; and the gates a policy and a baseline add (thresholds, regressions with
+their noise, the findings rule). Every value is fixed (timestamps, timings, versions
+included), so rendered output can be compared with golden files.
 
 :func:`hostile_report` is the same document with :data:`PAYLOAD` appended to every string
 that comes from data, a model or a plugin (names, labels, messages, cells, paths...), plus
@@ -199,6 +199,42 @@ def _regression_audit(t: Text) -> AuditResult:
                 kind="scatter",
                 data={"x_label": t("Predicted income"), "y_label": t("Residual"),
                       "x": predicted, "y": [p - a for p, a in zip(predicted, actual)], "reference": "y=0"},
+            ),
+            Chart(
+                name="importance",
+                title=t("Permutation importance"),
+                kind="bar",
+                data={
+                    "x_label": t("Feature"),
+                    "y_label": t("Increase in MAE"),
+                    "labels": [t("capital_gain"), t("education_num"), t("age"), t("hours_per_week"), t("workclass")],
+                    "values": [1831.2, 1204.75, 655.1, 310.4, 12.9],
+                    "errors": [[1702.3, 1960.8], [1122.0, 1290.1], [598.7, 712.6], [270.2, 351.9], [-20.4, 44.0]],
+                    "groups": [1, 1, 2, 0, None],
+                    "legend": [t("higher values lower the prediction"), t("higher values raise the prediction"),
+                               t("mixed")],
+                },
+                caption=t("Colour: how the prediction moves as the feature grows; grey: a categorical feature."),
+            ),
+            Chart(
+                name="attribution_maps",
+                title=t("Attribution map of one example"),
+                kind="heatmap",
+                data={
+                    "panels": [
+                        {"title": t("Input"), "scale": "grey",
+                         "values": [[round(math.cos(r * 0.9) * math.sin(c * 0.7), 4) for c in range(6)]
+                                    for r in range(4)]},
+                        {"title": t("Attribution"), "scale": "signed",
+                         "values": [[None if (r, c) == (3, 5) else round(math.sin(r + c * 0.8) * (r - 1.5) / 10, 4)
+                                     for c in range(6)] for r in range(4)]},
+                    ],
+                    "x_label": t("Time step"),
+                    "y_label": t("Sensor"),
+                    "x_ticks": [t(f"t{c}") for c in range(6)],
+                    "y_ticks": [t(f"sensor {r}") for r in range(4)],
+                },
+                caption=t("Orange raises the prediction, blue lowers it; grey cells were not attributed."),
             ),
         ],
     )

@@ -104,7 +104,7 @@ def test_hostile_report_runs_nothing_and_creates_no_element(browse, pages):
     assert dom.title.startswith("Model audit: ! WARN · income<script>")
     assert dom.injected() == []
     tags = [tag for tag, _ in dom.elements]
-    assert tags.count("svg") == 7 and "footer" in tags  # the whole page was loaded
+    assert tags.count("svg") == 9 and "footer" in tags  # the whole page was loaded
 
 
 def test_screenshot_shows_a_full_page(browse, pages, tmp_path):

@@ -18,7 +18,7 @@ OWN_ELEMENTS = {
     "html", "head", "meta", "title", "style", "body", "main", "div", "header", "nav", "section",
     "footer", "h1", "h2", "h3", "p", "a", "span", "strong", "code", "ul", "li", "table", "caption",
     "colgroup", "col", "thead", "tbody", "tr", "th", "td", "figure", "figcaption",
-    "svg", "desc", "g", "line", "polyline", "circle", "rect", "text",
+    "svg", "desc", "g", "line", "polyline", "circle", "rect", "text", "image",
 }
 
 
@@ -79,7 +79,7 @@ def test_hostile_strings_appear_escaped_everywhere_they_are_shown(hostile_html):
 
 def test_hostile_strings_are_escaped_inside_charts(hostile_html):
     svgs = re.findall(r"<svg .*?</svg>", hostile_html, re.S)
-    assert len(svgs) == 7
+    assert len(svgs) == 9
     for svg in svgs:
         assert "&lt;script&gt;" in svg
         assert "<script" not in svg
@@ -107,6 +107,11 @@ def test_an_unknown_status_gets_a_neutral_badge_class(hostile_html):
 @pytest.mark.parametrize("build", [sample_report, hostile_report])
 def test_page_is_self_contained(build):
     html = render_html(build())
+    # the one URL allowed: a heat-map panel's PNG, embedded in the page itself
+    embedded = re.findall(r'href="data:image/png;base64,[A-Za-z0-9+/]+=*"', html)
+    assert len(embedded) == 3  # two panels and the signed panel's colour legend
+    for uri in embedded:
+        html = html.replace(uri, 'href=""')
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*([a-z][a-z0-9+.-]*:|//)""", html, re.I)
     for forbidden in ("<link", "<script", "@import", "url(", "<iframe", "<object", "<embed"):
         assert forbidden not in html.lower()
@@ -230,7 +235,7 @@ def test_every_chart_has_an_accessible_title_and_description(sample_html):
         titles.append(re.search(r"<title id=[^>]*>([^<]*)</title>", svg)[1])
     assert titles == [
         "Confusion matrix", "ROC curve", "Precision-recall curve", "Recall by class", "ROC-AUC across folds",
-        "Predicted vs actual", "Residuals",
+        "Predicted vs actual", "Residuals", "Permutation importance", "Attribution map of one example",
     ]
 
 
