@@ -1,7 +1,8 @@
 """The audit context: the model, the data and the predictions, computed once and shared.
 
-Audits read what they need from here and never call the model themselves. The fields below
-are the whole public surface for plugin authors; ``tests/test_context.py`` checks that this
+Audits read what they need from here and never re-run the inference it holds (perturbing
+inputs goes through ``infer``). The fields below
+are the whole public surface for plugin authors; ``tests/test_conformance.py`` checks that this
 docstring and the dataclasses agree.
 
 ``AuditContext``
@@ -16,7 +17,10 @@ docstring and the dataclasses agree.
     flat), ``trainer`` (:class:`auditor.retrain.Trainer` from ``--trainer``, or None: the
     user's training function, for audits that retrain), ``progress`` (a callable
     ``progress(description, total)`` returning a context manager that yields
-    ``advance(n)``: a progress bar for slow work; silent under ``--quiet`` and in tests).
+    ``advance(n)``: a progress bar for slow work; silent under ``--quiet`` and in tests),
+    ``infer`` (a callable ``infer(X) -> raw outputs`` running the model over *new* rows, float32
+    rows x features, with the batching, device and ``input_shape`` of the one pass, for audits
+    that must perturb inputs, such as permutation importance; None when no model can be run).
 
 ``History``
     A training history, one entry per epoch: ``source`` (the file or folder name),
@@ -159,6 +163,7 @@ class AuditContext:
     input_shape: tuple[int, ...] | None = None
     trainer: "Trainer | None" = None
     progress: ProgressStep = _silent_progress
+    infer: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def has_target(self) -> bool:

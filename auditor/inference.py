@@ -42,7 +42,7 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def _first_tensor(output: Any) -> torch.Tensor:
+def first_tensor(output: Any) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, dict):
@@ -97,7 +97,7 @@ def run_inference(
             if input_shape is not None:
                 chunk = chunk.reshape(stop - start, *input_shape)
             try:
-                result = _first_tensor(module(chunk))
+                result = first_tensor(module(chunk))
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping, Sequence
 
@@ -210,6 +211,7 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         input_shape=tuple(int(v) for v in input_shape) if input_shape else None,
         trainer=trainer,
         progress=progress.step,
+        infer=partial(run_inference, model.module, device=device, batch_size=cfg.batch_size, input_shape=input_shape),
     )
 
     t = time.perf_counter()

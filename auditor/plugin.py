@@ -23,8 +23,10 @@ The class is instantiated with no arguments and must have:
     and the audit finds its values in ``ctx.data.named[name]``.
 ``run(ctx, options) -> AuditResult``
     computes and returns plain data. It reads predictions from the context and never
-    calls the model itself. Raising is allowed: the runner turns it into an ``error``
-    result and the other audits still run.
+    re-runs inference the context holds. An audit that must evaluate the model on inputs
+    it changes (permuted features, integration paths) declares the need ``model`` and goes
+    through ``ctx.infer`` or :mod:`auditor.attribution`, on a sample. Raising is allowed: the runner turns it into
+    an ``error`` result and the other audits still run.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ NEEDS: dict[str, str] = {
     "sensitive": "needs sensitive columns (--sensitive)",
     "history": "needs a training history (--history)",
     "train_data": "needs training data (--train-data)",
+    "model": "needs a model it can run on new inputs (ctx.infer)",
 }
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -21,10 +21,8 @@ initialisation, dropout) trains the same model for the same seed.
 from __future__ import annotations
 
 import inspect
-import random
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +30,7 @@ import torch
 from .context import Predictions, Task
 from .errors import UsageError
 from .inference import run_inference
+from .seeding import seeded
 from .task import output_kind, read_outputs
 
 #: Keyword arguments a trainer may declare; each is passed only when declared.
@@ -77,22 +76,6 @@ def load_trainer(spec: str, path: str | None = None) -> Trainer:
     declared = {p.name for p in params if p.kind != p.VAR_KEYWORD}
     keywords = frozenset(k for k in KEYWORDS if any_keyword or k in declared)
     return Trainer(spec, fn, keywords)
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed Python's, NumPy's and torch's global generators; restore them on exit."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
 
 
 def _tensor(array: np.ndarray, device: torch.device, shape: Sequence[int] | None) -> torch.Tensor:

@@ -104,10 +104,13 @@ def test_two_demo_runs_with_different_seeds(two_seeds):
     assert len(metrics) == sum(len(x["metrics"]) for x in a["audits"].values())
     assert [r["audit"] for r in rows if r["kind"] == "status"] == sorted(a["audits"])
     assert [(r["audit"], r["metric"] or "") for r in rows] == sorted((r["audit"], r["metric"] or "") for r in rows)
-    # Same model, same data: the same values, but where the seed draws the folds.
-    assert {r["change"] for r in rows if r["audit"] != "crossval"} == {"same"}
-    assert all(r["delta"] == 0 for r in metrics if r["a"] is not None and r["audit"] != "crossval")
+    # Same model, same data: the same values, but where the seed draws the folds or the
+    # sample of rows explained.
+    drawn = ("crossval", "explain")
+    assert {r["change"] for r in rows if r["audit"] not in drawn} == {"same"}
+    assert all(r["delta"] == 0 for r in metrics if r["a"] is not None and r["audit"] not in drawn)
     assert any(r["delta"] != 0 for r in metrics if r["audit"] == "crossval")
+    assert any(r["delta"] != 0 for r in metrics if r["audit"] == "explain")
     with_ci = [r for r in metrics if r["a_ci"] is not None]
     assert with_ci and any(r["a_ci"] != r["b_ci"] for r in with_ci)  # the bootstrap seed moves the intervals
     assert all(r["beyond_noise"] is False for r in with_ci)

@@ -20,7 +20,8 @@ from sklearn.model_selection import (
 
 from auditor import fold_stats
 from auditor.folds import FoldError, make_split
-from auditor.retrain import load_trainer, seeded
+from auditor.retrain import load_trainer
+from auditor.seeding import seeded
 from auditor.spread import place, seed_and_fold_sd, summarise
 from auditor.errors import UsageError
 from cli_helpers import assert_clean_input_error, invoke, read_report
