@@ -31,6 +31,7 @@ import numpy as np
 
 from auditor import attribution
 from auditor.attribution import METHODS, Attributions, Explained, Settings
+from auditor.importance import Importance, downsample, importance, spearman
 from auditor.permutation import PermutationImportance, permutation_importance
 from auditor.plugin import Audit, Option
 from auditor.result import AuditResult, Chart, Finding, Metric, Table, status_from_findings
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 TENDENCY = 0.3
 #: Two forward passes over the same rows may differ by float noise up to this (output units).
 REPEAT_TOLERANCE = 1e-4
-#: Side of the attribution maps in the report, at most (larger images are block-averaged).
-MAP_SIDE = 64
 #: Classes given their own attribution map or column, at most.
 MAX_CLASSES = 10
 #: Permutation importance is skipped above this many feature groups (it costs a pass each).
@@ -135,48 +134,6 @@ class ExplainAudit(Audit):
         return _Run(ctx, options).result()
 
 
-@dataclass
-class _Global:
-    """Importance per reported feature over the sample."""
-
-    mean_abs: np.ndarray
-    share: np.ndarray
-    mean: np.ndarray
-    tendency: np.ndarray  # correlation of value and attribution (NaN: undefined)
-    order: np.ndarray  # features by importance, most first
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each column of ``a`` with the same column of ``b`` (NaN when
-    either is constant)."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denominator = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (a * b).sum(axis=0) / np.where(denominator > 0, denominator, 1), np.nan)
-
-
-def _global(values: np.ndarray, X: np.ndarray, groups: list[list[int]]) -> _Global:
-    """Importance per reported feature (a group of flat columns: summed over them)."""
-    if all(len(g) == 1 for g in groups):
-        cols = [g[0] for g in groups]
-        attr, feat = values[:, cols], X[:, cols]
-        tendency = _correlation(feat, attr)
-    else:  # a sequence feature: |attribution| summed over its time steps; tendency over all steps
-        attr = np.stack([values[:, g].sum(axis=1) for g in groups], axis=1)
-        tendency = np.array([
-            _correlation(X[:, g].reshape(-1, 1), values[:, g].reshape(-1, 1))[0] for g in groups
-        ])
-        mean_abs = np.stack([np.abs(values[:, g]).sum(axis=1) for g in groups], axis=1).mean(axis=0)
-        total = mean_abs.sum()
-        share = mean_abs / total if total > 0 else np.zeros_like(mean_abs)
-        return _Global(mean_abs, share, attr.mean(axis=0), tendency, np.argsort(-mean_abs, kind="stable"))
-    mean_abs = np.abs(attr).mean(axis=0)
-    total = mean_abs.sum()
-    share = mean_abs / total if total > 0 else np.zeros_like(mean_abs)
-    return _Global(mean_abs, share, attr.mean(axis=0), tendency, np.argsort(-mean_abs, kind="stable"))
-
-
 def _tendency_group(value: float) -> int | None:
     """The bar chart's group of a feature: 0 lowers the output (blue, like the negative side of
     the attribution maps), 1 raises it (vermillion), None mixed or flat (grey)."""
@@ -187,41 +144,6 @@ def _tendency_group(value: float) -> int | None:
     if value <= -TENDENCY:
         return 0
     return None
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their mean rank (scipy's ``rankdata(method="average")``)."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    starts = np.concatenate([[True], ordered[1:] != ordered[:-1]])
-    run = np.cumsum(starts) - 1
-    first = np.nonzero(starts)[0]
-    last = np.concatenate([first[1:], [values.size]]) - 1
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = (first[run] + last[run]) / 2.0 + 1.0
-    return ranks
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rank correlation (None with fewer than 3 values or a constant side)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    value = float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
-    return value if np.isfinite(value) else None
-
-
-def _downsample(grid: np.ndarray, side: int = MAP_SIDE) -> np.ndarray:
-    """Block means so that neither side exceeds ``side`` (the last block may be partial)."""
-    height, width = grid.shape[:2]
-    factor = max(1, -(-max(height, width) // side))
-    if factor == 1:
-        return grid
-    rows, cols = -(-height // factor), -(-width // factor)
-    padded = np.full((rows * factor, cols * factor, *grid.shape[2:]), np.nan)
-    padded[:height, :width] = grid
-    blocks = padded.reshape(rows, factor, cols, factor, *grid.shape[2:])
-    return np.nanmean(blocks, axis=(1, 3))
 
 
 class _Run:
@@ -431,7 +353,7 @@ class _Run:
             f"{found.passes:,} rows were run through the model for it."
         )
         self._completeness(found, method, n_sample)
-        grouped = _global(values, self.X[self.sample], self.layout.groups)
+        grouped = importance(values, self.X[self.sample], self.layout.groups)
         permuted = self._permutation()
         if self.layout.kind == "image":  # a ranked table of single pixels would say little
             self._concentration(grouped)
@@ -557,7 +479,7 @@ class _Run:
         )
         return found
 
-    def _importance(self, g: _Global, permuted: PermutationImportance | None, values: np.ndarray) -> None:
+    def _importance(self, g: Importance, permuted: PermutationImportance | None, values: np.ndarray) -> None:
         names = self.layout.names
         top = min(int(self.options["top"]), len(names))
         order = g.order
@@ -664,7 +586,7 @@ class _Run:
                 "from the data, or interactions can cause this.",
             ))
 
-    def _concentration(self, g: _Global) -> None:
+    def _concentration(self, g: Importance) -> None:
         """Images: how much of the attribution the busiest tenth of the pixels holds."""
         ranked = np.sort(g.share)[::-1]
         tenth = max(1, ranked.size // 10)
@@ -684,8 +606,8 @@ class _Run:
         per_class = {}
         for c in classes:
             rows = labels == c
-            per_class[c] = _global(values[rows], self.X[self.sample][rows], self.layout.groups)
-        overall = _global(values, self.X[self.sample], self.layout.groups)
+            per_class[c] = importance(values[rows], self.X[self.sample][rows], self.layout.groups)
+        overall = importance(values, self.X[self.sample], self.layout.groups)
         order = overall.order[: min(int(self.options["top"]), len(names))]
         self.tables.append(Table(
             "importance_by_class", "Importance by predicted class",
@@ -748,7 +670,7 @@ class _Run:
             },
             caption="How much each time step moves the output, summed over the features.",
         ))
-        shown = _downsample(grid)
+        shown = downsample(grid)
         self.charts.append(Chart(
             "time_feature_map", "Importance by time step and feature", "heatmap",
             {
@@ -769,7 +691,7 @@ class _Run:
         assert self.layout.shape is not None
         channels, height, width = self.layout.shape
         maps = values.reshape(-1, channels, height, width).sum(axis=1)
-        panels = [{"title": "mean |attribution|", "values": _clean_grid(_downsample(np.abs(maps).mean(axis=0))),
+        panels = [{"title": "mean |attribution|", "values": _clean_grid(downsample(np.abs(maps).mean(axis=0))),
                    "scale": "magnitude"}]
         if self.task.kind == "multiclass":
             labels = self.targets[self.sample]
@@ -777,7 +699,7 @@ class _Run:
                 if np.any(labels == c):
                     panels.append({
                         "title": f"{self.task.class_names[c]}: mean attribution",
-                        "values": _clean_grid(_downsample(maps[labels == c].mean(axis=0))), "scale": "signed",
+                        "values": _clean_grid(downsample(maps[labels == c].mean(axis=0))), "scale": "signed",
                     })
         self.charts.append(Chart(
             "attribution_maps", "Where the model looks", "heatmap", {"panels": panels},
@@ -793,9 +715,9 @@ class _Run:
             image = self.X[row].reshape(channels, height, width)
             attr = found.values[position[row]].reshape(channels, height, width).sum(axis=0)
             if channels == 3:
-                picture = {"values": _clean_grid(_downsample(np.moveaxis(image, 0, -1).astype(np.float64))), "scale": "rgb"}
+                picture = {"values": _clean_grid(downsample(np.moveaxis(image, 0, -1).astype(np.float64))), "scale": "rgb"}
             else:
-                picture = {"values": _clean_grid(_downsample(image.mean(axis=0).astype(np.float64))), "scale": "grey"}
+                picture = {"values": _clean_grid(downsample(image.mean(axis=0).astype(np.float64))), "scale": "grey"}
             if self.task.is_classification:
                 assert pred.label is not None and pred.proba is not None
                 said = self.task.class_names[int(pred.label[row])]
@@ -806,7 +728,7 @@ class _Run:
                 title = f"row {row + 1}" + (f", true {_num(float(y[row]))}" if y is not None else "")
                 heading = f"predicted {_num(float(pred.value[row]))}"
             example_panels.append({"title": title, **picture})
-            example_panels.append({"title": heading, "values": _clean_grid(_downsample(attr)), "scale": "signed"})
+            example_panels.append({"title": heading, "values": _clean_grid(downsample(attr)), "scale": "signed"})
         self.charts.append(Chart(
             "example_maps", "Individual explanations", "heatmap", {"panels": example_panels, "columns": 4},
             caption=f"Each input next to its attribution to {self.output_name} (orange raises it, blue lowers it), "
@@ -814,7 +736,7 @@ class _Run:
             + " then ".join(dict.fromkeys(f"the {kind} predictions" for kind, _ in examples)) + ".",
         ))
 
-    def _sensitive(self, g: _Global) -> None:
+    def _sensitive(self, g: Importance) -> None:
         """A sensitive column fed to the model among its top features is worth a reviewer's look."""
         if self.layout.kind != "tabular":
             return
@@ -833,7 +755,7 @@ class _Run:
                     "and intended.",
                 ))
 
-    def _summary(self, method: attribution.Method, g: _Global, permuted: PermutationImportance | None) -> str:
+    def _summary(self, method: attribution.Method, g: Importance, permuted: PermutationImportance | None) -> str:
         names = self.layout.names
         leading = []
         for j in g.order[:3]:

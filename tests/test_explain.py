@@ -22,7 +22,7 @@ from auditor import attribution
 from auditor.attribution import Explained, Settings
 from auditor.context import Task
 from auditor.sample import allocate, deciles, stratified_sample
-from auditor_plugins.explain import _downsample, spearman
+from auditor.importance import downsample, importance, spearman
 from cli_helpers import invoke, read_report
 
 # what captum tells its own users when the tests call it directly (the audit silences these)
@@ -640,8 +640,17 @@ def test_spearman_equals_scipys_with_ties():
     assert spearman(np.ones(5), np.arange(5.0)) is None
 
 
+def test_importance_of_a_sequence_feature_sums_its_time_steps():
+    rng = np.random.default_rng(0)
+    values, X = rng.normal(size=(20, 6)), rng.normal(size=(20, 6))
+    found = importance(values, X, [[0, 2, 4], [1, 3, 5]])  # 3 time steps of 2 features
+    np.testing.assert_allclose(found.mean_abs, [np.abs(values[:, [0, 2, 4]]).sum(1).mean(), np.abs(values[:, [1, 3, 5]]).sum(1).mean()])
+    np.testing.assert_allclose(found.share.sum(), 1.0)
+    np.testing.assert_allclose(found.tendency[0], np.corrcoef(X[:, [0, 2, 4]].ravel(), values[:, [0, 2, 4]].ravel())[0, 1])
+
+
 def test_large_maps_are_block_averaged_for_the_report():
     grid = np.arange(100 * 70, dtype=np.float64).reshape(100, 70)
-    small = _downsample(grid, side=50)
+    small = downsample(grid, side=50)
     assert small.shape == (50, 35)
     assert small[0, 0] == grid[:2, :2].mean()
