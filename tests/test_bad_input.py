@@ -98,11 +98,6 @@ def test_model_class_factory_needing_arguments(tmp_path, breast_cancer, good):
     )
 
 
-def test_exported_program_with_a_fixed_batch_size(tmp_path, breast_cancer, good):
-    run_expecting_error(tmp_path, breast_cancer.folder / "exported_fixed_batch.pt2", good[1],
-                        fragments=("fixed batch size", "dynamic_shapes"))
-
-
 def test_missing_model_file(tmp_path, good):
     run_expecting_error(tmp_path, tmp_path / "nope.pt", good[1], fragments=("does not exist",))
 

@@ -481,6 +481,18 @@ def test_an_exported_program_is_explained_like_the_torchscript_model(tmp_path, b
     np.testing.assert_allclose(b["Mean |attribution|"], a["Mean |attribution|"], rtol=1e-4, atol=1e-7)
 
 
+def test_an_exported_program_with_a_fixed_batch_size_runs_in_chunks_of_it(tmp_path, breast_cancer):
+    """Exported for batches of exactly 4 rows: inference, attributions and permutations run it
+    in chunks of 4 (the last padded), and every figure equals the TorchScript model's."""
+    scripted = run_explain(tmp_path / "a", breast_cancer.folder / "model.pt", breast_cancer.folder / "test.csv")
+    fixed = run_explain(tmp_path / "b", breast_cancer.folder / "exported_fixed_batch.pt2", breast_cancer.folder / "test.csv")
+    a = table(scripted, "importance").set_index("Feature")
+    b = table(fixed, "importance").set_index("Feature").loc[a.index]
+    np.testing.assert_allclose(b["Mean |attribution|"], a["Mean |attribution|"], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(b["Permutation importance"], a["Permutation importance"], atol=1e-9)
+    assert "batch-dependent" not in [f["code"] for f in fixed["findings"]]
+
+
 class DropoutLeftOn(torch.nn.Module):
     def __init__(self, inner: torch.nn.Module) -> None:
         super().__init__()

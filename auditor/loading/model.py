@@ -26,6 +26,7 @@ import torch
 
 from ..errors import ModelLoadError, UntrustedModelError, UsageError
 from ..hashing import sha256_file
+from ..inference import first_tensor
 from .sniff import ModelFormat, sniff_model_format
 
 METADATA_NAME = "auditor.json"
@@ -175,6 +176,53 @@ def _check_export_members(path: Path, trust: bool) -> None:
                     raise _refuse_pickle(path, f"a torch.export program whose {name} is a pickle", unsafe)
 
 
+class FixedBatch(torch.nn.Module):
+    """Runs an exported program whose batch dimension was fixed at export (``size`` rows) on
+    any number of rows: padded (repeating the last row) to a whole number of batches, run as
+    one vectorised call (``torch.func.vmap`` over the batches) or, for a program vmap cannot
+    batch, batch by batch; the padding's outputs are dropped. Gradients flow through it."""
+
+    def __init__(self, program: torch.nn.Module, size: int) -> None:
+        super().__init__()
+        self.program = program
+        self.size = size
+        self.vectorised: bool | None = None  # None: not tried yet
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if n == self.size:
+            return first_tensor(self.program(x))
+        short = -n % self.size
+        if short:
+            x = torch.cat([x, x[-1:].expand(short, *x.shape[1:])])
+        batches = x.reshape(-1, self.size, *x.shape[1:])
+        out: torch.Tensor | None = None
+        if self.vectorised is not False:
+            try:
+                out = first_tensor(torch.func.vmap(self.program)(batches))
+                self.vectorised = True
+            except Exception:  # noqa: BLE001 - an op without a batching rule: go batch by batch
+                if self.vectorised:
+                    raise
+                self.vectorised = False
+        if out is None:
+            out = torch.stack([first_tensor(self.program(b)) for b in batches])
+        return out.reshape(-1, *out.shape[2:])[:n]
+
+
+def _static_batch(program: Any) -> int | None:
+    """The batch size an exported program was fixed to (None when its batch is dynamic)."""
+    names = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in names:
+            value = node.meta.get("val")
+            shape = getattr(value, "shape", None)
+            if shape is not None and len(shape) and isinstance(shape[0], int):
+                return int(shape[0])
+            return None
+    return None
+
+
 def _read_metadata(path: Path, embedded: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     sources = []
@@ -216,7 +264,11 @@ def load_model(
             embedded = extra[METADATA_NAME] or None
         elif fmt == "export":
             _check_export_members(path, trust)
-            module = torch.export.load(str(path)).module().to(device)
+            program = torch.export.load(str(path))
+            module = program.module().to(device)
+            fixed = _static_batch(program)
+            if fixed is not None:
+                module = FixedBatch(module, fixed)
         elif fmt == "safetensors":
             import safetensors.torch
 
