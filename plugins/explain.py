@@ -49,6 +49,8 @@ TENDENCY = 0.3
 REPEAT_TOLERANCE = 1e-4
 #: Classes given their own attribution map or column, at most.
 MAX_CLASSES = 10
+#: Classes given their own importance chart, at most (the most frequent).
+CLASS_CHARTS = 4
 #: Permutation importance is skipped above this many feature groups (it costs a pass each).
 MAX_PERMUTED = 500
 
@@ -616,6 +618,32 @@ class _Run:
             caption="Mean |attribution| to the predicted class's probability over the sample rows predicted as "
             "each class (the most frequent classes first).",
         ))
+        self.tables.append(Table(
+            "tendency_by_class", "Sign tendency by predicted class",
+            ["Feature", *[self.task.class_names[c] for c in classes]],
+            [[names[j], *[_finite(per_class[c].tendency[j]) for c in classes]] for j in order],
+            caption="Correlation of a feature's value with its attribution to the class's probability, over the "
+            "rows predicted as that class: positive, higher values raise that class's probability.",
+        ))
+        top = min(int(self.options["top"]), len(names))
+        for c in classes[:CLASS_CHARTS]:
+            found = per_class[c]
+            shown = found.order[:top]
+            name = self.task.class_names[c]
+            self.charts.append(Chart(
+                f"importance_{c}", f"What drives P({name}): top {top} features", "bar",
+                {
+                    "x_label": "Feature",
+                    "y_label": f"Mean |attribution| to P({name})",
+                    "labels": [names[j] for j in shown],
+                    "values": [float(found.mean_abs[j]) for j in shown],
+                    "errors": None,
+                    "groups": [_tendency_group(found.tendency[j]) for j in shown],
+                    "legend": ["higher values lower it", "higher values raise it"],
+                },
+                caption=f"Over the {int(np.sum(labels == c)):,} sample rows predicted '{name}'. Colour: the sign "
+                "tendency (grey: mixed or flat).",
+            ))
 
     def _examples_table(self, found: Attributions, position: dict[int, int], examples: list[tuple[str, int]]) -> None:
         if not examples:

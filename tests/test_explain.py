@@ -315,6 +315,11 @@ def test_a_multiclass_model_is_explained_per_predicted_class(tmp_path, wine):
     )
     importance = table(section, "importance")
     assert "Value–attribution correlation" not in importance.columns  # a sign means nothing across classes
+    tendency = table(section, "tendency_by_class")
+    assert list(tendency.columns[1:]) == [c.split(" (")[0] for c in by_class.columns[1:]]
+    assert tendency.iloc[:, 1:].abs().max().max() <= 1
+    per_class = [c for c in section["charts"] if c["name"].startswith("importance_")]
+    assert len(per_class) == 3 and all(c["data"]["legend"] for c in per_class)
     assert "the predicted class's probability" in section["summary"].lower()
     examples = table(section, "examples")
     assert set(examples["Example"]) <= {"confident and right", "confident and wrong"}
