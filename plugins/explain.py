@@ -324,7 +324,8 @@ class _Run:
     def result(self) -> AuditResult:
         ctx, options = self.ctx, self.options
         examples = self._examples()
-        extra = np.array([row for _, row in examples if row not in set(self.sample.tolist())], dtype=np.int64)
+        sampled = set(self.sample.tolist())
+        extra = np.array([row for _, row in examples if row not in sampled], dtype=np.int64)
         rows = np.concatenate([self.sample, extra])
         batch = attribution.batch_rows(self.X.shape[1], self.device, int(options["batch_size"]))
         explained = Explained(ctx.model.module, self.task, self.layout.shape, summed=False)
@@ -459,8 +460,6 @@ class _Run:
             return read_outputs(ctx.infer(rows), task)  # type: ignore[misc]
 
         jobs = len(self.layout.groups) * int(options["repeats"])
-        if metric not in METRIC_DEFINITIONS:
-            raise ValueError(f"explain.metric {metric!r} is not a metric; use one of {', '.join(METRIC_DEFINITIONS)}")
         with ctx.progress("Explaining: permutation importance", jobs) as advance:
             try:
                 found = permutation_importance(
@@ -469,10 +468,13 @@ class _Run:
                     groups=self.layout.groups, n_repeats=int(options["repeats"]), seed=ctx.seed,
                     on_progress=advance,
                 )
-            except KeyError:
-                raise ValueError(
-                    f"explain.metric {metric!r} is not computed for {task.kind} models"
-                ) from None
+            except KeyError:  # raised by the baseline score, before any permutation
+                self.findings.append(Finding(
+                    "warning", "metric-not-applicable",
+                    f"explain.metric {metric!r} is not a {task.kind} metric, so permutation importance was not "
+                    f"computed; leave it empty for {in_sentence(METRIC_DEFINITIONS[HEADLINES[task.kind][0]][0])}.",
+                ))
+                return None
         what = "each feature across all its time steps" if self.layout.kind == "sequence" else "each feature"
         self.notes.append(
             f"Permutation importance: the drop in {in_sentence(METRIC_DEFINITIONS[metric][0])} on the sample "

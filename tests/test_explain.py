@@ -637,6 +637,14 @@ def test_bad_options_are_usage_errors(tmp_path, breast_cancer, option, message):
 # --- the pieces ---------------------------------------------------------------------------
 
 
+def test_a_metric_of_another_task_skips_permutation_importance_with_a_warning(tmp_path, breast_cancer):
+    section = run_explain(
+        tmp_path, breast_cancer.folder / "model.pt", breast_cancer.folder / "test.csv", "-o", "explain.metric=rmse",
+    )
+    assert [f["code"] for f in section["findings"]] == ["metric-not-applicable"]
+    assert "ROC-AUC" in section["findings"][0]["message"] and "agreement" not in section["metrics"]
+
+
 def test_the_stratified_sample_keeps_class_shares_and_every_class():
     y = np.repeat([0, 1, 2], [900, 95, 5])
     rows = stratified_sample(y, 100, seed=4)
