@@ -87,8 +87,10 @@ METHODS: dict[str, Method] = {
     )
 }
 
-#: Input values per forward+backward pass when the batch is sized automatically.
-BUDGET_CPU = 2**21
+#: Input values per forward+backward pass when the batch is sized automatically. On a CPU,
+#: passes of a few hundred thousand values run fastest (``benchmarks/bench_explain.py``:
+#: a CNN's passes of 2^21 values ran 2.5 times slower than passes of 2^18).
+BUDGET_CPU = 2**18
 BUDGET_CUDA = 2**24
 
 
@@ -148,8 +150,9 @@ def gradient_problem(explained: Explained, x: torch.Tensor, baseline: torch.Tens
     """Why gradient methods cannot explain this model (None when they can), from one
     forward and backward pass of its raw outputs over a few rows and the midpoints of their
     paths from ``baseline`` (a saturated probability would hide the gradient at the rows);
-    with the inputs whose gradient is zero at every probed point (cast to integers for an
-    embedding, rounded, or unused)."""
+    with the inputs whose gradient is zero at every probed point although changing them
+    changes the output (cast to integers for an embedding, or rounded). Inputs the model
+    ignores are no problem: their attribution of zero is right."""
     points = torch.cat([x, 0.5 * (x + baseline.reshape(1, -1))]).detach()
     probe = points.clone().requires_grad_(True)
     n = probe.shape[0]
@@ -166,17 +169,33 @@ def gradient_problem(explained: Explained, x: torch.Tensor, baseline: torch.Tens
     if not bool(torch.isfinite(grad).all()):
         return "its gradient is not finite", []
     dead = ~(grad.reshape(n, -1) != 0).any(dim=0)
+    if not bool(dead.any()):
+        return None, []
+    if not _moves_output(explained, points, dead):  # inputs the model ignores: a zero is right
+        return None, []
     if bool(dead.all()):
         return "its gradient is zero at every probed row (a step function, rounding, or integer inputs)", []
-    if bool(dead.any()):
-        columns = torch.nonzero(dead).flatten().tolist()
-        return (
-            f"its gradient is zero for {len(columns)} of {dead.numel()} inputs at every probed row (inputs "
-            "cast to integers for an embedding, rounded, or unused), so gradients would credit them "
-            "with nothing",
-            columns,
-        )
-    return None, []
+    columns = torch.nonzero(dead).flatten().tolist()
+    return (
+        f"its gradient is zero for {len(columns)} of {dead.numel()} inputs at every probed row, yet "
+        "changing them changes the output (inputs cast to integers for an embedding, or rounded), so "
+        "gradients would credit them with nothing",
+        columns,
+    )
+
+
+def _moves_output(explained: Explained, points: torch.Tensor, columns: torch.Tensor) -> bool:
+    """Whether the model's output changes when ``columns`` of the probed points take other
+    points' values (each point gets the next one's): one forward pass each way."""
+    varied = points.clone()
+    varied[:, columns] = torch.roll(points[:, columns], 1, dims=0)
+    with torch.inference_mode():
+        n = points.shape[0]
+        shape = (n, *explained.shape) if explained.shape else (n, -1)
+        before = first_tensor(explained.model(points.reshape(shape))).reshape(n, -1)
+        after = first_tensor(explained.model(varied.reshape(shape))).reshape(n, -1)
+    scale = float(before.abs().max()) or 1.0
+    return bool((after - before).abs().max() > 1e-6 * scale)
 
 
 @dataclass
@@ -252,10 +271,14 @@ def _call(
     n_steps: int,
     feature_mask: torch.Tensor | None,
     per_eval: int,
+    per_pass: int,
 ) -> torch.Tensor:
     extra = (target,)
-    if method == "integrated_gradients":
-        return explainer.attribute(x, baselines=baseline, additional_forward_args=extra, n_steps=n_steps)
+    if method == "integrated_gradients":  # captum splits the steps into passes of per_pass points
+        return explainer.attribute(
+            x, baselines=baseline, additional_forward_args=extra, n_steps=n_steps,
+            internal_batch_size=max(per_pass, x.shape[0]),
+        )
     if method == "deeplift":
         return explainer.attribute(x, baselines=baseline, additional_forward_args=extra)
     if method == "gradient_shap":
@@ -323,6 +346,9 @@ def attribute(
         """Attributions of ``rows`` (averaged over the k baselines)."""
         result = np.empty((rows.size, n_features), dtype=np.float64)
         per_pass = max(1, forward_batch // max(n_steps * k * (2 if method.name == "deeplift" else 1), 1))
+        points = forward_batch  # points per forward+backward pass
+        if method.name == "integrated_gradients":  # rows per captum call; its steps are batched inside
+            per_pass = max(1, forward_batch // k)
         if not method.gradient:
             per_pass = max(1, min(rows.size, forward_batch // max(k, 1)))
         start = 0
@@ -346,13 +372,13 @@ def attribute(
                     got = _call(
                         method.name, explainer, _tensor(x, device), torch.from_numpy(t).to(device),
                         None if b is None else _tensor(b, device), n_steps=n_steps, feature_mask=mask,
-                        per_eval=per_eval,
+                        per_eval=per_eval, per_pass=points,
                     )
             except torch.cuda.OutOfMemoryError:
-                if per_pass == 1:
+                if per_pass == 1 and points == 1:
                     raise
                 torch.cuda.empty_cache()
-                per_pass = max(1, per_pass // 2)
+                per_pass, points = max(1, per_pass // 2), max(1, points // 2)
                 continue
             values = got.detach().double().cpu().numpy().reshape(chunk.size, k, n_features)
             result[start : start + chunk.size] = values.mean(axis=1)

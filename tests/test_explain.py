@@ -498,6 +498,28 @@ def test_an_exported_program_with_a_fixed_batch_size_runs_in_chunks_of_it(tmp_pa
     assert "batch-dependent" not in [f["code"] for f in fixed["findings"]]
 
 
+class IgnoresSomeInputs(torch.nn.Module):
+    """Multiplies the last five features by zero before the network, like the border pixels an
+    unpadded CNN never reaches: their gradient is zero because they do not matter."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("mask", torch.cat([torch.ones(25), torch.zeros(5)]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x * self.mask + self.inner.mean * (1 - self.mask))
+
+
+def test_inputs_the_model_ignores_get_zero_and_keep_integrated_gradients(tmp_path, breast_cancer):
+    torch.jit.save(torch.jit.script(IgnoresSomeInputs(breast_cancer.module)), str(tmp_path / "ignores.pt"))
+    section = run_explain(tmp_path, tmp_path / "ignores.pt", breast_cancer.folder / "test.csv")
+    assert "perturbation-fallback" not in [f["code"] for f in section["findings"]]
+    assert any(n.startswith("Integrated Gradients:") for n in section["notes"])
+    importance = table(section, "importance").set_index("Feature")
+    assert (importance.loc[breast_cancer.features[-5:], "Mean |attribution|"] == 0).all()
+
+
 class DropoutLeftOn(torch.nn.Module):
     def __init__(self, inner: torch.nn.Module) -> None:
         super().__init__()
@@ -655,6 +677,24 @@ def test_the_stratified_sample_keeps_class_shares_and_every_class():
     assert allocate(np.array([990, 5, 5]), 10).tolist() == [8, 1, 1]
     assert np.array_equal(stratified_sample(y, 5000, seed=0), np.arange(1000))
     assert np.bincount(deciles(np.arange(50.0))).tolist() == [5] * 10
+
+
+def test_roc_auc_of_each_permuted_copy_equals_scikit_learns():
+    from sklearn.metrics import roc_auc_score
+
+    from auditor.permutation import block_roc_auc
+
+    rng = np.random.default_rng(0)
+    for k in (2, 4):
+        y = rng.integers(0, k, 7 * 300)
+        p = rng.dirichlet(np.ones(k), y.size).round(2)  # rounded: many ties
+        p /= p.sum(axis=1, keepdims=True)
+        ours = block_roc_auc(y, p, 7)
+        for b in range(7):
+            rows = slice(b * 300, (b + 1) * 300)
+            expected = roc_auc_score(y[rows], p[rows, 1]) if k == 2 else roc_auc_score(y[rows], p[rows], multi_class="ovr")
+            assert ours[b] == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(block_roc_auc(np.zeros(10, dtype=np.int64), np.full((10, 2), 0.5), 2)).all()
 
 
 def test_spearman_equals_scipys_with_ties():
