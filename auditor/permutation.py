@@ -9,7 +9,8 @@ shuffled together, rows kept whole, which scikit-learn does not offer.
 
 Every permuted copy of the rows is built at once and run through the caller's batched
 inference (``predict``: rows -> predictions), and the metric of every copy comes from one
-call of the fold kernels of :mod:`auditor.fold_stats`, each copy a "fold".
+call of the fold kernels of :mod:`auditor.fold_stats`, each copy a "fold" (ROC-AUC from rank
+sums per copy, which is faster on many distinct scores).
 """
 
 from __future__ import annotations
@@ -63,10 +64,49 @@ def orders(n_rows: int, n_repeats: int, seed: int) -> np.ndarray:
     return out
 
 
-def score(task: Task, y: np.ndarray, predictions: Predictions, blocks: np.ndarray, n_blocks: int, metric: str) -> np.ndarray:
-    """The metric of each block of rows."""
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1 along each row of ``values`` (blocks x rows), ties sharing their mean rank."""
+    n_blocks, n = values.shape
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    index = np.broadcast_to(np.arange(n), (n_blocks, n))
+    starts = np.ones((n_blocks, n), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones((n_blocks, n), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, index, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((n_blocks, n), dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)
+    return ranks
+
+
+def block_roc_auc(y: np.ndarray, proba: np.ndarray, n_blocks: int) -> np.ndarray:
+    """ROC-AUC of each block of rows (blocks of equal size, one after another) from the
+    Mann-Whitney rank sum: binary from column 1, multiclass the mean of one-vs-rest AUCs;
+    NaN in a block where a class is absent. The same values as :mod:`auditor.fold_stats`,
+    without its cell counts over every distinct score (150 permuted copies of 1,000 rows have
+    150,000 of them)."""
+    n = y.size // n_blocks
+    k = proba.shape[1]
+    aucs = []
+    for c in (1,) if k == 2 else range(k):
+        positive = (y == c).reshape(n_blocks, n)
+        ranks = average_ranks(proba[:, c].reshape(n_blocks, n))
+        pos = positive.sum(axis=1).astype(np.float64)
+        neg = n - pos
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aucs.append(((ranks * positive).sum(axis=1) - pos * (pos + 1) / 2) / (pos * neg))
+    return np.mean(aucs, axis=0)
+
+
+def score(task: Task, y: np.ndarray, predictions: Predictions, n_blocks: int, metric: str) -> np.ndarray:
+    """The metric of each block of rows (``n_blocks`` blocks of equal size, one after another)."""
+    blocks = np.repeat(np.arange(n_blocks, dtype=np.int64), y.size // n_blocks)
     if task.is_classification:
         assert predictions.proba is not None and predictions.label is not None
+        if metric == "roc_auc":
+            return block_roc_auc(y, predictions.proba, n_blocks)
         values = fold_stats.classification(y, predictions.proba, predictions.label, blocks, n_blocks)
     else:
         assert predictions.value is not None
@@ -95,7 +135,7 @@ def permutation_importance(
     n, n_features = X.shape
     row_orders = orders(n, n_repeats, seed)
     n_groups = len(groups)
-    baseline = float(score(task, y, predictions, np.zeros(n, dtype=np.int64), 1, metric)[0])
+    baseline = float(score(task, y, predictions, 1, metric)[0])
     scores = np.empty(n_groups * n_repeats, dtype=np.float64)
     per_call = max(1, CHUNK_VALUES // max(n * n_features, 1))
     jobs = [(g, r) for g in range(n_groups) for r in range(n_repeats)]
@@ -106,8 +146,7 @@ def permutation_importance(
             columns = np.asarray(groups[g], dtype=np.int64)
             copies[i][:, columns] = X[row_orders[r][:, None], columns]
         predicted = predict(copies.reshape(len(part) * n, n_features))
-        blocks = np.repeat(np.arange(len(part), dtype=np.int64), n)
-        scores[start : start + len(part)] = score(task, np.tile(y, len(part)), predicted, blocks, len(part), metric)
+        scores[start : start + len(part)] = score(task, np.tile(y, len(part)), predicted, len(part), metric)
         if on_progress is not None:
             on_progress(len(part))
     scores = scores.reshape(n_groups, n_repeats)
