@@ -164,7 +164,7 @@ class _Run:
         self.metrics: dict[str, Metric] = {}
         self.tables: list[Table] = []
         self.charts: list[Chart] = []
-        self.X = np.ascontiguousarray(ctx.data.X)
+        self.X = ctx.data.X  # column-major: only the rows used are copied, row-major, where needed
         y = ctx.data.y
         pred = ctx.predictions
         if self.task.is_classification:
