@@ -39,7 +39,8 @@ def allocate(counts: np.ndarray, size: int) -> np.ndarray:
 
 def stratified_sample(strata: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted row indices of a seeded stratified sample of ``size`` rows (all rows when
-    ``size`` is at least their number)."""
+    ``size`` is at least their number): every row draws a uniform random key, and each stratum
+    keeps its rows with the smallest keys."""
     strata = np.asarray(strata)
     n = strata.size
     if size >= n:
@@ -48,9 +49,16 @@ def stratified_sample(strata: np.ndarray, size: int, seed: int) -> np.ndarray:
     size = max(size, codes.size)
     take = allocate(counts, size)
     keys = np.random.default_rng(seed).random(n)
-    order = np.lexsort((keys, inverse))  # rows grouped by stratum, each group shuffled
+    if codes.size <= 64:  # a pass per stratum and a partial sort of its keys: O(rows x strata)
+        chosen = []
+        for code, count in enumerate(take):
+            rows = np.flatnonzero(inverse == code)
+            if count < rows.size:
+                rows = rows[np.argpartition(keys[rows], count - 1)[:count]]
+            chosen.append(rows)
+        return np.sort(np.concatenate(chosen)).astype(np.int64)
+    order = np.lexsort((keys, inverse))  # rows grouped by stratum, each group by key
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n) - np.repeat(starts, counts)
-    chosen = position < take[inverse]
-    return np.nonzero(chosen)[0].astype(np.int64)
+    return np.nonzero(position < take[inverse])[0].astype(np.int64)
