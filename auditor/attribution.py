@@ -219,12 +219,12 @@ class Settings:
     n_steps: int = 50
     max_steps: int = 400
     tolerance: float = 0.01  # completeness tolerance, in the explained output's units
-    batch_size: int = 0  # rows per forward+backward pass; 0 = sized from the input width
-    seed: int = 0
+    batch_size: int = 0  # points (rows x steps) per forward+backward pass; 0: sized from the input width
 
 
 def batch_rows(n_features: int, device: torch.device, requested: int = 0) -> int:
-    """Rows per forward+backward pass: ``requested``, or an input-size budget for the device."""
+    """Points (rows, or rows x integration steps) per forward+backward pass: ``requested``, or
+    an input-size budget for the device."""
     if requested > 0:
         return requested
     budget = BUDGET_CUDA if device.type == "cuda" else BUDGET_CPU

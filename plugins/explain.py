@@ -114,7 +114,11 @@ class ExplainAudit(Audit):
             "probability units (regression: standard deviations of the predictions).",
             min=0.0,
         ),
-        Option("batch_size", "int", 0, "Rows per forward+backward pass (0: sized from the input width and the device).", min=0),
+        Option(
+            "batch_size", "int", 0,
+            "Points (rows x integration steps) per forward+backward pass (0: sized from the input width and the device).",
+            min=0,
+        ),
         Option("permutation", "bool", True, "Cross-check with permutation importance (needs a target)."),
         Option("repeats", "int", 5, "Shuffles per feature for permutation importance.", min=1, max=100),
         Option(
@@ -334,7 +338,6 @@ class _Run:
             max_steps=max(int(options["max_steps"]), int(options["n_steps"])),
             tolerance=float(options["tolerance"]) * self.scale,
             batch_size=int(options["batch_size"]),
-            seed=ctx.seed,
         )
         with ctx.progress(f"Explaining: {method.title}", rows.size) as advance, seeded(ctx.seed, self.device):
             found = attribution.attribute(
