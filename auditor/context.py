@@ -1,9 +1,8 @@
 """The audit context: the model, the data and the predictions, computed once and shared.
 
 Audits read what they need from here and never re-run the inference it holds (perturbing
-inputs goes through ``infer``). The fields below
-are the whole public surface for plugin authors; ``tests/test_conformance.py`` checks that this
-docstring and the dataclasses agree.
+inputs goes through ``infer``). The fields below are the whole public surface for plugin
+authors; ``tests/test_conformance.py`` checks that this docstring and the dataclasses agree.
 
 ``AuditContext``
     ``model`` (:class:`auditor.loading.model.LoadedModel`), ``data`` (:class:`Dataset`),

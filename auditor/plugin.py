@@ -25,8 +25,8 @@ The class is instantiated with no arguments and must have:
     computes and returns plain data. It reads predictions from the context and never
     re-runs inference the context holds. An audit that must evaluate the model on inputs
     it changes (permuted features, integration paths) declares the need ``model`` and goes
-    through ``ctx.infer`` or :mod:`auditor.attribution`, on a sample. Raising is allowed: the runner turns it into
-    an ``error`` result and the other audits still run.
+    through ``ctx.infer`` or :mod:`auditor.attribution`, on a sample. Raising is allowed:
+    the runner turns it into an ``error`` result and the other audits still run.
 """
 
 from __future__ import annotations
