@@ -796,7 +796,11 @@ class _Run:
                 phrase += ", higher values lower it"
             leading.append(phrase + ")")
         if self.layout.kind == "image":
-            text = f"{method.title} attributions of {self.output_name} are mapped over the image"
+            tenth = self.metrics["top_tenth_share"].value or 0.0
+            text = (
+                f"{method.title} attributions of {self.output_name} are mapped over the image: the busiest "
+                f"10% of its inputs hold {tenth:.0%} of the attribution"
+            )
         else:
             text = f"{self.output_name[0].upper()}{self.output_name[1:]} is driven most by " + _join(leading)
         rho = self.metrics.get("agreement")

@@ -344,6 +344,7 @@ def test_an_image_model_gets_attribution_maps(tmp_path, digits):
     assert len(examples) % 2 == 0 and len(examples) <= 8
     assert "importance" not in {t["name"] for t in section["tables"]}  # no ranked table of pixels
     assert 0.1 < section["metrics"]["top_tenth_share"]["value"] < 1
+    assert "the busiest 10% of its inputs hold" in section["summary"]
     assert examples[1]["title"].startswith(("right: ", "wrong: "))
     assert any("not computed for image inputs" in n for n in section["notes"])
     assert section["metrics"]["completeness_error_p95"]["value"] <= 0.01
