@@ -58,7 +58,8 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     ``raw`` (float32, rows x n_outputs, exactly as the model returned them), ``proba``
     (float64, rows x K, class probabilities; binary has K = 2 with column 1 the positive
     class; None for regression), ``label`` (int64 predicted class index, or None),
-    ``value`` (float64 regression predictions, or None).
+    ``value`` (float64 regression predictions, or None); ``take(rows)`` gives those of
+    some rows only.
 """
 
 from __future__ import annotations
@@ -115,6 +116,15 @@ class Predictions:
     proba: np.ndarray | None = None
     label: np.ndarray | None = None
     value: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> "Predictions":
+        """The predictions of ``rows`` only (e.g. a sample)."""
+        return Predictions(
+            raw=self.raw[rows],
+            proba=None if self.proba is None else self.proba[rows],
+            label=None if self.label is None else self.label[rows],
+            value=None if self.value is None else self.value[rows],
+        )
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ class _Run:
                 unique.append((kind, row))
         return unique
 
-    def _baselines(self, method: attribution.Method) -> tuple[np.ndarray, str]:
+    def _baselines(self) -> tuple[np.ndarray, str]:
         choice = str(self.options["baseline"])
         if choice == "auto":
             choice = "zeros" if self.layout.kind == "image" else "mean"
@@ -243,8 +243,7 @@ class _Run:
             return means[None, :], "the mean of every feature over the audit data"
         count = min(int(self.options["baseline_rows"]), self.ctx.data.n_rows)
         rows = np.sort(np.random.default_rng(self.ctx.seed + 1).choice(self.ctx.data.n_rows, count, replace=False))
-        what = "averaged over" if method.baseline == "one" else "drawn from"
-        return self.X[rows], f"{count} data rows chosen at random (seeded), attributions {what} them"
+        return self.X[rows], f"{count} data rows chosen at random (seeded)"
 
     # -- checks -------------------------------------------------------------------------
 
@@ -330,8 +329,11 @@ class _Run:
         batch = attribution.batch_rows(self.X.shape[1], self.device, int(options["batch_size"]))
         explained = Explained(ctx.model.module, self.task, self.layout.shape, summed=False)
         self._check_repeatable(explained, self.sample, batch)
-        method = self._choose_method(rows, self._baselines(METHODS["integrated_gradients"])[0])
-        baselines, baseline_text = self._baselines(method)
+        baselines, baseline_text = self._baselines()
+        method = self._choose_method(rows, baselines)
+        if baselines.shape[0] > 1:
+            what = "averaged over" if method.baseline == "one" else "drawn from"
+            baseline_text += f", attributions {what} them"
         settings = Settings(
             method=method.name,
             n_steps=int(options["n_steps"]),
@@ -452,7 +454,7 @@ class _Run:
         metric = str(options["metric"]) or HEADLINES[self.task.kind][0]
         X = self.X[self.sample]
         y = ctx.data.y[self.sample]
-        one_pass = _subset(ctx.predictions, self.sample)
+        one_pass = ctx.predictions.take(self.sample)
         task = self.task
 
         def predict(rows: np.ndarray) -> Any:
@@ -852,14 +854,3 @@ def _cell(value: Any) -> Any:
     if isinstance(value, list):
         return [_cell(v) for v in value]
     return value if value == value else None
-
-
-def _subset(pred: Any, rows: np.ndarray) -> Any:
-    from auditor.context import Predictions
-
-    return Predictions(
-        raw=pred.raw[rows],
-        proba=None if pred.proba is None else pred.proba[rows],
-        label=None if pred.label is None else pred.label[rows],
-        value=None if pred.value is None else pred.value[rows],
-    )
