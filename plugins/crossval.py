@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from auditor import fold_stats, retrain
+from auditor import fold_stats
 from auditor.folds import DESCRIPTIONS, FoldError, Split, make_split
 from auditor.plugin import Audit, Option
 from auditor.result import AuditResult, Chart, ResultPart as _Part, Finding, Metric, Table, status_from_findings
@@ -420,6 +420,8 @@ def _retraining_part(
     ctx: AuditContext, options: Mapping[str, Any], ev: _Evaluation, judged: list[str]
 ) -> _Part:
     import torch
+
+    from auditor import retrain
 
     assert ctx.trainer is not None
     trainer, task = ctx.trainer, ctx.task

@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from auditor import attribution
-from auditor.attribution import METHODS, Attributions, Explained, Settings
+from auditor.attribution_methods import METHODS
 from auditor.importance import Importance, downsample, importance, spearman
 from auditor.permutation import PermutationImportance, permutation_importance
 from auditor.plugin import Audit, Option
@@ -41,6 +40,8 @@ from auditor.task import read_outputs
 from auditor_plugins.metrics import HEADLINES, METRIC_DEFINITIONS, in_sentence, sentence_number
 
 if TYPE_CHECKING:
+    from auditor import attribution
+    from auditor.attribution import Attributions, Explained
     from auditor.context import AuditContext
 
 #: A feature's value and its attribution correlating beyond this is a sign tendency.
@@ -252,6 +253,8 @@ class _Run:
         inference pass; otherwise the model is random or batch-dependent at inference."""
         import torch
 
+        from auditor import attribution
+
         X = self.X[rows]
         t = self.targets[rows][:, None]
         with seeded(self.ctx.seed, self.device):
@@ -290,6 +293,9 @@ class _Run:
     def _choose_method(self, explained_rows: np.ndarray, baselines: np.ndarray) -> attribution.Method:
         import torch
 
+        from auditor import attribution
+        from auditor.attribution import Explained
+
         method = METHODS[str(self.options["method"])]
         module = self.ctx.model.module
         if method.name == "deeplift" and attribution.is_compiled(module):
@@ -321,6 +327,9 @@ class _Run:
         return method
 
     def result(self) -> AuditResult:
+        from auditor import attribution
+        from auditor.attribution import Explained, Settings
+
         ctx, options = self.ctx, self.options
         examples = self._examples()
         sampled = set(self.sample.tolist())

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -106,3 +110,23 @@ def test_builtin_audits_are_registered_as_entry_points_like_any_plugin():
 
     names = {ep.name: ep.value for ep in entry_points(group="auditor.audits")}
     assert names["metrics"] == "auditor_plugins.metrics:MetricsAudit"
+
+
+def test_discovering_the_builtin_audits_does_not_import_torch():
+    """``audit plugins`` and the start of every run only list the audits: importing torch
+    (over a second) waits until an audit runs, so other work can start in the meantime."""
+    script = (
+        "import json, sys\n"
+        "from importlib.metadata import distribution\n"
+        "from auditor.registry import discover\n"
+        "builtin = [ep.name for ep in distribution('auditor').entry_points if ep.group == 'auditor.audits']\n"
+        "found = discover()\n"
+        "print(json.dumps({'builtin': builtin, 'found': sorted(found), 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AUDITOR_PLUGINS"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert {"metrics", "fairness", "overfitting", "crossval", "explain"} <= set(seen["builtin"])
+    assert set(seen["builtin"]) <= set(seen["found"])
+    assert seen["torch"] is False
