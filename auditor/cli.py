@@ -235,18 +235,44 @@ def run_command(**kw: Any) -> None:
     click.get_current_context().exit(_run(kw, demo=False))
 
 
+def _warm_up_energy(installed: dict[str, Any], kw: dict[str, Any], settings: dict[str, Any]) -> None:
+    """When an audit that needs energy will run, start codecarbon's slow hardware detection
+    now, in the background, so it overlaps importing torch and loading the model."""
+    from .config import audit_options, parse_overrides, split_list
+    from .energy import settings_for, warm_up
+    from .registry import select_audits
+
+    try:
+        audits = select_audits(
+            installed,
+            split_list(_pick(kw.get("audits"), settings, "audits")),
+            split_list(_pick(kw.get("skip"), settings, "skip")) or [],
+        )
+        overrides = parse_overrides(kw.get("overrides") or ())
+        options = {n: audit_options(a, settings, overrides) for n, a in audits.items()
+                   if "energy" in tuple(a.needs)}
+    except AuditorError:
+        return  # the run reports it, in its place
+    chosen = settings_for(audits, options)
+    if chosen is not None:
+        warm_up(chosen)
+
+
 def _run(kw: dict[str, Any], *, demo: bool) -> int:
     from .config import check_settings, load_settings, parse_overrides, split_list
-    from .gates import evaluate, load_baseline, load_policy
-    from .github import publish
-    from .pipeline import RunConfig, execute
     from .registry import discover
-    from .report import write_reports
-    from .report.write import canonical
 
     installed = discover()
     settings = {} if demo else load_settings(kw.get("config_file"), Path.cwd())
     check_settings(settings, installed)
+    _warm_up_energy(installed, kw, settings)
+
+    from .gates import evaluate, load_baseline, load_policy
+    from .github import publish
+    from .pipeline import RunConfig, execute
+    from .report import write_reports
+    from .report.write import canonical
+
     formats = _formats(_pick(kw.get("formats"), settings, "format"))
     model: Path = kw["model"]
     cfg = RunConfig(

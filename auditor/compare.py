@@ -29,6 +29,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from .report.json_report import all_audits
+
 _STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
@@ -60,8 +62,7 @@ def _change(a: Any, b: Any, direction: str | None, *, in_a: bool, in_b: bool) ->
 
 
 def _audits(report: Mapping[str, Any]) -> Mapping[str, Any]:
-    audits = report.get("audits")
-    return audits if isinstance(audits, Mapping) else {}
+    return all_audits(report)
 
 
 def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,12 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     ``advance(n)``: a progress bar for slow work; silent under ``--quiet`` and in tests),
     ``infer`` (a callable ``infer(X) -> raw outputs`` running the model over *new* rows, float32
     rows x features, with the batching, device and ``input_shape`` of the one pass, for audits
-    that must perturb inputs, such as permutation importance; None when no model can be run).
+    that must perturb inputs, such as permutation importance; None when no model can be run),
+    ``measure`` (a callable ``measure(name)`` returning a context manager: marks a part of an
+    audit whose energy is worth its own line, such as retraining; it is measured when an
+    audit needing ``energy`` runs, and costs nothing otherwise), ``energy``
+    (:class:`auditor.energy.Measurement` of the run so far, given only to audits that
+    declare the need ``energy``, which run after all the others; else None).
 
 ``History``
     A training history, one entry per epoch: ``source`` (the file or folder name),
@@ -71,6 +76,7 @@ from typing import TYPE_CHECKING, Callable, ContextManager, Literal
 import numpy as np
 
 if TYPE_CHECKING:
+    from .energy import Measurement
     from .loading.model import LoadedModel
     from .retrain import Trainer
 
@@ -80,6 +86,10 @@ ProgressStep = Callable[[str, "int | None"], ContextManager[Callable[[int], None
 
 def _silent_progress(description: str, total: int | None = None) -> ContextManager[Callable[[int], None]]:
     return nullcontext(lambda advance: None)
+
+
+def _unmeasured(name: str) -> ContextManager[None]:
+    return nullcontext()
 
 TaskKind = Literal["binary", "multiclass", "regression"]
 OutputKind = Literal["logits", "probabilities", "log_probabilities", "values"]
@@ -173,6 +183,8 @@ class AuditContext:
     trainer: "Trainer | None" = None
     progress: ProgressStep = _silent_progress
     infer: Callable[[np.ndarray], np.ndarray] | None = None
+    measure: Callable[[str], ContextManager[None]] = _unmeasured
+    energy: "Measurement | None" = None
 
     @property
     def has_target(self) -> bool:

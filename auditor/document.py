@@ -1,7 +1,10 @@
 """Assemble the report document: the plain dict that report.json holds.
 
 Renderers read this dict and nothing else. Everything that varies between identical
-runs (timings, dates, the machine) lives under ``run``, so the rest is byte-identical.
+runs lives under ``run`` (timings, dates, the machine) and ``measurements`` (the results of
+audits that measure the run itself, such as energy and carbon), so the rest is
+byte-identical. :func:`auditor.report.json_report.all_audits` gives both kinds of result
+together, in the order they ran.
 
 With a policy, a baseline or ``--fail-on``, the command line adds a ``gates`` section after
 the audits ran: the output of :func:`auditor.gates.evaluate`, whose docstring gives its schema.
@@ -23,7 +26,7 @@ from .context import AuditContext
 from .result import AuditResult
 from .runner import verdict
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: the measurements section
 
 
 def class_balance(y: np.ndarray | None, names: Sequence[str]) -> list[dict[str, Any]]:
@@ -59,6 +62,7 @@ def build_report(
     command: str,
     started: float,
     timings: Mapping[str, Any],
+    measured: Sequence[str] = (),
 ) -> dict[str, Any]:
     model = ctx.model
     data = ctx.data
@@ -114,7 +118,8 @@ def build_report(
             "train_loss": ctx.history.train_loss,
             "val_loss": ctx.history.val_loss,
         },
-        "audits": {name: result.to_dict() for name, result in results.items()},
+        "audits": {name: result.to_dict() for name, result in results.items() if name not in measured},
+        "measurements": {name: result.to_dict() for name, result in results.items() if name in measured},
         "run": {
             "command": command,
             "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),

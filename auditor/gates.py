@@ -48,7 +48,7 @@ from typing import Any, Mapping
 from .errors import UsageError
 from .policy import Gate, Policy, Regression, load_policy, missing_baseline  # noqa: F401 - re-exported
 from .policy import number_text as written
-from .report.json_report import load_report
+from .report.json_report import all_audits, load_report
 
 __all__ = ["FAIL_ON", "Policy", "evaluate", "fmt", "is_noisy", "load_baseline", "load_policy", "resolve"]
 
@@ -134,7 +134,7 @@ def _describe(metric: Mapping[str, Any], key: str, field: str) -> str:
 
 def _why_not(audit: str, report: Mapping[str, Any]) -> str | None:
     """Why the audit has no figures (did not run, skipped, errored), or None when it ran."""
-    found = report.get("audits", {}).get(audit)
+    found = all_audits(report).get(audit)
     if not isinstance(found, Mapping):
         return f"{audit} did not run (not selected, or left out with --skip)"
     status = found.get("status")
@@ -148,7 +148,7 @@ def _why_not(audit: str, report: Mapping[str, Any]) -> str | None:
 
 
 def _unknown(report: Mapping[str, Any], audit: str, rest: str) -> bool:
-    found = report.get("audits", {}).get(audit)
+    found = all_audits(report).get(audit)
     return _why_not(audit, report) is None and resolve(found.get("metrics") or {}, rest) is None
 
 
@@ -166,7 +166,7 @@ def _check_paths(policy: Policy, report: Mapping[str, Any]) -> None:
     valid = "; ".join(
         f"{audit}: " + ", ".join(
             [f"{audit}.status", f"{audit}.findings"]
-            + [f"{audit}.{key}" for key in sorted(report["audits"][audit].get("metrics") or {})]
+            + [f"{audit}.{key}" for key in sorted(all_audits(report)[audit].get("metrics") or {})]
         )
         for audit in bad
     )
@@ -195,8 +195,8 @@ def _threshold(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
     if why is not None:
         noisy = is_noisy(audit, rest)
         return _result(gate.name, "gate", False, f"{why}, so the gate cannot pass.", noisy=noisy, **common)
-    metric_key, field = resolve(report["audits"][audit]["metrics"], rest)  # type: ignore[misc]
-    metric = report["audits"][audit]["metrics"][metric_key]
+    metric_key, field = resolve(all_audits(report)[audit]["metrics"], rest)  # type: ignore[misc]
+    metric = all_audits(report)[audit]["metrics"][metric_key]
     noisy = is_noisy(audit, metric_key)
     what = _describe(metric, metric_key, field)
     value = read_field(metric, field)
@@ -226,7 +226,7 @@ def _threshold(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
 def _status(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
     audit = gate.audit
     rule = gate.rule
-    found = report.get("audits", {}).get(audit)
+    found = all_audits(report).get(audit)
     common = {"path": gate.path, "audit": audit, "field": "status", "rule": rule.text,
               "threshold": list(rule.operand), "noisy": is_noisy(audit, None)}
     if not isinstance(found, Mapping):
@@ -262,7 +262,7 @@ def _findings_gate(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
     why = _why_not(audit, report)
     if why is not None:
         return _result(gate.name, "gate", False, f"{why}, so the gate cannot pass.", **common)
-    findings = [f for f in report["audits"][audit].get("findings") or [] if f.get("severity") in _severities(level)]
+    findings = [f for f in all_audits(report)[audit].get("findings") or [] if f.get("severity") in _severities(level)]
     kinds = "error" if level == "error" else "warning or error"
     if not findings:
         return _result(gate.name, "gate", True, f"{audit} has no {kinds} finding.", value=0, **common)
@@ -272,7 +272,7 @@ def _findings_gate(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
 
 def _metric_in(report: Mapping[str, Any], path: str) -> tuple[str, str, Mapping[str, Any]] | None:
     audit, rest = path.split(".", 1)
-    found = report.get("audits", {}).get(audit)
+    found = all_audits(report).get(audit)
     if not isinstance(found, Mapping):
         return None
     metrics = found.get("metrics") or {}
@@ -300,7 +300,7 @@ def _regression(entry: Regression, report: Mapping[str, Any], baseline: Mapping[
     current = read_field(metric, field)
     old = _metric_in(baseline, entry.path)
     if old is None:
-        base_audit = baseline.get("audits", {}).get(audit)
+        base_audit = all_audits(baseline).get(audit)
         where = "no such metric in its " + audit + " audit" if isinstance(base_audit, Mapping) else f"no {audit} audit"
         return _result(entry.name, "regression", False,
                        f'"{entry.path}" is not in the baseline ({where}), so the regression cannot be checked.{note}',
@@ -341,7 +341,7 @@ def _fail_on(report: Mapping[str, Any], fail_on: str) -> dict[str, Any]:
     common = {"rule": f"fail_on {fail_on}", "threshold": fail_on}
     kinds = "error" if fail_on == "error" else "warning or error"
     problems, total = [], 0
-    for audit, found in (report.get("audits") or {}).items():
+    for audit, found in all_audits(report).items():
         if not isinstance(found, Mapping) or found.get("status") == "error":
             continue  # an audit that broke is not a gate matter: the command line exits 3 for it
         hits = [f for f in found.get("findings") or [] if f.get("severity") in severities]
@@ -371,10 +371,12 @@ DEFAULT_TOLERANCE = 0.01
 def default_regressions(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> tuple[Regression, ...]:
     """The regressions checked when a baseline is given without a [regression] table."""
     entries = []
-    for audit, result in sorted(report.get("audits", {}).items()):
-        before = baseline.get("audits", {}).get(audit, {}).get("metrics", {})
+    for audit, result in sorted(all_audits(report).items()):
+        before = all_audits(baseline).get(audit, {}).get("metrics", {})
         for key, metric in sorted(result.get("metrics", {}).items()):
             direction = metric.get("direction")
+            if is_noisy(audit, key) or audit in (report.get("measurements") or {}):
+                continue  # energy and timings vary run to run: gate them only when asked to
             if metric.get("headline") and key in before and direction in ("higher", "lower"):
                 bound = "max_drop" if direction == "higher" else "max_rise"
                 entries.append(Regression(path=f"{audit}.{key}", bound=bound, tolerance=DEFAULT_TOLERANCE))

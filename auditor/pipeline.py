@@ -7,20 +7,23 @@ prints or writes files, so the same run is easy to drive from Python or tests.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Sequence
 
 
 from .config import audit_options
 from .context import AuditContext, Dataset, Task, TrainData
 from .document import build_report
+from .energy import EnergyMeter, MeterError, NullMeter, settings_for
 from .errors import DataError, UsageError
 from .inference import resolve_device, run_inference
 from .loading.data import load_data
 from .loading.model import LoadedModel, load_model
+from .registry import select_audits
+from .result import AuditResult
 from .retrain import load_trainer
 from .runner import RunOutcome, run_audits
 from .task import encode_target, infer_task, read_outputs
@@ -57,17 +60,6 @@ class Progress:
 
     def step(self, description: str, total: int | None = None) -> ContextManager[Callable[[int], None]]:
         return nullcontext(lambda advance: None)
-
-
-def select_audits(installed: Mapping[str, Any], wanted: Sequence[str] | None, skip: Sequence[str]) -> dict[str, Any]:
-    names = list(wanted) if wanted else list(installed)
-    unknown = [n for n in [*names, *skip] if n not in installed]
-    if unknown:
-        raise UsageError(
-            f"Unknown audit(s): {', '.join(unknown)}.",
-            hint=f"Installed audits: {', '.join(installed) or 'none'} (see 'audit plugins').",
-        )
-    return {n: installed[n] for n in names if n not in skip}
 
 
 def named_columns(audits: Mapping[str, Any], options: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -113,6 +105,34 @@ def _load_train(
     return TrainData(data=raw.dataset, predictions=read_outputs(outputs, task))
 
 
+@contextmanager
+def _together(first: ContextManager[Any], second: ContextManager[Any]) -> Iterator[Any]:
+    with first as value, second:
+        yield value
+
+
+def _run_measuring(
+    ctx: AuditContext,
+    audits: Mapping[str, Any],
+    options: Mapping[str, Mapping[str, Any]],
+    meter: EnergyMeter | NullMeter,
+    outcome: RunOutcome,
+    progress: Progress,
+) -> None:
+    """Stop the meter and run the audits that report on it (they see the whole run)."""
+    try:
+        ctx.energy = meter.stop()
+    except MeterError as exc:
+        for name, audit in audits.items():
+            outcome.results[name] = AuditResult.errored(name, audit.title, f"MeterError: {exc}")
+            outcome.timings[name] = 0.0
+        return
+    more = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}"))
+    outcome.results.update(more.results)
+    outcome.timings.update(more.timings)
+    outcome.tracebacks.update(more.tracebacks)
+
+
 @dataclass
 class Execution:
     report: dict[str, Any]
@@ -133,12 +153,36 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
             hint=f"Installed audits: {', '.join(installed)}.",
         )
     options = {name: audit_options(audit, cfg.settings, cfg.overrides) for name, audit in audits.items()}
+    for name, audit in audits.items():
+        check = getattr(audit, "check", None)
+        if callable(check):
+            check(options[name])
     named = named_columns(audits, options)
     trainer = load_trainer(cfg.trainer, cfg.model_path) if cfg.trainer else None
     device = resolve_device(cfg.device)
+    settings = settings_for(audits, options)
+    meter = EnergyMeter(settings) if settings is not None else NullMeter()
+    try:
+        return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0)
+    finally:
+        meter.close()
+
+
+def _execute(
+    cfg: RunConfig,
+    audits: Mapping[str, Any],
+    options: Mapping[str, Mapping[str, Any]],
+    named: Mapping[str, str],
+    trainer: Any,
+    device: Any,
+    meter: EnergyMeter | NullMeter,
+    progress: Progress,
+    started: float,
+    t0: float,
+) -> Execution:
     timings: dict[str, Any] = {}
 
-    with progress.step("Loading model"):
+    with progress.step("Loading model"), meter.phase("load_model", wait=False):
         t = time.perf_counter()
         model = load_model(
             cfg.model,
@@ -149,7 +193,7 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         )
         timings["load_model"] = time.perf_counter() - t
 
-    with progress.step("Reading data"):
+    with progress.step("Reading data"), meter.phase("load_data", wait=False):
         t = time.perf_counter()
         raw = load_data(
             cfg.data,
@@ -163,7 +207,10 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
     dataset = raw.dataset
     input_shape = cfg.input_shape or model.metadata.get("input_shape") or None
 
-    with progress.step("Predicting", total=dataset.n_rows) as advance:
+    if isinstance(meter, EnergyMeter):
+        with progress.step("Starting the energy meter (codecarbon)"):
+            meter.ready()
+    with progress.step("Predicting", total=dataset.n_rows) as advance, meter.phase("inference"):
         t = time.perf_counter()
         outputs = run_inference(
             model.module,
@@ -186,7 +233,7 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
     dataset.y = y
     train = None
     if cfg.train_data is not None:
-        with progress.step("Reading training data"):
+        with progress.step("Reading training data"), meter.phase("train_data"):
             t = time.perf_counter()
             train = _load_train(cfg, model, dataset, task, device, input_shape, progress, named)
             timings["train_data"] = time.perf_counter() - t
@@ -212,13 +259,22 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         trainer=trainer,
         progress=progress.step,
         infer=partial(run_inference, model.module, device=device, batch_size=cfg.batch_size, input_shape=input_shape),
+        measure=meter.phase,
     )
 
+    def step(name: str) -> Any:
+        return _together(progress.step(f"Audit: {name}"), meter.phase(f"audit:{name}"))
+
     t = time.perf_counter()
-    outcome = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}"))
+    measuring = {n: a for n, a in audits.items() if "energy" in tuple(a.needs)}
+    outcome = run_audits(ctx, {n: a for n, a in audits.items() if n not in measuring}, options, step=step)
+    if measuring:
+        _run_measuring(ctx, measuring, options, meter, outcome, progress)
     timings["audits"] = outcome.timings
     timings["audits_total"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    report = build_report(ctx, outcome.results, command=cfg.command, started=started, timings=timings)
+    report = build_report(
+        ctx, outcome.results, command=cfg.command, started=started, timings=timings, measured=tuple(measuring)
+    )
     return Execution(report=report, context=ctx, outcome=outcome)
 

@@ -21,12 +21,24 @@ The class is instantiated with no arguments and must have:
     ``column`` names a data column (empty: none): the run reads that column from
     ``--data`` (and ``--train-data``) with the rest, leaves it out of the default features,
     and the audit finds its values in ``ctx.data.named[name]``.
+``check(options)`` (optional)
+    called with the converted options before anything is loaded; raises
+    :class:`auditor.errors.UsageError` for values their type alone cannot rule out (an
+    unknown country code), so a bad option exits 2 before any work, like a bad path.
 ``run(ctx, options) -> AuditResult``
     computes and returns plain data. It reads predictions from the context and never
     re-runs inference the context holds. An audit that must evaluate the model on inputs
     it changes (permuted features, integration paths) declares the need ``model`` and goes
     through ``ctx.infer`` or :mod:`auditor.attribution`, on a sample. Raising is allowed:
     the runner turns it into an ``error`` result and the other audits still run.
+
+An audit that declares the need ``energy`` reports on the run itself rather than on the
+model: the run is then measured with codecarbon from its start (:mod:`auditor.energy`), the
+audit runs after all the others with the finished measurement in ``ctx.energy``, and its
+result goes to report.json's ``measurements`` section, apart from the ``audits`` whose
+figures are identical on every run. Options it declares named ``tracking_mode``
+(``machine``/``process``), ``cpu_power`` and ``ram_power`` (watts; 0 = detect) set up the
+meter.
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ NEEDS: dict[str, str] = {
     "history": "needs a training history (--history)",
     "train_data": "needs training data (--train-data)",
     "model": "needs a model it can run on new inputs (ctx.infer)",
+    "energy": "needs the run's energy measurement (ctx.energy)",
 }
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from .errors import PluginError
+from .errors import PluginError, UsageError
 from .plugin import NAME_PATTERN, NEEDS, Option
 
 GROUP = "auditor.audits"
@@ -78,3 +78,15 @@ def discover() -> dict[str, Any]:
             continue
         found[ep.name] = _load(ep)
     return found
+
+
+def select_audits(installed: Mapping[str, Any], wanted: Sequence[str] | None, skip: Sequence[str]) -> dict[str, Any]:
+    """The audits to run, in installed order (``wanted``: all when empty, minus ``skip``)."""
+    names = list(wanted) if wanted else list(installed)
+    unknown = [n for n in [*names, *skip] if n not in installed]
+    if unknown:
+        raise UsageError(
+            f"Unknown audit(s): {', '.join(unknown)}.",
+            hint=f"Installed audits: {', '.join(installed) or 'none'} (see 'audit plugins').",
+        )
+    return {n: installed[n] for n in names if n not in skip}

@@ -23,6 +23,7 @@ def missing_needs(ctx: AuditContext, needs: tuple[str, ...]) -> list[str]:
         "history": ctx.history is not None,
         "train_data": ctx.train is not None,
         "model": ctx.infer is not None,
+        "energy": ctx.energy is not None,
     }
     return [need for need in needs if not available.get(need, False)]
 

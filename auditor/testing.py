@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from .context import AuditContext
 from .registry import validate_audit
 from .result import AuditResult
+from .runner import missing_needs
 
 
 class _CountingModel:
@@ -44,6 +45,10 @@ def check_audit(audit: Any, ctx: AuditContext, options: Mapping[str, Any] | None
     give identical results.
     """
     validate_audit(audit, repr(type(audit).__name__))
+    assert "energy" not in missing_needs(ctx, tuple(audit.needs)), (
+        f"{audit.name} needs energy, which this context lacks: build it with "
+        f"execute(config, {{{audit.name!r}: audit}}), which measures the run"
+    )
     values = {o.name: o.default for o in audit.options}
     values.update(options or {})
     counter = _CountingModel(ctx.model.module)

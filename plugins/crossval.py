@@ -133,7 +133,8 @@ class CrossValidationAudit(Audit):
         judged = _judged(str(options["metrics"]), ctx.task.kind, evaluation.values)
         parts = [_evaluation_part(ctx, options, evaluation, judged)]
         if ctx.trainer is not None:
-            parts.append(_retraining_part(ctx, options, evaluation, judged))
+            with ctx.measure("retraining"):
+                parts.append(_retraining_part(ctx, options, evaluation, judged))
         findings = [f for p in parts for f in p.findings]
         summary = " ".join(p.summary for p in parts if p.summary)
         return AuditResult(

@@ -9,6 +9,7 @@ from auditor.bundled import demo_files
 from auditor.cli import cli
 from auditor.compare import compare_reports
 from auditor.report import load_report
+from auditor.report.json_report import all_audits
 
 ROW_KEYS = {"kind", "audit", "metric", "label", "direction", "a", "b", "delta", "a_ci", "b_ci", "change", "beyond_noise"}
 
@@ -101,12 +102,12 @@ def test_two_demo_runs_with_different_seeds(two_seeds):
     assert a["run"]["seed"] == 0 and b["run"]["seed"] == 1
     rows = compare_reports(a, b)
     metrics = [r for r in rows if r["kind"] == "metric"]
-    assert len(metrics) == sum(len(x["metrics"]) for x in a["audits"].values())
-    assert [r["audit"] for r in rows if r["kind"] == "status"] == sorted(a["audits"])
+    assert len(metrics) == sum(len(x["metrics"]) for x in all_audits(a).values())
+    assert [r["audit"] for r in rows if r["kind"] == "status"] == sorted(all_audits(a))
     assert [(r["audit"], r["metric"] or "") for r in rows] == sorted((r["audit"], r["metric"] or "") for r in rows)
     # Same model, same data: the same values, but where the seed draws the folds or the
-    # sample of rows explained.
-    drawn = ("crossval", "explain")
+    # sample of rows explained, and the energy, which is measured.
+    drawn = ("crossval", "explain", "carbon")
     assert {r["change"] for r in rows if r["audit"] not in drawn} == {"same"}
     assert all(r["delta"] == 0 for r in metrics if r["a"] is not None and r["audit"] not in drawn)
     assert any(r["delta"] != 0 for r in metrics if r["audit"] == "crossval")

@@ -1,5 +1,5 @@
-"""Same inputs, options and seed: byte-identical report.json apart from the run section,
-across repeated runs and across CPU thread counts."""
+"""Same inputs, options and seed: byte-identical report.json apart from the run and
+measurements sections (timings, energy), across repeated runs and across CPU thread counts."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def audit_json(out: Path, threads: int) -> str:
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     report.pop("run")
+    report.pop("measurements")
     return json.dumps(report, sort_keys=True)
 
 

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import UsageError
 
 #: The major schema version this auditor reads (``schema_version`` "1.x"): minor versions
 #: only add fields. ``auditor.document.SCHEMA_VERSION`` is the version it writes.
 SUPPORTED_MAJOR = 1
+
+
+def all_audits(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Every audit's result in a report document, by name: ``audits`` then ``measurements``."""
+    found: dict[str, Any] = {}
+    for key in ("audits", "measurements"):
+        section = report.get(key)
+        if isinstance(section, Mapping):
+            found.update(section)
+    return found
 
 
 def render_json(report: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .json_report import all_audits
 from .format import (
     MISSING,
     format_bytes,
@@ -114,8 +115,9 @@ def status_counts(report: dict[str, Any]) -> str:
 
 
 def audits(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every audit as ``(name, result)``, in the order they ran."""
-    return [(str(n), a) for n, a in section(report, "audits").items() if isinstance(a, dict)]
+    """Every audit as ``(name, result)``, in the order they ran (those that measure the run,
+    from ``measurements``, last)."""
+    return [(str(n), a) for n, a in all_audits(report).items() if isinstance(a, dict)]
 
 
 def audit_title(name: str, audit: dict[str, Any]) -> str:
