@@ -16,6 +16,8 @@ report, sorted by audit, then the status row, then metric key::
       "b_ci":      [low, high] | None,
       "change":    "better" | "worse" | "same" | "changed" | "added" | "removed" | None,
       "beyond_noise": bool | None,     # the two intervals do not overlap; None without both
+      "measured":  bool,               # the audit measures the run (report.json's measurements:
+                                       # energy), so its figures differ on every run anyway
     }
 
 ``change``: "same" when the values are equal; otherwise "better"/"worse" by the metric's
@@ -69,6 +71,7 @@ def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str
     """Rows comparing report ``a`` (before) with report ``b`` (after); see the module docstring."""
     rows: list[dict[str, Any]] = []
     audits_a, audits_b = _audits(a), _audits(b)
+    measured = {str(n) for r in (a, b) if isinstance(r.get("measurements"), Mapping) for n in r["measurements"]}
     for audit in sorted(set(audits_a) | set(audits_b)):
         ra, rb = audits_a.get(audit), audits_b.get(audit)
         sa = ra.get("status") if isinstance(ra, Mapping) else None
@@ -80,7 +83,7 @@ def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str
         rows.append({
             "kind": "status", "audit": audit, "metric": None, "label": "Status", "direction": None,
             "a": sa, "b": sb, "delta": None, "a_ci": None, "b_ci": None,
-            "change": change, "beyond_noise": None,
+            "change": change, "beyond_noise": None, "measured": audit in measured,
         })
         ma = (ra.get("metrics") if isinstance(ra, Mapping) else None) or {}
         mb = (rb.get("metrics") if isinstance(rb, Mapping) else None) or {}
@@ -98,6 +101,7 @@ def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str
                 "a_ci": ca, "b_ci": cb,
                 "change": _change(va, vb, direction, in_a=xa is not None, in_b=xb is not None),
                 "beyond_noise": None if ca is None or cb is None else not (ca[0] <= cb[1] and cb[0] <= ca[1]),
+                "measured": audit in measured,
             })
     return rows
 
@@ -114,6 +118,8 @@ def row_cells(row: Mapping[str, Any]) -> list[str]:
     """A row as display text: audit, metric, before, after, delta, change, noise."""
     beyond = row.get("beyond_noise")
     noise = "" if beyond is None else ("beyond noise" if beyond else "within noise")
+    if row.get("measured") and row.get("kind") == "metric":
+        noise = "varies run to run"
     metric = "status" if row.get("kind") == "status" else str(row.get("label") or row.get("metric"))
     return [str(row["audit"]), metric, _cell(row.get("a")), _cell(row.get("b")), _cell(row.get("delta")),
             str(row.get("change") or ""), noise]

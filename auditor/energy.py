@@ -249,7 +249,7 @@ def _hardware(tracker: Any, settings: MeterSettings, notes: list[str]) -> Hardwa
 
     seen = tracker.get_detected_hardware()
     cpu_method, measured, gpu_method = "unknown", False, None
-    ram_method = "codecarbon's estimate: about 3 W per 8 GB memory module"
+    ram_method = "estimated by codecarbon from the memory size (its guess of the modules, a fixed power each)"
     for part in getattr(tracker, "_hardware", []):
         kind = type(part).__name__
         if kind == "CPU":
@@ -317,8 +317,20 @@ def warm_up(settings: MeterSettings) -> None:
             _quiet(_Collect())
             _warm_notes[settings] = list(collector.lines)
 
+    def preload() -> None:
+        # codecarbon's tables (read with pandas) are needed after py-cpuinfo's subprocess,
+        # which mostly sleeps to time the CPU: load them meanwhile, off the critical path.
+        try:
+            from codecarbon.input import DataSource
+
+            DataSource().get_global_energy_mix_data()
+        except Exception:  # noqa: BLE001 - detection loads them itself if this failed
+            pass
+
     with _warm_lock:
         if settings not in _warming:
+            if not _warming:
+                threading.Thread(target=preload, name="auditor-energy-tables", daemon=True).start()
             _warming[settings] = threading.Thread(target=detect, name="auditor-energy-warm-up", daemon=True)
             _warming[settings].start()
 

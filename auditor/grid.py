@@ -9,8 +9,10 @@ average and a log line nobody sees.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +38,13 @@ class Intensity:
     source: str
 
 
-def _data() -> Any:
-    from codecarbon.input import DataSource
+@lru_cache(maxsize=None)
+def _table(name: str) -> Any:
+    """One of codecarbon's bundled data files, read directly (its own loader imports pandas
+    for every table at once: too slow for checking options before a run)."""
+    from importlib.resources import files
 
-    return DataSource()
+    return json.loads(files("codecarbon").joinpath("data", "private_infra", *name.split("/")).read_text("utf-8"))
 
 
 def _version() -> str:
@@ -50,7 +55,7 @@ def _version() -> str:
 
 def countries() -> dict[str, str]:
     """Every country codecarbon has a figure for: ISO 3166 alpha-3 code -> name."""
-    mix = _data().get_global_energy_mix_data()
+    mix = _table("global_energy_mix.json")
     return {code: str(row.get("country_name") or code) for code, row in mix.items()}
 
 
@@ -83,16 +88,15 @@ def country_code(text: str) -> str:
 
 def regions(country: str) -> dict[str, str]:
     """The regions codecarbon has figures for in ``country`` (alpha-3): key -> display name."""
-    data = _data()
     if country == "USA":
-        return {k: k.title() for k in data.get_country_emissions_data("usa") if not k.startswith("_")}
+        return {k: k.title() for k in _table("2023/usa_emissions.json") if not k.startswith("_")}
     if country == "CAN":
-        return {k: k.title() for k in data.get_country_energy_mix_data("can")}
+        return {k: k.title() for k in _table("2023/canada_energy_mix.json")}
     if country == "CHN":
-        table = data.get_china_provincial_emissions_data()["data"]
+        table = _table("2023/china_provincial_emissions.json")["data"]
         return {name: row.get("description", name) for row in table.values() for name in row["names"]}
     if country in ("SWE", "NOR", "FIN"):
-        zones = data.get_nordic_country_energy_mix_data()["data"]
+        zones = _table("nordic_emissions.json")["data"]
         prefix = {"SWE": "SE", "NOR": "NO", "FIN": "FI"}[country]
         return {z.lower(): z for z in zones if z.startswith(prefix)}
     return {}
@@ -119,19 +123,27 @@ def region_key(country: str, text: str) -> str:
 
 
 def _source(country: str | None, region: str | None, year: Any) -> str:
-    data = _data()
     version = _version()
     if region and country == "USA":
-        meta = data.get_country_emissions_data("usa").get("_source", {})
+        meta = _table("2023/usa_emissions.json").get("_source", {})
         return f"{meta.get('name', 'EPA eGRID')} ({meta.get('year', '')}), as shipped with codecarbon {version}"
     if region and country == "CAN":
         return f"the province's generation mix × codecarbon {version}'s per-source factors"
     if region and country == "CHN":
-        meta = data.get_china_provincial_emissions_data().get("metadata", {})
+        meta = _table("2023/china_provincial_emissions.json").get("metadata", {})
         return f"China MEE/NBS provincial factors ({meta.get('year', '')}, CO2 only), as shipped with codecarbon {version}"
     if region and country in ("SWE", "NOR", "FIN"):
         return f"ENTSO-E generation mix per bidding zone, as shipped with codecarbon {version}"
     return f"codecarbon {version}'s national energy-mix table ({year})"
+
+
+def place(country: str | None, region: str | None) -> tuple[str | None, str | None]:
+    """The country's alpha-3 code and the region's key, checked (UsageError when unknown);
+    reads codecarbon's tables only, fast enough to check options before a run."""
+    if region and not country:
+        raise UsageError("carbon.region needs carbon.country.", hint="Set both, e.g. country=USA, region=california.")
+    code = country_code(country) if country else None
+    return code, (region_key(code, region) if (code and region) else None)
 
 
 def intensity(country: str | None = None, region: str | None = None, given: float | None = None) -> Intensity:
@@ -139,29 +151,27 @@ def intensity(country: str | None = None, region: str | None = None, given: floa
 
     ``given`` (g/kWh, e.g. from an electricity contract) replaces the tables.
     """
-    code = country_code(country) if country else None
-    key = region_key(code, region) if (code and region) else None
-    if region and not code:
-        raise UsageError("carbon.region needs carbon.country.", hint="Set both, e.g. country=USA, region=california.")
+    code, key = place(country, region)
     names = countries()
-    place = (names[code] + (f", {regions(code)[key]}" if key else "")) if code else "world average"
+    where = (names[code] + (f", {regions(code)[key]}" if key else "")) if code else "world average"
     if given is not None:
-        return Intensity(float(given), place if code else "as given", code, key, "given in the options")
+        return Intensity(float(given), where if code else "as given", code, key, "given in the options")
     if code is None:
-        table = _data().get_carbon_intensity_per_source_data()
-        return Intensity(float(table["world_average"]), place, None, None,
+        table = _table("carbon_intensity_per_source.json")
+        return Intensity(float(table["world_average"]), where, None, None,
                          f"codecarbon {_version()}'s world average ({table.get('world_average_source', 'IEA')})")
     from codecarbon.core.emissions import Emissions
     from codecarbon.core.units import Energy
     from codecarbon.external.geography import GeoMetadata
+    from codecarbon.input import DataSource
 
     logger = logging.getLogger("codecarbon")
     level, logger.level = logger.level, logging.CRITICAL  # we validated; its fallbacks are silent here
     try:
-        kg = Emissions(_data()).get_private_infra_emissions(
+        kg = Emissions(DataSource()).get_private_infra_emissions(
             Energy.from_energy(kWh=1.0), GeoMetadata(country_iso_code=code, country_name=names[code], region=key)
         )
     finally:
         logger.level = level
-    year = _data().get_global_energy_mix_data()[code].get("year", "")
-    return Intensity(float(kg) * 1000.0, place, code, key, _source(code, key, year))
+    year = _table("global_energy_mix.json")[code].get("year", "")
+    return Intensity(float(kg) * 1000.0, where, code, key, _source(code, key, year))

@@ -169,11 +169,11 @@ class CarbonAudit(Audit):
 
     def check(self, options: Mapping[str, Any]) -> None:
         """Every option that types alone do not check: places, numbers and durations."""
-        from auditor.grid import intensity
+        from auditor.grid import place
 
-        intensity(options["country"] or None, options["region"] or None)
+        place(options["country"] or None, options["region"] or None)
         if options["train_country"] or options["train_region"]:
-            intensity(options["train_country"] or options["country"] or None, options["train_region"] or None)
+            place(options["train_country"] or options["country"] or None, options["train_region"] or None)
         try:
             _intensity_value(options["intensity"])
         except ValueError:
@@ -323,13 +323,7 @@ class _Report:
                      f"({_num(watts)} W)")
         else:
             watts = self.m.run.watts or 0.0
-            power = (f"it drew the mean power this machine drew during this audit ({_num(watts)} W); set "
-                     "carbon.train_power for the hardware it trained on")
-            self.findings.append(Finding(
-                "info", "training-power-assumed",
-                f"The training estimate assumes the training hardware drew {_num(watts)} W, as this machine did "
-                "while auditing. Training on a GPU draws far more: give carbon.train_power (watts).",
-            ))
+            power = f"it drew the mean power this machine drew during this audit ({_num(watts)} W)"
         place = self.grid
         if options["train_country"] or options["train_region"]:
             place = intensity(options["train_country"] or options["country"] or None,
@@ -342,8 +336,12 @@ class _Report:
                     "Estimate: " + "; ".join(assumptions) + ".")
         self.metric("training_emissions_g", grams, "Training emissions, estimated (g CO2eq)",
                     "Estimate: training energy x carbon intensity.", headline=True)
+        advice = ("" if given > 0 or retraining is not None else
+                  " Training on a GPU draws far more than this machine did while auditing: give the training "
+                  "hardware's power in carbon.train_power (watts).")
         self.findings.append(Finding("info", "training-estimated",
-                                     f"Training cost is an estimate, not a measurement: {'; '.join(assumptions)}."))
+                                     f"Training cost is an estimate, not a measurement: {'; '.join(assumptions)}."
+                                     + advice))
         return wh, grams, assumptions
 
     def _phases(self) -> None:
@@ -410,9 +408,9 @@ class _Report:
         if not hw.cpu_measured:
             self.findings.append(Finding(
                 "info", "power-estimated",
-                f"CPU power is estimated ({hw.cpu_method}), not measured: no energy counters (RAPL) are readable "
-                "here. Memory power is always a model. Treat the figures as estimates; where RAPL exists, make "
-                "/sys/class/powercap/intel-rapl readable to measure.",
+                "CPU power is not measured here (no readable energy counters such as RAPL): it is "
+                f"{hw.cpu_method}. Memory power is always a model. Treat the figures as estimates; where RAPL "
+                "exists, make /sys/class/powercap/intel-rapl readable to measure.",
             ))
         self.notes.extend(f"codecarbon: {line}" for line in self.m.notes)
 

@@ -7,11 +7,12 @@ from click.testing import CliRunner
 
 from auditor.bundled import demo_files
 from auditor.cli import cli
-from auditor.compare import compare_reports
+from auditor.compare import compare_reports, row_cells
 from auditor.report import load_report
 from auditor.report.json_report import all_audits
 
-ROW_KEYS = {"kind", "audit", "metric", "label", "direction", "a", "b", "delta", "a_ci", "b_ci", "change", "beyond_noise"}
+ROW_KEYS = {"kind", "audit", "metric", "label", "direction", "a", "b", "delta", "a_ci", "b_ci", "change", "beyond_noise",
+            "measured"}
 
 
 def metric(value, ci=None, *, direction="higher", label=""):
@@ -112,6 +113,10 @@ def test_two_demo_runs_with_different_seeds(two_seeds):
     assert all(r["delta"] == 0 for r in metrics if r["a"] is not None and r["audit"] not in drawn)
     assert any(r["delta"] != 0 for r in metrics if r["audit"] == "crossval")
     assert any(r["delta"] != 0 for r in metrics if r["audit"] == "explain")
+    # Energy is measured: its rows say so instead of judging noise from intervals.
+    assert {r["measured"] for r in rows} == {True, False}
+    assert all(r["measured"] == (r["audit"] == "carbon") for r in rows)
+    assert all(row_cells(r)[-1] == "varies run to run" for r in metrics if r["audit"] == "carbon")
     with_ci = [r for r in metrics if r["a_ci"] is not None]
     assert with_ci and any(r["a_ci"] != r["b_ci"] for r in with_ci)  # the bootstrap seed moves the intervals
     assert all(r["beyond_noise"] is False for r in with_ci)
