@@ -297,6 +297,7 @@ def _hardware(tracker: Any, settings: MeterSettings, notes: list[str]) -> Hardwa
 
 
 _warming: dict[MeterSettings, threading.Thread] = {}
+_warm_notes: dict[MeterSettings, list[str]] = {}
 _warm_lock = threading.Lock()
 
 
@@ -314,7 +315,7 @@ def warm_up(settings: MeterSettings) -> None:
         except Exception:  # noqa: BLE001 - the meter reports the same failure when it starts
             pass
         finally:
-            _quiet(_Collect())
+            _quiet(_Collect())  # until a meter collects them, codecarbon's lines go nowhere
             _warm_notes[settings] = list(collector.lines)
 
     def preload() -> None:
@@ -334,8 +335,6 @@ def warm_up(settings: MeterSettings) -> None:
             _warming[settings] = threading.Thread(target=detect, name="auditor-energy-warm-up", daemon=True)
             _warming[settings].start()
 
-
-_warm_notes: dict[MeterSettings, list[str]] = {}
 
 
 def _warmed(settings: MeterSettings) -> bool:

@@ -397,3 +397,15 @@ def test_a_meter_that_cannot_start_errors_its_audits_and_spares_the_others(breas
     assert broken["status"] == "error" and "MeterError" in broken["summary"]
     with pytest.raises(MeterError):
         EnergyMeter(MeterSettings(tracking_mode="galaxy")).stop()
+
+
+def test_settings_in_pyproject_reach_the_carbon_audit(breast_cancer, tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[tool.auditor.carbon]\ncountry = "France"\npue = 1.25\n')
+    monkeypatch.chdir(tmp_path)
+    folder = breast_cancer.folder
+    result = invoke(folder / "model.pt", "--data", folder / "test.csv", "--out", tmp_path / "out", "-q",
+                    "--format", "json", "--audits", "carbon")
+    assert result.exit_code == 0, result.output
+    carbon = read_report(tmp_path / "out")["measurements"]["carbon"]
+    assert metric(carbon, "intensity_g_per_kwh") == pytest.approx(published_intensity("FRA"))
+    assert carbon["options"]["pue"] == 1.25
