@@ -40,6 +40,8 @@ Examples:
   audit cnn.pt --data digits.csv --input-shape 1,8,8
       reshape each flat CSV row for an image model
   audit model.pt --data test.csv -o metrics.n_resamples=2000 --format json
+  audit model.pt --data test.csv -o carbon.country=DEU -o carbon.train_power=300
+      energy and CO2 of this run (codecarbon, offline) and of the training
   audit model.pt --data test.csv --policy audit.toml --baseline main.json --format html,json,junit
       gate a merge: exit 1 when a gate fails or a metric regresses
   audit compare main/report.json branch/report.json

@@ -59,6 +59,17 @@ class MeterSettings:
     ram_power: float | None = None
 
 
+def import_codecarbon() -> None:
+    """Import codecarbon's modules in the calling (main) thread. Imported in a background
+    thread they can warn (urllib3's DependencyWarning, through requests) while the main
+    thread holds a ``warnings.catch_warnings`` that shows it: process-wide filters are not
+    thread-safe. About 0.1 s."""
+    import importlib
+
+    for module in ("codecarbon", "codecarbon.core.emissions", "codecarbon.core.resource_tracker", "codecarbon.input"):
+        importlib.import_module(module)
+
+
 def settings_for(audits: Any, options: Any) -> MeterSettings | None:
     """The meter's settings, from the options of the first audit that needs ``energy``
     (``tracking_mode``, ``cpu_power``, ``ram_power``; 0 or empty: detect); None when no
@@ -328,6 +339,7 @@ def warm_up(settings: MeterSettings) -> None:
         except Exception:  # noqa: BLE001 - detection loads them itself if this failed
             pass
 
+    import_codecarbon()
     with _warm_lock:
         if settings not in _warming:
             if not _warming:
@@ -372,6 +384,10 @@ class EnergyMeter:
 
     def __post_init__(self) -> None:
         self._began = time.perf_counter()
+        try:
+            import_codecarbon()
+        except Exception:  # noqa: BLE001 - _prepare meets the same error and reports it
+            pass
         self._collector = _Collect()
         self._run: Any = None
         self._ready_at: float | None = None
