@@ -97,8 +97,8 @@ def test_every_registered_format_has_a_file_name():
 
 
 def test_write_reports_rejects_an_unknown_format_before_writing_anything(tmp_path):
-    with pytest.raises(UsageError, match="Unknown report format 'pdf'"):
-        write_reports(sample_report(), tmp_path / "out", ["json", "pdf"])
+    with pytest.raises(UsageError, match="Unknown report format 'docx'"):
+        write_reports(sample_report(), tmp_path / "out", ["json", "docx"])
     assert not (tmp_path / "out").exists()
 
 

@@ -14,6 +14,7 @@ from .html import render_html
 from .json_report import load_report, render_json
 from .junit import render_junit
 from .markdown import render_markdown
+from .pdf import render_pdf
 from .registry import FILE_NAMES, RENDERERS
 from .terminal import render_terminal
 from .write import write_atomic, write_reports
@@ -26,6 +27,7 @@ __all__ = [
     "render_json",
     "render_junit",
     "render_markdown",
+    "render_pdf",
     "render_terminal",
     "write_atomic",
     "write_reports",

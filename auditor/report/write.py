@@ -2,7 +2,8 @@
 
 A renderer that fails therefore leaves no report written at all, and a reader never sees a
 half-written file: each one is written under a temporary name in the same directory and
-moved into place with :func:`os.replace`.
+moved into place with :func:`os.replace`. A renderer returns text, written as UTF-8, or
+bytes (report.pdf), written as they are.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def write_atomic(path: Path | str, content: str | bytes) -> None:
         raise
 
 
+def _encoded(content: str | bytes) -> bytes:
+    """A renderer's output as the bytes to write: text as UTF-8, bytes (pdf) as they are."""
+    return content.encode("utf-8") if isinstance(content, str) else bytes(content)
+
+
 def canonical(report: dict[str, Any]) -> dict[str, Any]:
     """The report exactly as report.json holds it (keys sorted, values cleaned).
 
@@ -63,7 +69,7 @@ def write_reports(report: dict[str, Any], out_dir: Path | str, formats: list[str
     out_dir = Path(out_dir)
     wanted = list(dict.fromkeys(formats))
     document = canonical(report)
-    rendered = {f: RENDERERS[f](document).encode("utf-8") for f in wanted}
+    rendered = {f: _encoded(RENDERERS[f](document)) for f in wanted}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
