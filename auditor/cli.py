@@ -42,6 +42,8 @@ Examples:
   audit model.pt --data test.csv -o metrics.n_resamples=2000 --format json
   audit model.pt --data test.csv -o carbon.country=DEU -o carbon.train_power=300
       energy and CO2 of this run (codecarbon, offline) and of the training
+  audit model.pt --data test.csv --sensitive sex --history log.csv --card model-card.toml --format html,pdf,md
+      the compliance report for a review board ('audit card init' writes the card)
   audit model.pt --data test.csv --policy audit.toml --baseline main.json --format html,json,junit
       gate a merge: exit 1 when a gate fails or a metric regresses
   audit compare main/report.json branch/report.json
@@ -158,6 +160,10 @@ def _formats(value: str | Sequence[str] | None) -> list[str]:
             f"Unknown report format(s): {', '.join(unknown)}.",
             hint=f"Choose from: {', '.join(RENDERERS)}.",
         )
+    if "pdf" in formats:  # before any work: the PDF needs a browser to print it
+        from .report.pdf import require_pdf
+
+        require_pdf()
     return formats
 
 
@@ -211,6 +217,7 @@ def cli() -> None:
 @click.option("--sensitive", multiple=True, metavar="COL[,COL]", help="Sensitive attribute column(s) for the fairness audit, e.g. --sensitive sex --sensitive race (or sex,race). Never fed to the model unless listed in --features. Default: the model's declared sensitive columns found in the data.")
 @click.option("--history", type=click.Path(path_type=Path), help="Training history for the overfitting audit: per-epoch CSV or JSON (Keras history.json, Lightning metrics.csv) or a TensorBoard log folder/file.")
 @click.option("--train-data", type=click.Path(path_type=Path), help="The training data (same columns as --data): metrics on it and the train-vs-test gap, through one more inference pass.")
+@click.option("--card", type=click.Path(path_type=Path), help="Model card (TOML or YAML; 'audit card init' writes a template): for a review board's compliance report, with the card, every input's SHA-256, limitations and a sign-off block; report.md becomes a model card. Missing required fields are listed as gaps.")
 @click.option("--classes", help="Class labels in the model's output order, e.g. '<=50K,>50K'. Default: the model's class_names, else 0..K-1.")
 @click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), help="Default auto: from the model's output width and the target.")
 @click.option("--input-shape", help="Reshape each flat row for the model, e.g. 1,8,8 (CNN) or T,F (LSTM).")
@@ -222,7 +229,7 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
 @click.option("--seed", type=int, help="Seed for resampling (default 0): same inputs and seed, same numbers.")
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder. Default: reports/<model-stem>/.")
-@click.option("--format", "formats", help="Comma-separated: html,md,json,junit (default html,md,json).")
+@click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json; pdf prints report.html with headless Chromium).")
 @click.option("--audits", help="Comma-separated audits to run (default: all installed; see 'audit plugins').")
 @click.option("--skip", help="Comma-separated audits not to run.")
 @click.option("-o", "--option", "overrides", multiple=True, metavar="AUDIT.OPTION=VALUE", help="Set an audit's option, e.g. -o metrics.n_resamples=2000. Repeatable.")
@@ -284,6 +291,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         features=split_list(_pick(kw.get("features"), settings, "features")),
         sensitive=_sensitive(kw.get("sensitive"), settings),
         history=_path(_pick(kw.get("history"), settings, "history")),
+        card=_path(_pick(kw.get("card"), settings, "card")),
         train_data=_path(_pick(kw.get("train_data"), settings, "train_data")),
         classes=split_list(_pick(kw.get("classes"), settings, "classes")),
         task=_pick(kw.get("task"), settings, "task", "auto"),
@@ -340,7 +348,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
 
 @cli.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True, help="Report folder.")
-@click.option("--format", "formats", help="Comma-separated: html,md,json (default all three).")
+@click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json).")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -432,7 +440,7 @@ def compare_command(before: Path, after: Path, markdown: bool) -> None:
 
 @cli.command("render")
 @click.argument("report_json", type=click.Path(path_type=Path))
-@click.option("--format", "formats", default="html,md", show_default=True, help="Comma-separated formats to write.")
+@click.option("--format", "formats", default="html,md", show_default=True, help="Comma-separated formats to write: html,md,json,junit,pdf.")
 @click.option("--out", type=click.Path(path_type=Path), help="Folder to write to. Default: the JSON file's folder.")
 def render_command(report_json: Path, formats: str, out: Path | None) -> None:
     """Re-render reports from a report.json alone (no model or data needed)."""
@@ -442,6 +450,48 @@ def render_command(report_json: Path, formats: str, out: Path | None) -> None:
     report = load_report(report_json)
     written = write_reports(report, out or report_json.parent, _formats(formats))
     click.echo("Wrote " + ", ".join(str(p) for p in written))
+
+
+CARD_INIT_EXAMPLES = """\b
+Examples:
+  audit card init
+      write model-card.toml, a commented template, in this folder
+  audit card init docs/model-card.yaml
+      the same template in YAML (the format follows the extension, or --format)
+  audit card init --force
+      replace an existing model-card.toml with an empty template
+  audit model.pt --data test.csv --card model-card.toml
+      then audit: the report shows the card, and lists every REQUIRED field
+      left empty as a gap (nothing is filled in for you)
+"""
+
+
+@cli.group("card")
+def card_group() -> None:
+    """Model cards: what no file can tell the ethics board.
+
+    Who owns the model, what it is (not) for, the consent or legal basis for its data, its
+    ethical risks and its review: write a template with `audit card init`, fill it in, and
+    pass it to the audit with --card.
+    """
+
+
+@card_group.command("init", epilog=CARD_INIT_EXAMPLES)
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["toml", "yaml"]), help="Template format. Default: PATH's extension (.toml, .yaml, .yml), else toml.")
+@click.option("--force", is_flag=True, help="Overwrite PATH when it exists.")
+def card_init_command(path: Path | None, fmt: str | None, force: bool) -> None:
+    """Write a commented model card template to PATH.
+
+    PATH defaults to model-card.toml (model-card.yaml with --format yaml). Every field is
+    explained in a comment, with an example; the required ones are marked. Fill it in and
+    pass it to the audit with --card.
+    """
+    from .card import write_template
+
+    written = write_template(path, fmt, force=force)
+    click.echo(f"Wrote a model card template to {written}")
+    click.echo(f"Next: fill it in, then run: audit model.pt --data test.csv --card {shlex.quote(str(written))}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -43,6 +43,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "model_class": str,
     "model_path": str,
     "trainer": str,
+    "card": str,
     "device": str,
     "batch_size": int,
     "seed": int,

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .architecture import summarize
+from .hashing import sha256_file
 from .context import AuditContext
 from .result import AuditResult
 from .runner import verdict
@@ -39,6 +40,13 @@ def class_balance(y: np.ndarray | None, names: Sequence[str]) -> list[dict[str, 
         {"class": name, "count": int(c), "share": float(c) / total if total else None}
         for name, c in zip(names, counts)
     ]
+
+
+def _file_facts(path: Path | None) -> dict[str, Any]:
+    """sha256 and size of an input file (a folder, such as a TensorBoard log, has neither)."""
+    if path is None or not Path(path).is_file():
+        return {"sha256": None, "size_bytes": None}
+    return {"sha256": sha256_file(Path(path)), "size_bytes": Path(path).stat().st_size}
 
 
 def _versions() -> dict[str, str]:
@@ -63,6 +71,9 @@ def build_report(
     started: float,
     timings: Mapping[str, Any],
     measured: Sequence[str] = (),
+    card: Mapping[str, Any] | None = None,
+    history_path: Path | None = None,
+    plugins: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     model = ctx.model
     data = ctx.data
@@ -110,8 +121,10 @@ def build_report(
             "rows": ctx.train.data.n_rows,
             "class_balance": class_balance(ctx.train.data.y, ctx.task.class_names),
         },
+        "card": None if card is None else dict(card),
         "history": None if ctx.history is None else {
             "source": ctx.history.source,
+            **_file_facts(history_path),
             "format": ctx.history.format,
             "epochs": int(len(ctx.history.epochs)),
             "series": sorted(ctx.history.series),
@@ -127,6 +140,7 @@ def build_report(
             "device": ctx.device,
             "forward_passes": ctx.forward_passes,
             "versions": _versions(),
+            "plugins": dict(plugins or {}),
             "platform": platform.platform(),
             "argv": list(sys.argv),
             "timings": dict(timings),

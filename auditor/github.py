@@ -41,5 +41,5 @@ def publish(document: Mapping[str, Any], environ: Mapping[str, str] = os.environ
         from .report import render_markdown
 
         with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(render_markdown(dict(document)).rstrip("\n") + "\n\n")
+            handle.write(render_markdown(dict(document), front_matter=False).rstrip("\n") + "\n\n")
     return annotations(document.get("gates")) if environ.get("GITHUB_ACTIONS") == "true" else []

@@ -22,7 +22,7 @@ from .errors import DataError, UsageError
 from .inference import resolve_device, run_inference
 from .loading.data import load_data
 from .loading.model import LoadedModel, load_model
-from .registry import select_audits
+from .registry import plugin_versions, select_audits
 from .result import AuditResult
 from .retrain import load_trainer
 from .runner import RunOutcome, run_audits
@@ -37,6 +37,7 @@ class RunConfig:
     features: list[str] | None = None
     sensitive: list[str] | None = None
     history: Path | None = None
+    card: Path | None = None
     train_data: Path | None = None
     classes: list[str] | None = None
     task: str = "auto"
@@ -105,6 +106,13 @@ def _load_train(
     return TrainData(data=raw.dataset, predictions=read_outputs(outputs, task))
 
 
+def _load_card(path: Path) -> dict[str, Any]:
+    """The model card as the report holds it (bad card files exit 2 before any work)."""
+    from .card import card_section, load_card
+
+    return card_section(load_card(path))
+
+
 @contextmanager
 def _together(first: ContextManager[Any], second: ContextManager[Any]) -> Iterator[Any]:
     with first as value, second:
@@ -158,12 +166,13 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
         if callable(check):
             check(options[name])
     named = named_columns(audits, options)
+    card = _load_card(cfg.card) if cfg.card is not None else None
     trainer = load_trainer(cfg.trainer, cfg.model_path) if cfg.trainer else None
     device = resolve_device(cfg.device)
     settings = settings_for(audits, options)
     meter = EnergyMeter(settings) if settings is not None else NullMeter()
     try:
-        return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0)
+        return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card)
     finally:
         meter.close()
 
@@ -179,6 +188,7 @@ def _execute(
     progress: Progress,
     started: float,
     t0: float,
+    card: dict[str, Any] | None,
 ) -> Execution:
     timings: dict[str, Any] = {}
 
@@ -274,7 +284,8 @@ def _execute(
     timings["audits_total"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     report = build_report(
-        ctx, outcome.results, command=cfg.command, started=started, timings=timings, measured=tuple(measuring)
+        ctx, outcome.results, command=cfg.command, started=started, timings=timings, measured=tuple(measuring),
+        card=card, history_path=cfg.history, plugins=plugin_versions(audits),
     )
     return Execution(report=report, context=ctx, outcome=outcome)
 

@@ -90,3 +90,13 @@ def select_audits(installed: Mapping[str, Any], wanted: Sequence[str] | None, sk
             hint=f"Installed audits: {', '.join(installed) or 'none'} (see 'audit plugins').",
         )
     return {n: installed[n] for n in names if n not in skip}
+
+
+def plugin_versions(audits: Mapping[str, Any]) -> dict[str, str]:
+    """The distribution and version each audit comes from (``auditor 0.1.0``), for provenance."""
+    found: dict[str, str] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name in audits and ep.name not in found:
+            dist = getattr(ep, "dist", None)
+            found[ep.name] = f"{dist.name} {dist.version}" if dist is not None else "unknown"
+    return {name: found.get(name, "not installed (given directly)") for name in audits}

@@ -377,6 +377,57 @@ def _report(t: Text) -> dict[str, Any]:
     }
 
 
+def _card(t: Text) -> dict[str, Any]:
+    """A model card as report.json holds it (auditor.card.card_section), two required fields empty."""
+    def field(key: str, label: str, value: Any, required: bool = False) -> dict[str, Any]:
+        return {"key": key, "label": t(label), "value": value, "required": required}
+
+    return {
+        "source": t("model-card.toml"),
+        "sha256": "5b1f0c9e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c",
+        "format": "toml",
+        "sections": [
+            {"key": "model", "title": t("Model"), "fields": [
+                field("name", "Name", t("Income classifier"), True),
+                field("version", "Version", t("2.1.0"), True),
+                field("license", "Licence", t("CC BY 4.0")),
+            ]},
+            {"key": "intended_use", "title": t("Intended use"), "fields": [
+                field("primary_uses", "Primary uses", [t("Teaching fairness auditing"), t("Research")], True),
+                field("out_of_scope", "Out-of-scope uses", None, True),
+            ]},
+            {"key": "training_data", "title": t("Training data"), "fields": [
+                field("description", "Description", t("UCI Adult, 1994 census extract"), True),
+                field("legal_basis", "Consent or legal basis", None, True),
+            ]},
+            {"key": "review", "title": t("Review"), "fields": [
+                field("board", "Board", t("Research Ethics Committee"), True),
+                field("reviewers", "Reviewers", [t("Dr A. Reviewer"), t("Prof B. Chair")]),
+                field("approval_number", "Approval number", t("REC-2026-117")),
+            ]},
+        ],
+        "gaps": [
+            {"section": "intended_use", "field": "out_of_scope", "label": t("Out-of-scope uses")},
+            {"section": "training_data", "field": "legal_basis", "label": t("Consent or legal basis")},
+        ],
+    }
+
+
+def compliance_report() -> dict[str, Any]:
+    """The sample report with a model card (``--card``), as a review board gets it."""
+    report = _report(_identity)
+    report["card"] = _card(_identity)
+    report["run"]["plugins"] = {"metrics": "auditor 0.1.0", "income_regression": "income-audits 1.2"}
+    return report
+
+
+def hostile_compliance_report() -> dict[str, Any]:
+    """The compliance report with :data:`PAYLOAD` in every data-derived string, card included."""
+    report = hostile_report()
+    report["card"] = _card(_hostile)
+    return report
+
+
 def odd_report() -> dict[str, Any]:
     """A report.json edited by hand or written by an older tool: optional sections missing,
     and values of the wrong type wherever a renderer looks."""

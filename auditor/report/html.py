@@ -132,5 +132,11 @@ def render_html(report: dict[str, Any]) -> str:
         data_facts=view.data_facts(report),
         class_balance=view.class_balance(report),
         run_facts=view.run_facts(report),
+        plugin_versions=view.plugin_versions(report),
+        input_files=view.input_files(report),
+        card=view.card(report),
+        attention=view.attention(report),
+        limitations=view.limitations(report),
+        signoff=view.signoff(report),
         timings=view.timings(report),
     )

@@ -174,14 +174,96 @@ def _provenance(report: dict[str, Any]) -> list[str]:
     lines += _facts("Data", data)
     timings = view.timings(report)
     total = [value for stage, value in timings if stage == "Total"]
-    lines += _facts("Run", view.run_facts(report) + [("Total time", v) for v in total])
+    lines += _facts("Run", view.run_facts(report) + [("Total time", v) for v in total]
+                    + [(f"Audit {name} from", version) for name, version in view.plugin_versions(report)])
+    if view.card(report) is not None:  # the model card flavour: every input, to verify later
+        lines += ["**Input files**", "", *_table(["Role", "File", "SHA-256", "Size"], [
+            [escape(f["role"]), escape(f["name"]), escape(f["sha256"]), escape(f["size"])]
+            for f in view.input_files(report)
+        ], right=[False, False, False, True]), ""]
     return lines + ["</details>", ""]
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """The report as GitHub-flavoured Markdown."""
+def _front_matter(report: dict[str, Any]) -> list[str]:
+    """Model-card metadata as YAML front matter, in the Hugging Face model card's keys
+    (``model-index`` with the metrics audit's headline results) plus an ``auditor`` block."""
+    import yaml
+
+    data, model = view.section(report, "data"), view.section(report, "model")
+    name = view.card_field(report, "model", "name") or view.model_name(report)
+    meta: dict[str, Any] = {"model_name": str(name)}
+    for key, words in (("model_version", ("version",)), ("license", ("license",))):
+        value = view.card_field(report, "model", *words)
+        if value:
+            meta[key] = value if isinstance(value, str) else ", ".join(map(str, value))
+    meta.update({"library_name": "pytorch", "tags": ["model-audit", "auditor"],
+                 "datasets": [str(data.get("path") or "")]})
+    results = [
+        {"type": str(key), "name": str(metric.get("label") or key), "value": metric.get("value")}
+        for key, metric in (view.section(view.section(report, "audits"), "metrics").get("metrics") or {}).items()
+        if isinstance(metric, dict) and metric.get("headline") and view.is_number(metric.get("value"))
+    ]
+    task = "tabular-regression" if data.get("task") == "regression" else "tabular-classification"
+    if results:
+        meta["model-index"] = [{"name": str(name), "results": [{
+            "task": {"type": task},
+            "dataset": {"name": str(data.get("path") or ""), "type": "tabular"},
+            "metrics": results,
+        }]}]
+    meta["auditor"] = {
+        "verdict": str(report.get("verdict") or ""),
+        "report_schema": str(report.get("schema_version") or ""),
+        "model_sha256": str(model.get("sha256") or ""),
+        "data_sha256": str(data.get("sha256") or ""),
+        "card": str(view.section(report, "card").get("source") or ""),
+    }
+    text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
+    return ["---", *text.rstrip("\n").split("\n"), "---", ""]
+
+
+def _card(report: dict[str, Any]) -> list[str]:
+    shown = view.card(report)
+    if shown is None:
+        return []
+    lines = ["## Model card", "", f"From {escape(shown['source'])} · SHA-256 {escape(shown['sha256'])}", ""]
+    if shown["gaps"]:
+        lines += [f"> **Missing from the card:** {escape('; '.join(shown['gaps']))}.", ""]
+    for sec in shown["sections"]:
+        rows = []
+        for f in sec["fields"]:
+            value = f["value"]
+            if value is None:
+                text = "**Not given**" if f["required"] else MISSING
+            elif isinstance(value, list):
+                text = "<br>".join(escape(v) for v in value)
+            else:
+                text = escape(value)
+            rows.append([escape(f["label"]), text])
+        lines += [f"**{escape(sec['title'])}**", "", *_table(["", ""], rows), ""]
+    return lines
+
+
+def _limitations(report: dict[str, Any]) -> list[str]:
+    return ["## Limitations", "", *[f"- {escape(line)}" for line in view.limitations(report)], ""]
+
+
+def _signoff(report: dict[str, Any]) -> list[str]:
+    found = view.signoff(report)
+    rows = [["Review board", escape(found["board"])], ["Reviewers named in the card", escape(found["reviewers"])],
+            ["Protocol or approval number", escape(found["approval"])], ["Reviewer", " "],
+            ["Decision", " · ".join(f"☐ {d}" for d in found["decisions"])], ["Conditions or comments", " "],
+            ["Date", " "], ["Signature", " "]]
+    return ["## Sign-off", "", *_table(["", ""], rows), ""]
+
+
+def render_markdown(report: dict[str, Any], *, front_matter: bool = True) -> str:
+    """The report as GitHub-flavoured Markdown. With a model card (``--card``) it is a model
+    card: YAML front matter (unless ``front_matter`` is false, as in a job summary), the card,
+    then the audits, limitations and a sign-off block."""
     report = clean_strings(report)
+    compliance = view.card(report) is not None
     lines = [
+        *(_front_matter(report) if compliance and front_matter else []),
         f"# Model audit: {_status(report.get('verdict'))}",
         "",
         f"Model **{escape(view.model_name(report))}** on **{escape(view.data_path(report))}** · "
@@ -191,7 +273,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         *_gates(report),
     ]
+    lines += _card(report)
     for name, audit in view.audits(report):
         lines += _audit(name, audit)
+    if compliance:
+        lines += _limitations(report)
     lines += _provenance(report)
+    if compliance:
+        lines += _signoff(report)
     return "\n".join(lines).rstrip("\n") + "\n"

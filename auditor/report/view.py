@@ -372,3 +372,145 @@ def timings(report: dict[str, Any]) -> Facts:
     if "total" in found:
         rows.append(("Total", format_seconds(found["total"])))
     return rows
+
+
+# --- The compliance report: model card, provenance of every input, limitations, sign-off ---
+
+
+def card(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The model card as display text, or None without ``--card``: ``source``, ``sha256``,
+    ``sections`` (``title`` and ``fields``: ``label``, ``value`` (text, or a list of text for
+    list fields; ``None`` when empty) and ``required``) and ``gaps`` (``"Section: field"``)."""
+    found = report.get("card")
+    if not isinstance(found, dict):
+        return None
+    sections = []
+    for item in _list(found, "sections"):
+        if not isinstance(item, dict):
+            continue
+        fields = []
+        for field in _list(item, "fields"):
+            if not isinstance(field, dict):
+                continue
+            value = field.get("value")
+            if isinstance(value, list):
+                shown: Any = [format_cell(v) for v in value if v not in (None, "")] or None
+            else:
+                shown = None if value in (None, "") else format_cell(value)
+            fields.append({"label": _text(field.get("label") or field.get("key")), "value": shown,
+                           "required": field.get("required") is True})
+        sections.append({"title": _text(item.get("title") or item.get("key")), "fields": fields})
+    titles = {str(item.get("key")): str(item.get("title") or item.get("key"))
+              for item in _list(found, "sections") if isinstance(item, dict)}
+    gaps = [
+        f"{format_cell(titles.get(str(g.get('section')), g.get('section') or ''))}: "
+        f"{format_cell(g.get('label') or g.get('field') or '')}"
+        for g in _list(found, "gaps") if isinstance(g, dict)
+    ]
+    return {"source": _text(found.get("source")), "sha256": _text(found.get("sha256")),
+            "sections": sections, "gaps": gaps}
+
+
+def card_field(report: dict[str, Any], section_word: str, *field_words: str) -> Any:
+    """A card field's value, found by words in its section's and its own key (e.g. the
+    review section's board), or None."""
+    found = report.get("card")
+    for item in _list(found if isinstance(found, dict) else {}, "sections"):
+        if isinstance(item, dict) and section_word in str(item.get("key") or ""):
+            for field in _list(item, "fields"):
+                key = str(field.get("key") or "") if isinstance(field, dict) else ""
+                if any(word in key for word in field_words) and field.get("value") not in (None, "", []):
+                    return field["value"]
+    return None
+
+
+def input_files(report: dict[str, Any]) -> list[dict[str, str]]:
+    """Every input the audit read, to verify later: ``role``, ``name``, ``sha256``, ``size``."""
+    rows = []
+    for role, key in (("Model", "model"), ("Audit data", "data"), ("Training data", "train_data"),
+                      ("Training history", "history"), ("Model card", "card")):
+        found = report.get(key)
+        if not isinstance(found, dict):
+            continue
+        rows.append({
+            "role": role,
+            "name": _text(found.get("path") or found.get("source")),
+            "sha256": _text(found.get("sha256")),
+            "size": format_bytes(found.get("size_bytes")) if found.get("size_bytes") is not None else MISSING,
+        })
+    return rows
+
+
+def plugin_versions(report: dict[str, Any]) -> Facts:
+    """Where each audit came from, ``(audit, "distribution version")``."""
+    found = section(report, "run").get("plugins")
+    return [(str(k), _text(v)) for k, v in found.items()] if isinstance(found, dict) else []
+
+
+def _reason(audit: dict[str, Any]) -> str:
+    text = str(audit.get("summary") or "").strip().rstrip(".")
+    return text[len("Skipped:"):].strip() if text.lower().startswith("skipped:") else text
+
+
+def limitations(report: dict[str, Any]) -> list[str]:
+    """Limitations written from the report itself, most serious first: what could not be
+    assessed (skipped or failed audits), every error and warning finding, figures that are
+    estimates (findings whose code says so), what the model card leaves out, and the scope
+    of every figure."""
+    broken, skipped, serious, estimates = [], [], [], []
+    for name, audit in audits(report):
+        title = audit_title(name, audit)
+        status = audit.get("status")
+        if status == "error":
+            broken.append(f"{title} could not be completed: {_reason(audit)}.")
+        elif status == "skipped":
+            skipped.append(f"{title} was not assessed: {_reason(audit)}.")
+        for f in findings(audit):
+            if f["severity"] in ("error", "warning"):
+                serious.append(f"{title}: {f['message']}")
+            elif "estimat" in f["code"]:
+                estimates.append(f"{title}: {f['message']}")
+    shown = card(report)
+    gaps = [f"The model card does not say: {'; '.join(shown['gaps'])}."] if shown and shown["gaps"] else []
+    data = section(report, "data")
+    scope = (f"Every figure describes this model on {_text(data.get('path'))} "
+             f"({format_count(data.get('rows'))} rows): it may not hold for other data, other populations "
+             "or another version of the model.")
+    return [*broken, *skipped, *serious, *estimates, *gaps, scope]
+
+
+def attention(report: dict[str, Any]) -> list[str]:
+    """What needs a reviewer's attention, one line each, for the summary page; empty when
+    nothing does."""
+    lines = [f"Gate failed: {g['name']}." for g in gates(report) if not g["passed"]]
+    for name, audit in audits(report):
+        found = findings(audit, ("error", "warning"))
+        status = audit.get("status")
+        if status in ("error", "skipped"):
+            lines.append(f"{audit_title(name, audit)}: {status_word(status)} ({_reason(audit)}).")
+        elif found:
+            errors = sum(f["severity"] == "error" for f in found)
+            counts = ", ".join(part for part in (
+                f"{errors} error{'s' if errors != 1 else ''}" if errors else "",
+                f"{len(found) - errors} warning{'s' if len(found) - errors != 1 else ''}" if len(found) > errors else "",
+            ) if part)
+            lines.append(f"{audit_title(name, audit)}: {status_word(status)}, {counts} (see its findings).")
+    shown = card(report)
+    if shown and shown["gaps"]:
+        lines.append(f"Model card: {len(shown['gaps'])} required field{'s' if len(shown['gaps']) != 1 else ''} "
+                     "left empty (see Limitations).")
+    return lines
+
+
+def signoff(report: dict[str, Any]) -> dict[str, Any]:
+    """The sign-off block: the board, reviewers and approval number the card names (empty
+    text where it does not), and the decisions a reviewer chooses from."""
+    reviewers = card_field(report, "review", "reviewer")
+    if isinstance(reviewers, list):
+        reviewers = ", ".join(format_cell(r) for r in reviewers)
+    return {
+        "board": _text(card_field(report, "review", "board")),
+        "reviewers": _text(reviewers),
+        "approval": _text(card_field(report, "review", "approval", "protocol", "reference")),
+        "decisions": ["Approved", "Approved with conditions", "Not approved"],
+    }
