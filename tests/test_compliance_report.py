@@ -238,3 +238,44 @@ def test_the_filed_pdf_holds_every_section_in_order(filed, tmp_path):
         assert position >= 0, (heading, text[:300])
     board = next(f.example for s in SCHEMA if s.key == "review" for f in s.fields if f.key == "board")
     assert board in text and report["model"]["sha256"][:32] in text.replace(" ", "")
+
+
+HOSTILE_NAMES = [
+    "<script>document.title='PWNED'</script>",
+    '"><img id="injected" src=x onerror="document.title=\'PWNED\'">',
+    "<svg onload=\"document.title='PWNED'\">",
+]
+
+
+def test_a_csv_of_script_payloads_executes_nothing_in_the_browser(breast_cancer, tmp_path):
+    """Column names and group values straight from a CSV, through the whole run, into
+    report.html opened in real headless Chromium."""
+    import pandas as pd
+
+    frame = pd.read_csv(breast_cancer.folder / "test.csv")
+    features = [c for c in frame.columns if c != "target"]
+    renamed = {name: f"{HOSTILE_NAMES[i % 3]} #{i}" for i, name in enumerate(features)}
+    frame = frame.rename(columns=renamed)
+    groups = [HOSTILE_NAMES[0], HOSTILE_NAMES[1], HOSTILE_NAMES[2]]
+    frame["<b onmouseover=alert(1)>group</b>"] = [groups[i % 3] for i in range(len(frame))]
+    data = tmp_path / "hostile.csv"
+    frame.to_csv(data, index=False)
+    card = complete_card(tmp_path / "card.toml")
+    out = tmp_path / "out"
+    result = invoke(breast_cancer.folder / "model.pt", "--data", data, "--sensitive", "<b onmouseover=alert(1)>group</b>",
+                    "--card", card, "--out", out, "-q", "--format", "html,md,json", "--skip", "explain,crossval")
+    assert result.exit_code in (0, 1), result.output
+    report = read_report(out)
+    assert report["data"]["features"][0] == f"{HOSTILE_NAMES[0]} #0"  # the payloads reached the report
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+         (out / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = Dom(done.stdout)
+    assert dom.title != PWNED and dom.injected() == []
+    assert not [tag for tag, attrs in dom.elements if any(k.startswith("on") for k in attrs)]
+    assert "footer" in [tag for tag, _ in dom.elements]  # the whole page was parsed
