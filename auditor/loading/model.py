@@ -13,21 +13,31 @@ A pickle is never unpickled without ``--trust-model``: we never fall back to
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
+import logging
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from ..errors import ModelLoadError, UntrustedModelError, UsageError
 from ..hashing import sha256_file
 from ..inference import first_tensor
-from .sniff import ModelFormat, sniff_model_format
+from .sniff import (
+    UNREADABLE,
+    ModelFormat,
+    persistent_ids,
+    pickle_globals,
+    qualified_global,
+    sniff_model_format,
+)
 
 METADATA_NAME = "auditor.json"
 
@@ -70,17 +80,69 @@ class LoadedModel:
         return declared if isinstance(declared, str) and declared.strip() else self.path.stem
 
 
-def _unsafe_globals(data: bytes | Path) -> list[str]:
-    """The Python globals a torch.save pickle would import, found without unpickling it."""
-    source: Any = io.BytesIO(data) if isinstance(data, bytes) else data
+def _allowed_globals() -> set[str]:
+    """The globals torch's ``weights_only`` unpickler allows (its defaults plus any a user
+    registered with ``torch.serialization.add_safe_globals``)."""
+    from torch import _weights_only_unpickler as wou
+
+    return set(wou._get_allowed_globals()) | set(wou._get_user_allowed_globals())
+
+
+def _not_allowed(found: list[str], *, torchscript: bool = False) -> list[str]:
+    """The globals in ``found`` that torch would not load with ``weights_only=True``; for a
+    TorchScript archive the ``__torch__`` classes its own code defines are allowed too."""
+    allowed = _allowed_globals()
+
+    def ok(name: str) -> bool:
+        if name in allowed:
+            return True
+        return torchscript and name.startswith(_TORCHSCRIPT_GLOBALS)
+
+    return [g for g in dict.fromkeys(found) if not ok(g)]
+
+
+# Globals a TorchScript data.pkl / constants.pkl legitimately holds: the archive's own compiled
+# classes (``__torch__.*``) and the helpers torch's TorchScript unpickler resolves itself.
+_TORCHSCRIPT_GLOBALS = ("__torch__.", "torch.jit._pickle.", "torch._utils._rebuild_")
+
+
+def _zip_pickle_globals(archive: zipfile.ZipFile, *, suffixes: tuple[str, ...] = (".pkl",)) -> list[str]:
+    """Every global the pickles (``*.pkl``) inside a zip archive would import, unpickling none."""
+    found: list[str] = []
+    for info in archive.infolist():
+        if info.filename.endswith(suffixes):
+            with archive.open(info) as member:
+                found += pickle_globals(io.BytesIO(member.read()))
+    return found
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The globals a zip ``torch.save`` checkpoint would import that ``weights_only=True``
+    does not allow, found without unpickling it: by torch's own scanner, else (a pickle
+    opcode torch's scanner does not know) by walking every ``.pkl`` member's opcodes."""
     try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(source))
-    except Exception:  # noqa: BLE001 - a file torch cannot even scan is reported as unreadable
-        return ["<unreadable pickle>"]
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        # torch names globals as written; protocol-2 pickles use Python 2 names (commands.Popen)
+        return list(dict.fromkeys(qualified_global(*g.rpartition(".")[::2]) for g in found))
+    except Exception:  # noqa: BLE001 - torch's scanner gave up: walk the opcodes ourselves
+        pass
+    try:
+        with zipfile.ZipFile(path) as archive:
+            found = _zip_pickle_globals(archive)
+    except Exception:  # noqa: BLE001 - an archive we cannot read at all is unsafe to unpickle
+        found = [UNREADABLE]
+    return _not_allowed(found) or ([] if found else ["<no pickle found>"])
 
 
 def _refuse_pickle(path: Path, what: str, globals_: list[str]) -> UntrustedModelError:
-    imports = f" It would import: {', '.join(globals_[:6])}." if globals_ else ""
+    named = [g for g in dict.fromkeys(globals_) if not g.startswith("<")]
+    notes = [g for g in dict.fromkeys(globals_) if g.startswith("<")]
+    imports = ""
+    if named:
+        more = f" and {len(named) - 8} more" if len(named) > 8 else ""
+        imports = f" It would import: {', '.join(named[:8])}{more}."
+    elif notes:
+        imports = " What it would import cannot be read without running it."
     return UntrustedModelError(
         f"Refusing to load {path.name}: it is {what}, and unpickling it can run any code its "
         f"author chose.{imports}",
@@ -159,21 +221,180 @@ def _load_weights_into(
         ) from None
 
 
+# Members of a .pt2 archive that torch reads as text or JSON, never unpickles.
+_EXPORT_TEXT = frozenset(
+    {"archive_format", "archive_version", "version", "byteorder", "serialization_id"}
+)
+# Folders of compiled native code (AOTInductor .so files and the like): loading runs it.
+_EXPORT_NATIVE = ("/data/aotinductor/", "/data/mtia/", "/data/executorch/")
+
+
+def _export_raw_tensors(archive: zipfile.ZipFile, names: list[str]) -> tuple[set[str], list[str]]:
+    """The members a .pt2's payload configs declare raw tensor bytes (read as bytes, never
+    unpickled), and the weights/constants they mark ``use_pickle`` (torch unpickles those
+    with ``weights_only=False``)."""
+    raw: set[str] = set()
+    pickled: list[str] = []
+    for name in names:
+        folder, _, base = name.rpartition("/")
+        if not base.endswith("_config.json") or not folder.endswith(("/data/weights", "/data/constants")):
+            continue
+        try:
+            config = json.loads(archive.read(name) or b"{}").get("config", {})
+            entries = [(str(k), dict(meta)) for k, meta in config.items()]
+        except Exception:  # noqa: BLE001 - a config torch could not parse either
+            raise ModelLoadError(
+                f"The torch.export program {archive.filename and Path(archive.filename).name} has "
+                f"an invalid payload config ({name.split('/', 1)[-1]}).",
+                hint="The file is probably corrupt; export and save the model again.",
+            ) from None
+        for key, meta in entries:
+            member = f"{folder}/{meta.get('path_name', '')}"
+            if meta.get("use_pickle"):
+                pickled.append(key)
+            elif not str(meta.get("path_name", "")).startswith(("custom_obj_", "opaque_obj_")):
+                raw.add(member)  # custom_obj_/opaque_obj_ members are pickles whatever the flag
+    return raw, pickled
+
+
 def _check_export_members(path: Path, trust: bool) -> None:
-    """Refuse a .pt2 whose members would be unpickled with weights_only=False."""
+    """Refuse a .pt2 that torch.export.load would unpickle code from, or run native code from.
+
+    Every member that is not a declared raw tensor, JSON or a small text record is walked as
+    a pickle (a nested torch.save zip: its ``.pkl`` members), statically: torch loads some of
+    them with ``weights_only=False`` (members marked ``use_pickle``, ``opaque_obj_`` constants,
+    and sample inputs or legacy weight files when ``weights_only=True`` fails).
+    """
     with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            if name.endswith("_config.json"):
-                config = json.loads(archive.read(name) or b"{}").get("config", {})
-                pickled = [k for k, meta in config.items() if meta.get("use_pickle")]
-                if pickled and not trust:
-                    raise _refuse_pickle(
-                        path, f"a torch.export program whose members {pickled[:3]} are pickles", []
+        names = archive.namelist()
+        raw, pickled = _export_raw_tensors(archive, names)
+        native = [n for n in names if any(d in f"/{n}" for d in _EXPORT_NATIVE)]
+        unsafe: list[str] = []
+        scanned: list[str] = []
+        for name in names:
+            base = name.rsplit("/", 1)[-1]
+            if name in raw or name in native or name.endswith((".json", "/")) or base in _EXPORT_TEXT:
+                continue
+            if "/extra/" in f"/{name}":  # extra files are decoded as UTF-8 text
+                continue
+            data = archive.read(name)
+            if data[:4] == b"PK\x03\x04":
+                try:
+                    with zipfile.ZipFile(io.BytesIO(data)) as inner:
+                        found = _zip_pickle_globals(inner)
+                except Exception:  # noqa: BLE001 - a nested archive torch could not read either
+                    found = [UNREADABLE]
+            else:
+                found = pickle_globals(data)
+            bad = _not_allowed(found)
+            if bad:
+                unsafe += bad
+                scanned.append(name.split("/", 1)[-1])
+    if trust:
+        return
+    if native:
+        raise UntrustedModelError(
+            f"Refusing to load {path.name}: it is a torch.export package with compiled native "
+            f"code ({native[0].split('/', 1)[-1]}), and loading it runs that code.",
+            hint="Save the program without AOTInductor artifacts (torch.export.save), "
+            "or pass --trust-model if you trust the file's author.",
+        )
+    if unsafe and not pickled and all(g == UNREADABLE for g in unsafe):
+        raise ModelLoadError(
+            f"The torch.export program {path.name} is corrupt: its member {scanned[0]} "
+            "is not a readable pickle.",
+            hint="Export and save the model again with torch.export.save.",
+        )
+    if unsafe or pickled:
+        members = ", ".join((scanned or pickled)[:3])
+        raise _refuse_pickle(
+            path, f"a torch.export program whose pickled members ({members}) hold Python objects", unsafe
+        )
+
+
+def _storage_element_size(type_name: Any) -> int | None:
+    """Bytes per element of a pickled storage type (``torch.FloatStorage``...), else None."""
+    if type_name == "torch.UntypedStorage":
+        return 1
+    attr = str(type_name).removeprefix("torch.")
+    if not isinstance(type_name, str) or not attr.endswith("Storage") or not hasattr(torch, attr):
+        return None
+    with warnings.catch_warnings():  # "TypedStorage is deprecated"
+        warnings.simplefilter("ignore")
+        dtype = getattr(getattr(torch, attr), "dtype", None)
+    return torch._utils._element_size(dtype) if isinstance(dtype, torch.dtype) else None
+
+
+def _check_torchscript_storages(path: Path, archive: zipfile.ZipFile) -> None:
+    """Every tensor storage data.pkl / constants.pkl declare must be in the archive, as large
+    as declared: torch.jit.load trusts the declared size and reads past a short record."""
+    sizes = {info.filename: info.file_size for info in archive.infolist()}
+    for pkl, folder in (("/data.pkl", "data"), ("/constants.pkl", "constants")):
+        for name in [n for n in sizes if n.endswith(pkl) and n.count("/") == 1]:
+            root = name.split("/", 1)[0]
+            try:
+                pids = persistent_ids(archive.read(name))
+            except ValueError as exc:
+                raise ModelLoadError(
+                    f"The TorchScript archive {path.name} is corrupt: {name.split('/', 1)[-1]} "
+                    f"is not a readable pickle ({exc}).",
+                    hint="Save the model again with torch.jit.save.",
+                ) from None
+            for pid in pids:
+                if len(pid) < 5 or pid[0] != "storage":
+                    continue
+                _, type_name, key, _location, numel = pid[:5]
+                record = f"{root}/{folder}/{key}"
+                element = _storage_element_size(type_name)
+                need = numel * element if isinstance(numel, int) and element else 0
+                if record not in sizes or sizes[record] < need:
+                    have = "is missing" if record not in sizes else f"holds {sizes[record]} bytes"
+                    raise ModelLoadError(
+                        f"The TorchScript archive {path.name} is corrupt: the tensor storage "
+                        f"{folder}/{key} {have}, but {name.split('/', 1)[-1]} declares {need} bytes.",
+                        hint="Save the model again with torch.jit.save.",
                     )
-            elif "/sample_inputs/" in name or name.endswith(".pkl"):
-                unsafe = _unsafe_globals(archive.read(name))
-                if unsafe and not trust:
-                    raise _refuse_pickle(path, f"a torch.export program whose {name} is a pickle", unsafe)
+
+
+def _check_torchscript_pickles(path: Path, trust: bool) -> None:
+    """Refuse a TorchScript archive whose data.pkl / constants.pkl import anything but its own
+    compiled classes and tensors. torch's TorchScript unpickler already rejects such globals
+    ("Unknown type name"); checking first keeps that true whatever torch version runs, and
+    tells the user what the file would have imported. Its ``.debug_pkl`` members (source
+    ranges) must be readable pickles too: torch reads them while reporting a compile error,
+    and an unreadable one aborts the process from torch's C++."""
+    with zipfile.ZipFile(path) as archive:
+        found = _zip_pickle_globals(archive, suffixes=("/data.pkl", "/constants.pkl"))
+        _check_torchscript_storages(path, archive)
+        for info in archive.infolist():
+            if info.filename.endswith(".debug_pkl") and UNREADABLE in pickle_globals(
+                archive.read(info), max_pickles=1
+            ):
+                raise ModelLoadError(
+                    f"The TorchScript archive {path.name} is corrupt: its member "
+                    f"{info.filename.split('/', 1)[-1]!r} is not a readable pickle.",
+                    hint="Save the model again with torch.jit.save.",
+                )
+    unsafe = _not_allowed(found, torchscript=True)
+    if unsafe and not trust:
+        raise _refuse_pickle(
+            path, "a TorchScript archive whose pickled data imports Python objects it does not define", unsafe
+        )
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    """Silence torch loggers that print a traceback (``exc_info``) before torch raises or
+    falls back: the user gets our one-line message instead."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 class FixedBatch(torch.nn.Module):
@@ -227,7 +448,7 @@ def _read_metadata(path: Path, embedded: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     sources = []
     if embedded:
-        sources.append(("embedded auditor.json", embedded))
+        sources.append((f"auditor.json embedded in {path.name}", embedded))
     sidecar = path.with_name(path.stem + ".auditor.json")
     if sidecar.is_file():
         sources.append((sidecar.name, sidecar.read_text(encoding="utf-8")))
@@ -259,12 +480,14 @@ def load_model(
     module: Any
     try:
         if fmt == "torchscript":
+            _check_torchscript_pickles(path, trust)
             extra = {METADATA_NAME: ""}
             module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
             embedded = extra[METADATA_NAME] or None
         elif fmt == "export":
             _check_export_members(path, trust)
-            program = torch.export.load(str(path))
+            with _quiet_loggers("torch.export", "torch._export"):  # no tracebacks on stderr
+                program = torch.export.load(str(path))
             module = program.module().to(device)
             fixed = _static_batch(program)
             if fixed is not None:
@@ -284,7 +507,11 @@ def load_model(
             _load_weights_into(module, state, path, model_class)
             module = module.to(device)
         else:  # torch_zip or legacy pickle: torch.save output
-            unsafe = _unsafe_globals(path) if fmt == "torch_zip" else ["<legacy pickle: not scanned>"]
+            if fmt == "torch_zip":
+                unsafe = _unsafe_globals(path)
+            else:  # a plain or legacy pickle: refused without trust, but say what it imports
+                with path.open("rb") as handle:
+                    unsafe = _not_allowed(pickle_globals(handle))
             if not unsafe and fmt == "torch_zip":
                 obj = torch.load(str(path), map_location="cpu", weights_only=True)
                 if not model_class:
@@ -300,8 +527,8 @@ def load_model(
             elif not trust:
                 what = "a pickled Python object (torch.save of a whole model)"
                 if fmt == "pickle":
-                    what = "a legacy (non-zip) torch.save pickle"
-                raise _refuse_pickle(path, what, [g for g in unsafe if not g.startswith("<")])
+                    what = "a pickle file (a plain pickle or a legacy non-zip torch.save)"
+                raise _refuse_pickle(path, what, unsafe)
             else:
                 obj = torch.load(str(path), map_location=device, weights_only=False)
                 if isinstance(obj, torch.nn.Module):

@@ -6,11 +6,14 @@ of torch's ``EOFError`` or ``IndexError`` later.
 
 from __future__ import annotations
 
+import _compat_pickle
+import io
 import json
+import pickletools
 import struct
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, BinaryIO, Literal
 
 from ..errors import ModelLoadError
 
@@ -41,14 +44,28 @@ def _is_safetensors(head: bytes, size: int) -> bool:
 
 
 def zip_members(path: Path) -> list[str]:
+    """The member names of a zip model file whose every member passes its CRC-32 check.
+
+    torch reads its archives without checking CRCs, and a damaged TorchScript archive can
+    abort the whole process from inside torch's C++ (an error raised while reporting an
+    error); checking first turns any damage into a clear message."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
+            names = archive.namelist()
+            damaged = archive.testzip()
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, OSError, EOFError, zlib.error...
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
-            f"The model file {path.name} starts like a zip archive but cannot be read ({exc}).",
+            f"The model file {path.name} starts like a zip archive but cannot be read ({detail}).",
             hint="The file is probably truncated or corrupt; save it again.",
         ) from None
+    if damaged is not None:
+        raise ModelLoadError(
+            f"The model file {path.name} is corrupt: its member {damaged!r} fails its CRC-32 check.",
+            hint="The file was damaged after it was saved (an incomplete copy or download?); "
+            "copy or save it again.",
+        )
+    return names
 
 
 def sniff_model_format(path: Path) -> ModelFormat:
@@ -106,3 +123,123 @@ def sniff_model_format(path: Path) -> ModelFormat:
         f"{head[:8].hex(' ')}.",
         hint=_HOW_TO_SAVE,
     )
+
+
+# --- what a pickle would import, read without unpickling it ----------------------------------
+
+_STRING_OPS = frozenset(
+    {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
+)
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_NO_PUSH_OPS = frozenset({"PROTO", "FRAME", "STOP", "MEMOIZE", "MARK", "POP", "POP_MARK"}) | _PUT_OPS
+UNREADABLE = "<unreadable pickle data>"
+
+
+def qualified_global(module: str, name: str) -> str:
+    """``module.name`` as Python 3's unpickler would import it (``__builtin__`` -> ``builtins``)."""
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f"{module}.{name}"
+
+
+def pickle_globals(data: bytes | BinaryIO, *, max_pickles: int = 5) -> list[str]:
+    """Every global (``module.name``) the pickles at the start of ``data`` would import, in
+    order, found by walking the opcodes (``pickletools.genops``): nothing is unpickled.
+
+    Up to ``max_pickles`` consecutive pickles are read (a legacy ``torch.save`` file is five
+    of them before its raw tensor bytes). A global this static walk cannot name (one built
+    on the stack by other means, a copyreg extension code) is reported as ``<...>``, and
+    data that stops being a pickle as :data:`UNREADABLE` - the caller treats both as unsafe.
+    """
+    found: list[str] = []
+    stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+    for _ in range(max_pickles):
+        if not stream.read(1):
+            break
+        stream.seek(-1, io.SEEK_CUR)
+        pushed: list[str | None] = []  # what the last pushes were, when they were strings
+        memo: dict[Any, str | None] = {}
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                name = op.name
+                if name in ("GLOBAL", "INST"):
+                    module, _, attr = str(arg).partition(" ")
+                    found.append(qualified_global(module, attr))
+                    pushed.append(None)
+                elif name == "STACK_GLOBAL":
+                    top = pushed[-2:]
+                    if len(top) == 2 and all(isinstance(v, str) for v in top):
+                        found.append(qualified_global(str(top[0]), str(top[1])))
+                    else:
+                        found.append("<a global built on the stack (STACK_GLOBAL)>")
+                    pushed.append(None)
+                elif name in ("EXT1", "EXT2", "EXT4"):
+                    found.append(f"<copyreg extension {arg}>")
+                    pushed.append(None)
+                elif name in _STRING_OPS:
+                    pushed.append(arg.decode("latin-1") if isinstance(arg, bytes) else str(arg))
+                elif name in _GET_OPS:
+                    pushed.append(memo.get(arg))
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = pushed[-1] if pushed else None
+                elif name in _PUT_OPS:
+                    memo[arg] = pushed[-1] if pushed else None
+                elif name not in _NO_PUSH_OPS:
+                    pushed.append(None)
+                if len(pushed) > 64:
+                    del pushed[:-8]
+        except Exception:  # noqa: BLE001 - not (or no longer) a pickle: that is a finding too
+            found.append(UNREADABLE)
+            break
+    return list(dict.fromkeys(found))
+
+
+def persistent_ids(data: bytes) -> list[tuple[Any, ...]]:
+    """The persistent ids (``BINPERSID`` tuples: ``('storage', type, key, location, numel)`` in
+    a torch pickle) of one pickle, by simulating only its stack with each opcode's documented
+    effect (``pickletools``): nothing is unpickled, nothing imported. Values this does not
+    track appear as ``None``; an unreadable pickle raises ``ValueError``."""
+    mark = object()
+    slot = (pickletools.markobject, pickletools.stackslice)
+    stack: list[Any] = []
+    memo: dict[Any, Any] = {}
+    found: list[tuple[Any, ...]] = []
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            name = op.name
+            sliced: list[Any] = []
+            if pickletools.markobject in op.stack_before:
+                while stack and stack[-1] is not mark:
+                    sliced.append(stack.pop())
+                if stack:
+                    stack.pop()
+                sliced.reverse()
+            popped = [stack.pop() if stack else None for item in op.stack_before if item not in slot]
+            popped.reverse()
+            if name == "TUPLE":
+                stack.append(tuple(sliced))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                stack.append(tuple(popped))
+            elif name == "BINPERSID":
+                if popped and isinstance(popped[0], tuple):
+                    found.append(popped[0])
+                stack.append(None)
+            elif name == "GLOBAL":
+                stack.append(qualified_global(*str(arg).split(" ", 1)))
+            elif name in _GET_OPS:
+                stack.append(memo.get(arg))
+            elif name in _PUT_OPS:
+                memo[arg] = stack[-1] if stack else None
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1] if stack else None
+            elif name == "MARK":
+                stack.append(mark)
+            else:
+                value = arg if name in _STRING_OPS or name.startswith(("BININT", "INT", "LONG")) else None
+                if isinstance(value, bytes):
+                    value = value.decode("latin-1")
+                stack.extend([value] * len(op.stack_after))
+    except Exception as exc:  # noqa: BLE001 - genops' errors on damaged data, as one type
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    return found
