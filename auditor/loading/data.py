@@ -2,6 +2,31 @@
 
 Only the columns the audit needs are parsed, features straight to float32, so reading
 costs no more than the floor (pyarrow's own read) in time or memory.
+
+What the loader accepts, and what it refuses (always a ``DataError``: one line, exit 2):
+
+- **Delimiter**: ``,``, ``;``, tab or ``|``, detected from the header and the first rows
+  (the one giving the most fields, consistently; a tie goes to the comma).
+- **Encoding**: UTF-8, with or without a byte-order mark (the BOM never reaches a column
+  name); UTF-16 and UTF-32 with a byte-order mark are read as such. Text that is not UTF-8
+  (Latin-1, Windows-1252, UTF-16 without a BOM) is refused where it would be read (the
+  header, a target, sensitive or named column) with the ``iconv`` command that converts
+  it: guessing between Latin-1 and Windows-1252 would silently change group labels.
+- **Missing values, by column role**: only an empty cell is missing. In a *feature*, a
+  missing, NaN or infinite value, and text such as ``NA``, ``None``, ``null`` or ``n/a``,
+  is an error naming the column, the count and the first row (data row and file line).
+  In the *target*, empty cells and the usual spellings of missing (``NA``, ``N/A``,
+  ``n/a``, ``null``, ``NULL``, ``None``, ``NaN``, ``#N/A``...) are missing labels: an
+  error naming the row. In *sensitive* and *named* text columns, ``NA``, ``None``,
+  ``null`` and ``n/a`` are kept as the text groups the file wrote (``NA`` may be North
+  America); only empty cells form the ``(missing)`` group.
+- **Repeated column names**: a repeated name the audit does not read is ignored; one it
+  reads is read when every copy holds the same values, else refused.
+- **Memory**: before reading, the memory the needed columns will take is estimated (from
+  the file's size and its first rows, or the Parquet metadata) and compared with the
+  memory available (``psutil``, the cgroup limit, else ``os.sysconf``); a file that would
+  not fit is refused with both figures. ``AUDITOR_MEMORY_BUDGET`` (e.g. ``50MB``, ``8G``;
+  K/M/G/T are powers of 1024) sets the budget instead.
 """
 
 from __future__ import annotations
@@ -9,7 +34,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,22 +90,211 @@ def _format_of(path: Path) -> str:
     return "csv"
 
 
-def _csv_header(path: Path, fmt: str) -> list[str]:
-    opener = gzip.open if fmt == "csv.gz" else open
+_SAMPLE_BYTES = 1 << 16
+_DELIMITERS = ",;\t|"
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# What spreadsheets and pandas write for a missing label (pyarrow's default null values, and "None").
+_MISSING_LABELS = frozenset([
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A", "NA",
+    "NULL", "NaN", "n/a", "nan", "null", "None",
+])
+# A number as pyarrow's float parser takes it (NaN and infinities are numbers, caught later).
+_NUMBER = r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|(?i:inf|infinity|nan))$"
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_LINE_SCAN_LIMIT = 1_000_000
+
+
+@dataclass
+class _CsvLayout:
+    """How a CSV file is written, from its header and first rows."""
+
+    encoding: str  # a Python codec name, which pyarrow understands too
+    delimiter: str
+    columns: list[str]
+    header_lines: int  # physical lines the header takes
+    size: int  # bytes of text (decompressed, for gzip; estimated from the trailer)
+    bytes_per_row: float
+
+
+def _gzip_error(path: Path, exc: BaseException) -> DataError:
+    return DataError(
+        f"The data file {path.name} starts like gzip but cannot be decompressed ({type(exc).__name__}: "
+        f"{str(exc)[:80]}).",
+        hint="It is probably truncated or corrupt: check it with `gzip -t`, and compress the CSV again.",
+    )
+
+
+def _head(path: Path, fmt: str, size: int = _SAMPLE_BYTES) -> tuple[bytes, bool]:
+    """The first ``size`` bytes of the (decompressed) text, and whether they are all of it."""
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:  # type: ignore[operator]
-            line = handle.readline()
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        if fmt == "csv.gz":
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(size + 1)
+        else:
+            with path.open("rb") as handle:
+                head = handle.read(size + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _gzip_error(path, exc) from None
+    return head[:size], len(head) <= size
+
+
+def _convert_hint(path: Path, source: str) -> str:
+    stem = path.name.split(".")[0]
+    if path.name.endswith(".gz"):
+        command = f"gunzip -c {path.name} | iconv -f {source} -t utf-8 | gzip > {stem}-utf8.csv.gz"
+    else:
+        command = f"iconv -f {source} -t utf-8 {path.name} > {stem}-utf8.csv"
+    return (f"Convert it to UTF-8, e.g. `{command}`, or save it as 'CSV UTF-8' (Excel) or Parquet.")
+
+
+def _not_utf8(path: Path, where: str, raw: bytes) -> DataError:
+    return DataError(
+        f"The data file {path.name} is not UTF-8: {where} holds {raw[:12]!r}, which looks like Latin-1 "
+        "(ISO-8859-1) or Windows-1252 text.",
+        hint=_convert_hint(path, "latin1") + " Use -f cp1252 for files from Windows.",
+    )
+
+
+def _encoding(path: Path, head: bytes) -> str:
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\x00" in head:
         raise DataError(
-            f"The data file {path.name} is not readable UTF-8 CSV ({type(exc).__name__}).",
-            hint="Save it as UTF-8 CSV or Parquet.",
-        ) from None
-    if not line.strip():
+            f"The data file {path.name} holds NUL bytes: it looks like UTF-16 text without a byte-order "
+            "mark, and auditor does not guess its byte order.",
+            hint=_convert_hint(path, "utf-16le") + " (Use -f utf-16be for big-endian files.)",
+        )
+    return "utf-8-sig"
+
+
+def _open_text(path: Path, fmt: str, encoding: str) -> io.TextIOBase:
+    """The file as text, undecodable bytes replaced (only for counting lines)."""
+    if fmt == "csv.gz":
+        return gzip.open(path, "rt", encoding=encoding, errors="replace", newline="")  # type: ignore[return-value]
+    return path.open("rt", encoding=encoding, errors="replace", newline="")  # type: ignore[return-value]
+
+
+class _BigFields:
+    """Let the csv module read fields of any size (its default limit is 128 KiB)."""
+
+    def __enter__(self) -> None:
+        self.old = csv.field_size_limit(2**31 - 1)
+
+    def __exit__(self, *exc: Any) -> None:
+        csv.field_size_limit(self.old)
+
+
+def _fields(line: str, delimiter: str) -> int:
+    try:
+        return len(next(csv.reader([line], delimiter=delimiter), []))
+    except csv.Error:
+        return 0
+
+
+def _delimiter(lines: list[str]) -> str:
+    """The delimiter giving the header the most fields, preferring one the first rows agree with."""
+    header, rows = lines[0], [line for line in lines[1:6] if line.strip()]
+
+    def score(delimiter: str) -> tuple[bool, bool, int]:
+        width = _fields(header, delimiter)
+        return width > 1, all(_fields(row, delimiter) == width for row in rows), width
+
+    return max(_DELIMITERS, key=score)  # the first best: a tie goes to the comma
+
+
+def _sniff_csv(path: Path, fmt: str) -> _CsvLayout:
+    head, whole = _head(path, fmt)
+    encoding = _encoding(path, head)
+    text = head.decode(encoding, errors="replace")
+    lines = text.splitlines()
+    if not whole and len(lines) > 1:
+        lines = lines[:-1]  # the sample may end mid-line
+    if not lines or not lines[0].strip():
         raise DataError(
-            f"The data file {path.name} has no header row.",
+            f"The data file {path.name} has no header row (its first line is blank).",
             hint="The first line must name the columns, e.g. 'age,income,target'.",
         )
-    return next(csv.reader(io.StringIO(line)))
+    delimiter = _delimiter(lines)
+    columns, header_lines = _header(path, fmt, encoding, delimiter, head, whole)
+    if fmt == "csv.gz":
+        size = _gzip_size(path)
+    else:
+        size = path.stat().st_size
+    body = head.split(b"\n", header_lines)[-1] if head.count(b"\n") > header_lines else b""
+    rows = body.count(b"\n")
+    bytes_per_row = len(body) / rows if rows else max(float(len(head)), 1.0)
+    return _CsvLayout(encoding, delimiter, columns, header_lines, size, bytes_per_row)
+
+
+def _header(path: Path, fmt: str, encoding: str, delimiter: str, head: bytes, whole: bool) -> tuple[list[str], int]:
+    """The column names and how many physical lines they take (a quoted name may hold a newline).
+
+    Bytes that are not text in the encoding are kept (as surrogates) so that only the header's
+    own bytes can make it unreadable; a header longer than the sample is read with more."""
+    size = len(head)
+    while True:
+        try:
+            text = head.decode(encoding, errors="surrogateescape")
+        except UnicodeDecodeError:  # UTF-16 cut mid-character: surrogateescape takes only high bytes
+            text = head.decode(encoding, errors="replace")
+        try:
+            with _BigFields():
+                reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+                columns = next(reader, [])
+                header_lines = reader.line_num
+        except csv.Error as exc:
+            raise DataError(f"The header of {path.name} cannot be parsed as CSV: {exc}.",
+                            hint="Check the quotes in the first line.") from None
+        if whole or header_lines < len(io.StringIO(text, newline="").readlines()):
+            break
+        size *= 8
+        head, whole = _head(path, fmt, size)
+    for name in columns:
+        if any("\udc80" <= ch <= "\udcff" for ch in name):
+            raw = name.encode(encoding.replace("-sig", ""), errors="surrogateescape")
+            raise _not_utf8(path, "its header", raw[:40])
+    if columns and columns[0].startswith("\ufeff"):
+        columns[0] = columns[0][1:]  # a second BOM
+    return columns, header_lines
+
+
+def _gzip_size(path: Path) -> int:
+    """The decompressed size from the gzip trailer (it keeps the size modulo 4 GiB)."""
+    compressed = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(compressed - 4, 0))
+        size = int.from_bytes(handle.read(4).ljust(4, b"\0"), "little")
+    while size < compressed:
+        size += 1 << 32
+    return size
+
+
+def _data_line(path: Path, fmt: str, layout: _CsvLayout | None, row: int) -> int | None:
+    """The line of the file (1-based) where data row ``row`` (0-based) starts, if cheap to find."""
+    if layout is None or row > _LINE_SCAN_LIMIT:
+        return None
+    try:
+        with _BigFields(), _open_text(path, fmt, layout.encoding) as handle:
+            reader = csv.reader(handle, delimiter=layout.delimiter)
+            next(reader)
+            start, seen = reader.line_num + 1, -1
+            for record in reader:
+                if record:  # pyarrow skips empty lines
+                    seen += 1
+                    if seen == row:
+                        return start
+                start = reader.line_num + 1
+    except (csv.Error, OSError, EOFError, UnicodeDecodeError, zlib.error, StopIteration):
+        return None
+    return None
+
+
+def _where(path: Path, fmt: str, layout: _CsvLayout | None, row: int) -> str:
+    """Data row ``row`` (0-based) for a message: 1-based, with its line in the file."""
+    line = _data_line(path, fmt, layout, row)
+    return f"data row {row + 1}" + (f" (line {line} of the file)" if line else "")
 
 
 def _parquet_columns(path: Path) -> list[str]:
@@ -200,8 +416,16 @@ def resolve_features(
         wanted = [str(name) for name in declared]
         source = "the model's feature_names"
     else:
-        wanted = [c for c in columns if c not in exclude]
+        wanted = list(dict.fromkeys(c for c in columns if c not in exclude))  # a repeated name once
         source = None
+        unnamed = [i for i, c in enumerate(columns) if not c.strip() and c in wanted]
+        if unnamed:
+            raise DataError(
+                f"Column {unnamed[0] + 1} of {path.name} has no name, and every column but the target "
+                "would be fed to the model.",
+                hint="Name it or drop it (a pandas index saved with to_csv(index=True) looks like this), "
+                "or list the model's inputs with --features.",
+            )
     missing = [c for c in wanted if c not in columns]
     if missing:
         raise DataError(
@@ -230,20 +454,129 @@ def _raise_arrow(path: Path, exc: Exception, all_columns: list[str]) -> None:
         raise DataError(
             f"A row of {path.name} has {match.group(2)} fields where the header has "
             f"{match.group(1)}: {match.group(3)[:60]!r}.",
-            hint="Fix the malformed row (an unquoted comma, or a truncated line).",
+            hint="Fix the malformed row (an unquoted delimiter, or a truncated line).",
+        ) from None
+    if "Empty CSV file" in text or "Could not skip initial" in text:
+        raise DataError(
+            f"The data file {path.name} has a header but no data rows.",
+            hint="Export the test set with at least one row.",
         ) from None
     raise DataError(f"{path.name} cannot be parsed as CSV: {text.splitlines()[0][:200]}") from None
 
 
+def _csv_options(
+    layout: _CsvLayout, columns: list[str], include: list[str], types: Mapping[str, pa.DataType], **convert: Any
+) -> tuple[Any, Any, Any]:
+    import pyarrow.csv as pacsv
+
+    read = pacsv.ReadOptions(
+        column_names=_read_names(columns),
+        skip_rows=layout.header_lines,
+        encoding="utf8" if layout.encoding == "utf-8-sig" else layout.encoding,
+        # a row must fit in one block: the first rows tell how long rows are
+        block_size=max(1 << 20, int(layout.bytes_per_row * 4)),
+    )
+    parse = pacsv.ParseOptions(delimiter=layout.delimiter)
+    options = pacsv.ConvertOptions(include_columns=include, column_types=dict(types), **convert)
+    return read, parse, options
+
+
+def _read_csv(path: Path, fmt: str, read: Any, parse: Any, convert: Any, columns: list[str]) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    try:
+        source: Any = str(path)
+        if fmt == "csv.gz":
+            source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
+        try:
+            return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            if "straddling" not in str(exc):
+                raise
+        # a row longer than a block (a huge text field): read again with one block for the file
+        read.block_size = min(max(path.stat().st_size * 8, 1 << 24), 2**31 - 1)
+        if fmt == "csv.gz":
+            source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
+        return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        _raise_arrow(path, exc, columns)
+        raise  # unreachable: _raise_arrow always raises
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        if isinstance(exc, UnicodeDecodeError) and read.encoding != "utf8":
+            raise DataError(
+                f"The data file {path.name} is not valid {read.encoding.upper()} text ({exc.reason}): it is "
+                "probably truncated or corrupt.",
+                hint="Export it again, preferably as UTF-8 CSV or Parquet.",
+            ) from None
+        if isinstance(exc, UnicodeDecodeError):
+            raise _not_utf8(path, "a row", exc.object[exc.start:exc.end + 8]) from None
+        if fmt == "csv.gz":
+            raise _gzip_error(path, exc) from None
+        raise DataError(f"The data file {path.name} cannot be read: {exc}.") from None
+
+
+def _bad_feature_text(
+    path: Path, fmt: str, layout: _CsvLayout, columns: list[str], name: str, fallback: Exception
+) -> DataError:
+    """Why a feature column failed to convert to numbers: the first offending cell and its row."""
+    import pyarrow.compute as pc
+
+    try:
+        read, parse, convert = _csv_options(
+            layout, columns, [name], {name: pa.string()}, null_values=[], strings_can_be_null=False,
+            check_utf8=False,
+        )
+        values = _read_csv(path, fmt, read, parse, convert, columns).column(name).combine_chunks()
+        numeric = pc.match_substring_regex(values, _NUMBER)
+        bad = np.flatnonzero(~column_to_numpy(pa.chunked_array([numeric.cast(pa.int8())])).astype(bool))
+        first = values[int(bad[0])].as_buffer().to_pybytes().decode("utf-8", errors="replace") if bad.size else ""
+        missing = int(pc.sum(pc.is_in(values.take(pa.array(bad, pa.int64())),
+                                      pa.array(sorted(_MISSING_LABELS)))).as_py() or 0)
+    except Exception:  # noqa: BLE001 - the diagnosis is a courtesy: fall back to pyarrow's message
+        bad = np.zeros(0, dtype=np.int64)
+    if not bad.size:
+        try:
+            _raise_arrow(path, fallback, columns)
+        except DataError as exc:
+            return exc
+    where = _where(path, fmt, layout, int(bad[0]))
+    others = bad.size - missing
+    if first in _MISSING_LABELS:
+        return DataError(
+            f"The feature column {name!r} in {path.name} has {missing} missing value(s) (written "
+            f"{first!r}), first at {where}" + (f", and {others} other non-number(s)" if others else "") + ".",
+            hint="Impute or drop those rows before auditing; the model cannot take missing values.",
+        )
+    hint = "Encode it as numbers, or leave it out of the model's inputs with --features."
+    if layout.delimiter == ";" and _DECIMAL_COMMA.match(first):
+        hint = ("It looks like a decimal comma: write numbers with a decimal point (e.g. in pandas, "
+                "read_csv(decimal=',') then to_csv()).")
+    return DataError(
+        f"The feature column {name!r} in {path.name} must hold numbers, but it holds {first[:40]!r} at "
+        f"{where}; {others} such value(s) in the column" + (f", and {missing} missing" if missing else "") + ".",
+        hint=hint,
+    )
+
+
 def _read_table(
-    path: Path, fmt: str, columns: list[str], features: list[str], keep: list[str], copies: dict[str, list[str]]
+    path: Path,
+    fmt: str,
+    layout: _CsvLayout | None,
+    columns: list[str],
+    features: list[str],
+    keep: list[str],
+    copies: dict[str, list[str]],
 ) -> pa.Table:
     wanted = list(dict.fromkeys(features + keep + [c for others in copies.values() for c in others]))
     float_columns = features + [c for name in features for c in copies.get(name, [])]
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path, columns=wanted)
+        try:
+            table = pq.read_table(path, columns=wanted)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"The Parquet file {path.name} cannot be read: {str(exc)[:200]}.",
+                            hint="It is probably truncated or corrupt; write it again.") from None
         for name in features:
             if not (pa.types.is_integer(table.schema.field(name).type)
                     or pa.types.is_floating(table.schema.field(name).type)
@@ -254,54 +587,98 @@ def _read_table(
                     hint="Encode it as numbers, or leave it out of the model's inputs with --features.",
                 )
         return table
-    import pyarrow.csv as pacsv
-
-    source: Any = str(path)
-    if fmt == "csv.gz":
-        source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
-    convert = pacsv.ConvertOptions(
-        include_columns=wanted,
-        column_types={name: pa.float32() for name in float_columns},
-        strings_can_be_null=True,
+    assert layout is not None
+    read, parse, convert = _csv_options(
+        layout, columns, wanted, {name: pa.float32() for name in float_columns},
+        null_values=[""], strings_can_be_null=True,
     )
-    read = pacsv.ReadOptions(column_names=_read_names(columns), skip_rows=1) if copies else None
     try:
-        return pacsv.read_csv(source, read_options=read, convert_options=convert)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        _raise_arrow(path, exc, columns)
-        raise  # unreachable: _raise_arrow always raises
+        table = _read_csv(path, fmt, read, parse, convert, columns)
+    except DataError as error:
+        cause = error.__context__
+        match = _CONVERSION.search(str(cause)) if cause is not None else None
+        index = int(match.group(1)) if match else -1
+        if match and 0 <= index < len(columns) and _read_names(columns)[index] in float_columns:
+            name = _read_names(columns)[index]
+            raise _bad_feature_text(path, fmt, layout, columns, name, cause) from None  # type: ignore[arg-type]
+        raise
+    for name in wanted:
+        if name not in float_columns and pa.types.is_binary(table.schema.field(name).type):
+            raise _not_utf8(path, f"the column {name!r}", _first_non_utf8(table.column(name)))
+    return table
 
 
-def _feature_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndarray:
+def _first_non_utf8(column: pa.ChunkedArray) -> bytes:
+    for value in column.to_pylist():
+        if value is not None:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return value[max(exc.start - 4, 0):exc.end + 8]
+    return b""
+
+
+def _feature_matrix(
+    path: Path, fmt: str, layout: _CsvLayout | None, table: pa.Table, features: list[str]
+) -> np.ndarray:
     """The features as a rows x features float32 array, laid out column-major.
 
     Each column is copied into one contiguous row of a features x rows buffer (writing a
     column into a row-major matrix is a strided, cache-hostile copy: ~3x slower at a million
     rows); the returned array is that buffer's transpose, a view torch takes as it is.
+    Missing values arrive as NaN; a missing, NaN or infinite value is an error naming the
+    first such column, its count and its first row.
     """
     n = table.num_rows
     columns = np.empty((len(features), n), dtype=np.float32)
     for j, name in enumerate(features):
         column = table.column(name)
-        if column.null_count:
-            raise DataError(
-                f"The feature column {name!r} in {path.name} has {column.null_count} missing or NaN "
-                "value(s).",
-                hint="Impute or drop those rows before auditing; the model cannot take NaN.",
-            )
         if column.type != pa.float32():
             column = column.cast(pa.float32())
         columns[j] = column_to_numpy(column)
-    X = columns.T
-    bad = ~np.isfinite(X)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
+    finite = np.isfinite(columns)
+    if finite.all():
+        return columns.T
+    j = int(np.flatnonzero(~finite.all(axis=1))[0])
+    row_bad = ~finite[j]
+    first = int(np.flatnonzero(row_bad)[0])
+    missing = int(np.isnan(columns[j]).sum())
+    infinite = int(row_bad.sum()) - missing
+    others = sorted({features[k] for k in np.flatnonzero(~finite.all(axis=1))} - {features[j]})
+    parts = []
+    if missing:
+        parts.append(f"{missing} missing or NaN value(s)")
+    if infinite:
+        parts.append(f"{infinite} infinity value(s)")
+    also = f"; {len(others)} other feature column(s) too, e.g. {others[0]!r}" if others else ""
+    raise DataError(
+        f"The feature column {features[j]!r} in {path.name} has {' and '.join(parts)}, first at "
+        f"{_where(path, fmt, layout, first)}{also}.",
+        hint=("Impute or drop those rows before auditing; the model cannot take NaN."
+              if missing else "Replace them with finite numbers before auditing."),
+    )
+
+
+def _target(path: Path, fmt: str, layout: _CsvLayout | None, table: pa.Table, name: str) -> np.ndarray:
+    """The target as the file holds it; missing labels (empty, NA, null, NaN...) are refused."""
+    import pyarrow.compute as pc
+
+    column = table.column(name)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        missing = pc.or_kleene(pc.is_null(column), pc.is_in(column, pa.array(sorted(_MISSING_LABELS))))
+    elif pa.types.is_floating(column.type):
+        missing = pc.or_kleene(pc.is_null(column), pc.invert(pc.is_finite(column)))
+    else:
+        missing = pc.is_null(column)
+    count = int(pc.sum(missing.cast(pa.int64())).as_py() or 0)
+    if count:
+        first = int(np.flatnonzero(column_to_numpy(missing.cast(pa.int8())))[0])
         raise DataError(
-            f"The feature column {features[cols[0]]!r} in {path.name} holds infinity or NaN "
-            f"({int(bad.sum())} value(s), first at data row {int(rows[0]) + 1}).",
-            hint="Replace them with finite numbers before auditing.",
+            f"The target column {name!r} has {count} missing value(s) (empty, NA, null, NaN or infinite), "
+            f"first at {_where(path, fmt, layout, first)}.",
+            hint="Drop rows without a label before auditing.",
         )
-    return X
+    return column_to_numpy(column)
 
 
 def _named_column(path: Path, table: pa.Table, name: str, option: str) -> np.ndarray:
@@ -313,6 +690,106 @@ def _named_column(path: Path, table: pa.Table, name: str, option: str) -> np.nda
             hint="Fill them (e.g. with a placeholder group) before auditing.",
         )
     return column_to_numpy(column)
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+MEMORY_BUDGET_VARIABLE = "AUDITOR_MEMORY_BUDGET"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _cgroup_available() -> int | None:
+    """What the container's memory limit leaves, where a cgroup (v2 or v1) sets one."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:
+            return max(int(limit) - usage, 0)
+    return None
+
+
+def memory_budget() -> tuple[int, str]:
+    """The bytes the data may take, and where that figure comes from (for messages)."""
+    raw = os.environ.get(MEMORY_BUDGET_VARIABLE, "").strip()
+    if raw:
+        match = _SIZE.match(raw)
+        if not match:
+            raise UsageError(
+                f"{MEMORY_BUDGET_VARIABLE}={raw!r} is not a size.",
+                hint="Write bytes with an optional unit, e.g. 500MB, 8G or 2GiB (K/M/G/T are powers of 1024).",
+            )
+        return int(float(match.group(1)) * _UNITS[match.group(2).lower()]), f"the {MEMORY_BUDGET_VARIABLE} budget"
+    try:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil is optional
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return 1 << 62, "unknown"
+    cgroup = _cgroup_available()
+    if cgroup is not None and cgroup < available:
+        return cgroup, "available (container limit)"
+    return available, "available"
+
+
+def _memory_needed(
+    path: Path, fmt: str, layout: _CsvLayout | None, columns: list[str], features: list[str], others: list[str]
+) -> tuple[int, int]:
+    """Estimated bytes to read the needed columns (the table and the float32 matrix), and rows."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"The Parquet file {path.name} cannot be read: {str(exc)[:200]}.") from None
+        wanted = set(features) | set(others)
+        stored = 0
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                if chunk.path_in_schema in wanted:
+                    stored += chunk.total_uncompressed_size
+        rows = meta.num_rows
+        return stored + rows * len(features) * 8, rows
+    assert layout is not None
+    rows = int(layout.size / max(layout.bytes_per_row, 1.0))
+    width = layout.bytes_per_row / max(len(columns), 1)  # a cell's text, on average
+    per_row = len(features) * 8 + len(others) * (width + 16)  # float32 table + matrix; text + offsets
+    return int(rows * per_row), rows
+
+
+def _check_memory(
+    path: Path, fmt: str, layout: _CsvLayout | None, columns: list[str], features: list[str], others: list[str]
+) -> None:
+    needed, rows = _memory_needed(path, fmt, layout, columns, features, others)
+    budget, source = memory_budget()
+    if needed <= budget:
+        return
+    raise DataError(
+        f"Reading {path.name} needs about {_human(needed)} of memory (about {rows:,} rows x "
+        f"{len(features) + len(others)} columns), but only {_human(budget)} is {source}.",
+        hint=(f"Audit a sample of the rows (e.g. `head -n 100001 {path.name} > sample.csv`), convert it "
+              "to Parquet with only the columns the audit needs, or use a machine with more memory; "
+              f"{MEMORY_BUDGET_VARIABLE} (e.g. 16GB) overrides the budget if the estimate is too cautious."),
+    )
 
 
 def load_data(
@@ -328,11 +805,12 @@ def load_data(
 
     ``named`` maps columns that audit options name (e.g. a cross-validation group column) to
     the option naming them, for messages; they are read into ``Dataset.named`` and left out
-    of the default features.
+    of the default features. See the module's docstring for what is accepted and refused.
     """
     named = dict(named or {})
     fmt = _format_of(path)
-    columns = _parquet_columns(path) if fmt == "parquet" else _csv_header(path, fmt)
+    layout = _sniff_csv(path, fmt) if fmt != "parquet" else None
+    columns = _parquet_columns(path) if layout is None else layout.columns
     sensitive = resolve_sensitive(path, columns, sensitive, metadata)
     target_name = resolve_target(path, columns, target, metadata)
     for name, option in named.items():
@@ -347,24 +825,20 @@ def load_data(
     copies = _copies(columns, [*feature_names, target_name, *sensitive, *named])
     if target_name in feature_names:
         raise UsageError(f"The target column {target_name!r} is also listed as a feature.")
+    keep = [target_name, *sensitive, *named]
+    _check_memory(path, fmt, layout, columns, feature_names, [c for c in dict.fromkeys(keep) if c not in feature_names])
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(sha256_file, path)
-        table = _read_table(path, fmt, columns, feature_names, [target_name, *sensitive, *named], copies)
+        table = _read_table(path, fmt, layout, columns, feature_names, keep, copies)
         _check_copies_agree(path, table, copies)
         if table.num_rows == 0:
             raise DataError(
                 f"The data file {path.name} has a header but no data rows.",
                 hint="Export the test set with at least one row.",
             )
-        X = _feature_matrix(path, table, feature_names)
-        y_column = table.column(target_name)
-        if y_column.null_count:
-            raise DataError(
-                f"The target column {target_name!r} has {y_column.null_count} missing value(s).",
-                hint="Drop rows without a label before auditing.",
-            )
-        target_values = column_to_numpy(y_column)
+        X = _feature_matrix(path, fmt, layout, table, feature_names)
+        target_values = _target(path, fmt, layout, table, target_name)
         groups = {
             name: groups_from_column(name, table.column(name), fed_to_model=name in feature_names)
             for name in sensitive
