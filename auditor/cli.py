@@ -3,14 +3,25 @@
 Exit codes (like pytest and ruff): 0 every gate passed (with no policy: no audit failed);
 1 a gate failed, a metric regressed against the baseline, or a finding of the --fail-on
 severity; 2 usage or input error (one line, no traceback unless --debug); 3 an audit or the
-tool itself broke.
+tool itself broke (an audit raised, returned a malformed result or ran past --audit-timeout,
+or an installed plugin failed to load: the report names it and the other audits still run);
+130 interrupted by Ctrl-C (SIGINT), 143 terminated by SIGTERM: one line, "Interrupted: no
+report written.", and nothing left in the report folder (reports are written only once every
+audit has finished, each file whole; a signal that arrives while they are being written
+waits until they are).
+
+A plugin that fails to load is reported as an ``error`` result under its entry-point name,
+whether the run selects it by default or ``--audits`` names it (exit 3 either way); with
+``--audits`` naming other audits only, or ``--skip`` naming it, it is left out of the run.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
+import threading
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +33,58 @@ from . import __version__
 from .errors import AuditorError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 128 + 2, 128 + 15
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run, raised in the main thread like Ctrl-C's KeyboardInterrupt, so
+    that the same clean-up runs and the run ends with one line and exit 143."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While a run works, SIGTERM raises :class:`Terminated` (main thread, POSIX)."""
+    if not _in_main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while the reports are being written takes effect once they are all
+    written, so a signal never leaves a partial set of reports behind."""
+    if not _in_main_thread():
+        yield
+        return
+    caught: list[int] = []
+    wanted = [s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None]
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in wanted}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    for number in caught:
+        if previous.get(number) is signal.SIG_IGN:
+            continue
+        if number == getattr(signal, "SIGTERM", None):
+            raise Terminated()
+        raise KeyboardInterrupt()
+
+
 DEFAULT_FORMATS = ("html", "md", "json")
 
 EXAMPLES = """\b
@@ -69,6 +132,15 @@ class DefaultGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated) during a run
+            if debug:
+                traceback.print_exc()
+            written = ctx.meta.get("auditor.written")
+            if written:
+                click.echo(f"Interrupted: the reports had been written to {written}.", err=True)
+            else:
+                click.echo("Interrupted: no report written.", err=True)
+            ctx.exit(EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT)
         except AuditorError as exc:
             if debug:
                 traceback.print_exc()
@@ -104,8 +176,10 @@ class DefaultGroup(click.Group):
         formatter.write_paragraph()
         formatter.write_text(
             "Exit codes: 0 passed (warnings allowed), 1 a gate failed, a metric regressed or an "
-            "audit failed (--fail-on), 2 bad usage or input, 3 an audit or auditor itself broke. Settings may also live in [tool.auditor] in "
-            "./pyproject.toml."
+            "audit failed (--fail-on), 2 bad usage or input, 3 an audit or auditor itself broke "
+            "(an audit raised, returned a malformed result or timed out, or a plugin failed to "
+            "load), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); an interrupted run writes "
+            "no report. Settings may also live in [tool.auditor] in ./pyproject.toml."
         )
 
 
@@ -228,6 +302,7 @@ def cli() -> None:
 @click.option("--device", help="auto (default: CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
 @click.option("--seed", type=int, help="Seed for resampling (default 0): same inputs and seed, same numbers.")
+@click.option("--audit-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop any audit still running after SECONDS and report it as an error; the other audits still run (exit 3). Default: none; also audit_timeout in [tool.auditor]. Enforced with SIGALRM on POSIX (Linux, macOS), not on Windows; an audit inside one long native call (a big tensor operation) is stopped when that call returns.")
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder. Default: reports/<model-stem>/.")
 @click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json; pdf prints report.html with headless Chromium).")
 @click.option("--audits", help="Comma-separated audits to run (default: all installed; see 'audit plugins').")
@@ -241,10 +316,14 @@ def cli() -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def run_command(**kw: Any) -> None:
     """Audit MODEL on the data given with --data."""
-    click.get_current_context().exit(_run(kw, demo=False))
+    with _terminate_as_interrupt():
+        code = _run(kw, demo=False)
+    click.get_current_context().exit(code)
 
 
-def _warm_up_energy(installed: dict[str, Any], kw: dict[str, Any], settings: dict[str, Any]) -> None:
+def _warm_up_energy(
+    installed: dict[str, Any], kw: dict[str, Any], settings: dict[str, Any], broken: dict[str, Any] | None = None
+) -> None:
     """When an audit that needs energy will run, start codecarbon's slow hardware detection
     now, in the background, so it overlaps importing torch and loading the model."""
     from .config import audit_options, parse_overrides, split_list
@@ -256,6 +335,7 @@ def _warm_up_energy(installed: dict[str, Any], kw: dict[str, Any], settings: dic
             installed,
             split_list(_pick(kw.get("audits"), settings, "audits")),
             split_list(_pick(kw.get("skip"), settings, "skip")) or [],
+            broken,
         )
         overrides = parse_overrides(kw.get("overrides") or ())
         options = {n: audit_options(a, settings, overrides) for n, a in audits.items()
@@ -268,13 +348,14 @@ def _warm_up_energy(installed: dict[str, Any], kw: dict[str, Any], settings: dic
 
 
 def _run(kw: dict[str, Any], *, demo: bool) -> int:
-    from .config import check_settings, load_settings, parse_overrides, split_list
-    from .registry import discover
+    from .config import audit_timeout, check_settings, load_settings, parse_overrides, split_list
+    from .registry import discover_plugins
 
-    installed = discover()
+    discovery = discover_plugins()
+    installed, broken = discovery.audits, discovery.broken
     settings = {} if demo else load_settings(kw.get("config_file"), Path.cwd())
-    check_settings(settings, installed)
-    _warm_up_energy(installed, kw, settings)
+    check_settings(settings, discovery.names)
+    _warm_up_energy(installed, kw, settings, broken)
 
     from .gates import evaluate, load_baseline, load_policy
     from .github import publish
@@ -303,6 +384,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         device=_pick(kw.get("device"), settings, "device", "auto"),
         batch_size=_pick(kw.get("batch_size"), settings, "batch_size"),
         seed=_pick(kw.get("seed"), settings, "seed", 0),
+        audit_timeout=audit_timeout(_pick(kw.get("audit_timeout"), settings, "audit_timeout")),
         audits=split_list(_pick(kw.get("audits"), settings, "audits")),
         skip=split_list(_pick(kw.get("skip"), settings, "skip")) or [],
         settings=settings,
@@ -314,18 +396,20 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     policy = load_policy(_path(kw.get("policy")), settings)
     baseline_path = _path(kw.get("baseline")) or (policy.baseline if policy is not None else None)
     if policy is not None:
-        policy.check_syntax(cfg.audits or installed, baseline_given=baseline_path is not None)
+        policy.check_syntax(cfg.audits or discovery.names, baseline_given=baseline_path is not None)
     baseline = load_baseline(baseline_path) if baseline_path is not None else None
     quiet = bool(kw.get("quiet"))
     show = not quiet and sys.stderr.isatty()
     with RichProgress(enabled=show) as progress:
-        execution = execute(cfg, installed, progress)
+        execution = execute(cfg, installed, progress, broken)
     report = execution.report
     gates = evaluate(report, policy, baseline, fail_on=fail_on,
                      baseline_path=None if baseline_path is None else str(baseline_path))
     if policy is not None or baseline is not None or kw.get("fail_on") or "fail_on" in settings:
         report["gates"] = gates
-    written = write_reports(report, out, formats)
+    with _interrupts_deferred():
+        written = write_reports(report, out, formats)
+        click.get_current_context().meta["auditor.written"] = f"{out}{os.sep}"
     document = canonical(report)
     for line in publish(document):
         click.echo(line)
@@ -371,7 +455,8 @@ def demo_command(**kw: Any) -> None:
         train_data=demo.train_data,
         command="audit demo",
     )
-    code = _run(kw, demo=True)
+    with _terminate_as_interrupt():
+        code = _run(kw, demo=True)
     # A failing verdict is what the demo is there to show (its model is unfair by sex and
     # race); only a broken audit makes the demo itself fail.
     click.get_current_context().exit(EXIT_OK if code == EXIT_FAILED else code)
@@ -380,12 +465,16 @@ def demo_command(**kw: Any) -> None:
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def plugins_command(as_json: bool) -> None:
-    """List installed audits, what they need and their options."""
+    """List installed audits, what they need and their options.
+
+    A plugin that fails to load is listed too, with the reason ("error"; null for those that
+    load), and the command then exits 3.
+    """
     import json
 
-    from .registry import discover
+    from .registry import discover_plugins
 
-    installed = discover()
+    discovery = discover_plugins()
     listing = [
         {
             "name": name,
@@ -397,29 +486,59 @@ def plugins_command(as_json: bool) -> None:
                 {"name": o.name, "type": o.type, "default": o.default, "help": o.help}
                 for o in audit.options
             ],
+            "error": None,
         }
-        for name, audit in installed.items()
+        for name, audit in discovery.audits.items()
+    ] + [
+        {
+            "name": name,
+            "title": None,
+            "description": None,
+            "needs": [],
+            "module": plugin.module,
+            "options": [],
+            "error": f"The plugin failed to load: {plugin.reason}",
+        }
+        for name, plugin in discovery.broken.items()
     ]
+    listing.sort(key=lambda item: item["name"])
     if as_json:
         click.echo(json.dumps(listing, indent=2, sort_keys=True))
-        return
-    from rich.markup import escape
-    from rich.table import Table
+    else:
+        from rich.markup import escape
+        from rich.table import Table
 
-    table = Table(title="Installed audits", show_lines=True)
-    for column in ("Audit", "Description", "Needs", "Options (-o AUDIT.OPTION=VALUE)"):
-        table.add_column(column)
-    for item in listing:
-        options = "\n".join(
-            f"{o['name']} ({o['type']}, default {o['default']!r}): {o['help']}" for o in item["options"]
+        table = Table(title="Installed audits", show_lines=True)
+        for column in ("Audit", "Description", "Needs", "Options (-o AUDIT.OPTION=VALUE)"):
+            table.add_column(column)
+        for item in listing:
+            if item["error"]:
+                table.add_row(
+                    escape(item["name"]),
+                    "[bold magenta]BROKEN[/] " + escape(f"{item['error']} (module {item['module']})"),
+                    "-",
+                    "-",
+                )
+                continue
+            options = "\n".join(
+                f"{o['name']} ({o['type']}, default {o['default']!r}): {o['help']}" for o in item["options"]
+            )
+            table.add_row(
+                escape(item["name"]),
+                escape(f"{item['title']}: {item['description']}"),
+                escape(", ".join(item["needs"]) or "-"),
+                escape(options or "-"),
+            )
+        _console().print(table)
+    if discovery.broken:
+        names = ", ".join(discovery.broken)
+        count = len(discovery.broken)
+        click.echo(
+            f"Error: {count} plugin{'s' if count > 1 else ''} failed to load: {names}. "
+            "Fix or uninstall them; a run reports them as errors (exit 3).",
+            err=True,
         )
-        table.add_row(
-            escape(item["name"]),
-            escape(f"{item['title']}: {item['description']}"),
-            escape(", ".join(item["needs"]) or "-"),
-            escape(options or "-"),
-        )
-    _console().print(table)
+        click.get_current_context().exit(EXIT_INTERNAL)
 
 
 @cli.command("compare")

@@ -11,7 +11,9 @@ options. An audit's options live in a sub-table named after it::
     [tool.auditor.metrics]
     n_resamples = 2000
 
-``-o metrics.n_resamples=2000`` overrides any of them. ``--trust-model`` is deliberately
+``-o metrics.n_resamples=2000`` overrides any of them. ``audit_timeout = 600`` stops any
+audit still running after 600 seconds and reports it as an ``error`` (``--audit-timeout``;
+default none, see :mod:`auditor.runner` for where it can be enforced). ``--trust-model`` is deliberately
 not settable from a file: a repository must not be able to trust a model on the user's behalf.
 """
 
@@ -47,6 +49,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "device": str,
     "batch_size": int,
     "seed": int,
+    "audit_timeout": (int, float),
     "out": str,
     "format": (list, str),
     "audits": (list, str),
@@ -123,6 +126,24 @@ def check_settings(settings: Mapping[str, Any], audit_names: Iterable[str]) -> N
             )
         if not isinstance(value, SETTINGS[key]):
             raise UsageError(f"The setting {key!r} has the wrong type: got {value!r}.")
+        if key == "audit_timeout":
+            audit_timeout(value)
+
+
+def audit_timeout(value: Any) -> float | None:
+    """``audit_timeout`` in seconds as a float (None: no timeout), or a UsageError."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
+        raise UsageError(
+            f"audit_timeout must be a positive number of seconds; got {value!r}.",
+            hint="For example: audit_timeout = 600 in [tool.auditor], or --audit-timeout 600.",
+        )
+    return seconds
 
 
 def split_list(value: Any) -> list[str] | None:

@@ -22,7 +22,7 @@ from .errors import DataError, UsageError
 from .inference import resolve_device, run_inference
 from .loading.data import load_data
 from .loading.model import LoadedModel, load_model
-from .registry import plugin_versions, select_audits
+from .registry import BrokenPlugin, failed_to_load, plugin_versions, select_audits, selected_broken
 from .result import AuditResult
 from .retrain import load_trainer
 from .runner import RunOutcome, run_audits
@@ -49,6 +49,7 @@ class RunConfig:
     device: str = "auto"
     batch_size: int | None = None
     seed: int = 0
+    audit_timeout: float | None = None
     audits: list[str] | None = None
     skip: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +127,7 @@ def _run_measuring(
     meter: EnergyMeter | NullMeter,
     outcome: RunOutcome,
     progress: Progress,
+    timeout: float | None = None,
 ) -> None:
     """Stop the meter and run the audits that report on it (they see the whole run)."""
     try:
@@ -135,7 +137,7 @@ def _run_measuring(
             outcome.results[name] = AuditResult.errored(name, audit.title, f"MeterError: {exc}")
             outcome.timings[name] = 0.0
         return
-    more = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}"))
+    more = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}"), timeout=timeout)
     outcome.results.update(more.results)
     outcome.timings.update(more.timings)
     outcome.tracebacks.update(more.tracebacks)
@@ -148,13 +150,24 @@ class Execution:
     outcome: RunOutcome
 
 
-def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | None = None) -> Execution:
-    """Run everything and return the report document; raises AuditorError on bad input."""
+def execute(
+    cfg: RunConfig,
+    installed: Mapping[str, Any],
+    progress: Progress | None = None,
+    broken: Mapping[str, BrokenPlugin] | None = None,
+) -> Execution:
+    """Run everything and return the report document; raises AuditorError on bad input.
+
+    ``broken``: installed plugins that failed to load; those the run selects are reported
+    as ``error`` results (see :mod:`auditor.registry`).
+    """
     progress = progress or Progress()
+    broken = broken or {}
     started = time.time()
     t0 = time.perf_counter()
-    audits = select_audits(installed, cfg.audits, cfg.skip)
-    unknown = sorted(set(cfg.overrides) - set(installed))
+    audits = select_audits(installed, cfg.audits, cfg.skip, broken)
+    failed = selected_broken(broken, cfg.audits, cfg.skip)
+    unknown = sorted(set(cfg.overrides) - set(installed) - set(broken))
     if unknown:
         raise UsageError(
             f"-o names unknown audit(s): {', '.join(unknown)}.",
@@ -172,7 +185,7 @@ def execute(cfg: RunConfig, installed: Mapping[str, Any], progress: Progress | N
     settings = settings_for(audits, options)
     meter = EnergyMeter(settings) if settings is not None else NullMeter()
     try:
-        return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card)
+        return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card, failed)
     finally:
         meter.close()
 
@@ -189,6 +202,7 @@ def _execute(
     started: float,
     t0: float,
     card: dict[str, Any] | None,
+    failed: Mapping[str, BrokenPlugin],
 ) -> Execution:
     timings: dict[str, Any] = {}
 
@@ -277,15 +291,20 @@ def _execute(
 
     t = time.perf_counter()
     measuring = {n: a for n, a in audits.items() if "energy" in tuple(a.needs)}
-    outcome = run_audits(ctx, {n: a for n, a in audits.items() if n not in measuring}, options, step=step)
+    outcome = run_audits(
+        ctx, {n: a for n, a in audits.items() if n not in measuring}, options, step=step, timeout=cfg.audit_timeout
+    )
+    for name, plugin in failed.items():
+        outcome.results[name] = failed_to_load(plugin)
+        outcome.timings[name] = 0.0
     if measuring:
-        _run_measuring(ctx, measuring, options, meter, outcome, progress)
+        _run_measuring(ctx, measuring, options, meter, outcome, progress, cfg.audit_timeout)
     timings["audits"] = outcome.timings
     timings["audits_total"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     report = build_report(
         ctx, outcome.results, command=cfg.command, started=started, timings=timings, measured=tuple(measuring),
-        card=card, history_path=cfg.history, plugins=plugin_versions(audits),
+        card=card, history_path=cfg.history, plugins=plugin_versions({**audits, **failed}),
     )
     return Execution(report=report, context=ctx, outcome=outcome)
 

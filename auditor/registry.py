@@ -3,16 +3,28 @@
 Built-in audits are registered through the same group as third-party ones (see
 pyproject.toml); nothing here knows their names. ``AUDITOR_PLUGINS=metrics,my_audit``
 loads only the named plugins, like datasette's ``DATASETTE_LOAD_PLUGINS``.
+
+A plugin that fails to load (its module raises on import, its class raises when created,
+it breaks the contract, or it calls itself by another name than its entry point) does not
+stop anything: :func:`discover_plugins` sets it aside as a :class:`BrokenPlugin` with the
+reason, under its entry-point name. A run then reports it as an ``error`` result ("The plugin
+failed to load: ...", exit 3) unless ``--audits`` leaves it out or ``--skip`` names it, and
+``audit plugins`` lists it with the reason. Naming a broken plugin in ``--audits`` is not a
+usage error: it is the same ``error`` result, so the run says what is wrong with it.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .errors import PluginError, UsageError
 from .plugin import NAME_PATTERN, NEEDS, Option
+
+if TYPE_CHECKING:
+    from .result import AuditResult
 
 GROUP = "auditor.audits"
 ENV_ONLY = "AUDITOR_PLUGINS"
@@ -53,7 +65,7 @@ def _load(ep: EntryPoint) -> Any:
     try:
         obj = ep.load()
         audit = obj() if isinstance(obj, type) else obj
-    except Exception as exc:  # noqa: BLE001 - any failure of a plugin's import is reported
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of a plugin's import is reported
         raise PluginError(
             f"The audit plugin {origin} failed to load: {type(exc).__name__}: {exc}.",
             hint="Fix or uninstall the plugin.",
@@ -67,29 +79,96 @@ def _load(ep: EntryPoint) -> Any:
     return audit
 
 
-def discover() -> dict[str, Any]:
-    """Every installed audit, by name, in a stable order (entry-point name)."""
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An installed plugin that could not be loaded, and why (one line)."""
+
+    name: str
+    value: str
+    reason: str
+
+    @property
+    def module(self) -> str:
+        return self.value.partition(":")[0].strip()
+
+
+@dataclass
+class Discovery:
+    """What :func:`discover_plugins` found: the audits that work and the plugins that don't."""
+
+    audits: dict[str, Any] = field(default_factory=dict)
+    broken: dict[str, BrokenPlugin] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        """Every installed plugin's name, working or not."""
+        return [*self.audits, *self.broken]
+
+
+def _broken(ep: EntryPoint, exc: PluginError) -> BrokenPlugin:
+    """The reason, without the plugin's name (the report shows it next to the name)."""
+    reason = exc.message.removeprefix(f"The audit plugin {ep.name!r} ({ep.value}) ").rstrip(".")
+    if reason.startswith("failed to load: "):
+        reason = reason.removeprefix("failed to load: ")
+    else:
+        reason = f"it breaks the plugin contract: it {reason}"
+    return BrokenPlugin(name=ep.name, value=ep.value, reason=" ".join(reason.split()))
+
+
+def discover_plugins() -> Discovery:
+    """Every installed plugin by entry-point name, in a stable order: those that load and
+    follow the contract in ``audits``, the others in ``broken`` with the reason."""
     only = {n.strip() for n in os.environ.get(ENV_ONLY, "").split(",") if n.strip()}
-    found: dict[str, Any] = {}
+    found = Discovery()
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         if only and ep.name not in only:
             continue
-        if ep.name in found:
+        if ep.name in found.audits or ep.name in found.broken:
             continue
-        found[ep.name] = _load(ep)
+        try:
+            found.audits[ep.name] = _load(ep)
+        except PluginError as exc:
+            found.broken[ep.name] = _broken(ep, exc)
     return found
 
 
-def select_audits(installed: Mapping[str, Any], wanted: Sequence[str] | None, skip: Sequence[str]) -> dict[str, Any]:
-    """The audits to run, in installed order (``wanted``: all when empty, minus ``skip``)."""
+def discover() -> dict[str, Any]:
+    """Every installed audit that loads, by name, in a stable order (entry-point name).
+
+    Broken plugins are left out; :func:`discover_plugins` names them with the reason.
+    """
+    return discover_plugins().audits
+
+
+def select_audits(
+    installed: Mapping[str, Any],
+    wanted: Sequence[str] | None,
+    skip: Sequence[str],
+    broken: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The audits to run, in installed order (``wanted``: all when empty, minus ``skip``).
+
+    Names of ``broken`` plugins are known names (no usage error) but are never selected:
+    :func:`selected_broken` says which of them the run reports.
+    """
+    broken = broken or {}
     names = list(wanted) if wanted else list(installed)
-    unknown = [n for n in [*names, *skip] if n not in installed]
+    unknown = [n for n in [*names, *skip] if n not in installed and n not in broken]
     if unknown:
         raise UsageError(
             f"Unknown audit(s): {', '.join(unknown)}.",
-            hint=f"Installed audits: {', '.join(installed) or 'none'} (see 'audit plugins').",
+            hint=f"Installed audits: {', '.join([*installed, *broken]) or 'none'} (see 'audit plugins').",
         )
-    return {n: installed[n] for n in names if n not in skip}
+    return {n: installed[n] for n in names if n not in skip and n in installed}
+
+
+def selected_broken(
+    broken: Mapping[str, BrokenPlugin], wanted: Sequence[str] | None, skip: Sequence[str]
+) -> dict[str, BrokenPlugin]:
+    """The broken plugins a run reports as errors: all of them, or those ``--audits`` names,
+    less those ``--skip`` names."""
+    names = list(wanted) if wanted else list(broken)
+    return {n: broken[n] for n in dict.fromkeys(names) if n in broken and n not in skip}
 
 
 def plugin_versions(audits: Mapping[str, Any]) -> dict[str, str]:
@@ -100,3 +179,18 @@ def plugin_versions(audits: Mapping[str, Any]) -> dict[str, str]:
             dist = getattr(ep, "dist", None)
             found[ep.name] = f"{dist.name} {dist.version}" if dist is not None else "unknown"
     return {name: found.get(name, "not installed (given directly)") for name in audits}
+
+
+def failed_to_load(plugin: BrokenPlugin) -> "AuditResult":
+    """The ``error`` result a run reports for a plugin that failed to load."""
+    from .result import AuditResult, Finding
+
+    message = f"The plugin failed to load: {plugin.reason}"
+    return AuditResult(
+        audit=plugin.name,
+        title=plugin.name,
+        status="error",
+        summary=message,
+        findings=[Finding("error", "plugin-load-error", message)],
+        notes=[f"Entry point {plugin.name} = {plugin.value} (group {GROUP}). Fix or uninstall the plugin."],
+    )

@@ -1,7 +1,26 @@
-"""Run the selected audits over one context, isolating each one's failures."""
+"""Run the selected audits over one context, isolating each one's failures.
+
+An audit that raises, returns something other than a well-formed :class:`AuditResult`
+(one whose ``to_dict`` fails, whose content JSON cannot hold, such as NaN outside the
+metrics, or whose status or finding severity is not an allowed one), or runs past the
+timeout becomes an ``error`` result naming the reason; the others still run.
+
+The timeout (``audit_timeout``, seconds) is enforced with ``signal.setitimer(ITIMER_REAL)``
+and a SIGALRM handler that raises :class:`AuditTimeout` inside the audit. That needs POSIX
+and the main thread; elsewhere (Windows, a run started from another thread, or while
+another SIGALRM timer is pending) audits run without a timeout and each result says so in
+a note. Python delivers the signal between bytecodes: an audit inside one long native call
+(a big matrix product, a C extension loop) is stopped only when that call returns.
+:class:`AuditTimeout` derives from ``BaseException`` so that an audit's own ``except
+Exception`` does not swallow it; an audit that swallows it anyway is still reported as
+timed out when it returns.
+"""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 import time
 import traceback
 from contextlib import nullcontext
@@ -10,7 +29,15 @@ from typing import Any, Callable, ContextManager, Mapping
 
 from .context import AuditContext
 from .plugin import NEEDS
-from .result import AuditResult
+from .result import SEVERITIES, STATUSES, AuditResult, Finding
+
+
+class AuditTimeout(BaseException):
+    """Raised inside an audit (by SIGALRM) when it runs past the timeout."""
+
+
+class MalformedResult(ValueError):
+    """An audit's run() returned something the report cannot hold."""
 
 
 def missing_needs(ctx: AuditContext, needs: tuple[str, ...]) -> list[str]:
@@ -41,8 +68,10 @@ def run_audits(
     options: Mapping[str, Mapping[str, Any]],
     *,
     step: Callable[[str], ContextManager[Any]] | None = None,
+    timeout: float | None = None,
 ) -> RunOutcome:
-    """Run each audit in order; one that raises becomes an ``error`` result, the rest go on.
+    """Run each audit in order; one that raises, returns a malformed result or runs past
+    ``timeout`` seconds becomes an ``error`` result, the rest go on.
 
     ``step(name)``, when given, wraps each audit (the CLI draws a progress line with it).
     """
@@ -50,26 +79,140 @@ def run_audits(
     for name, audit in audits.items():
         with step(name) if step is not None else nullcontext():
             started = time.perf_counter()
-            outcome.results[name] = _run_one(ctx, name, audit, options[name], outcome.tracebacks)
+            outcome.results[name] = _run_one(ctx, name, audit, options[name], outcome.tracebacks, timeout)
             outcome.timings[name] = time.perf_counter() - started
     return outcome
 
 
+def timeout_unavailable() -> str | None:
+    """Why a timeout cannot be enforced here, or None when it can."""
+    if not hasattr(signal, "setitimer") or not hasattr(signal, "SIGALRM"):
+        return "this platform has no SIGALRM timer"
+    if threading.current_thread() is not threading.main_thread():
+        return "the audits run outside the main thread"
+    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        return "another SIGALRM timer is pending"
+    return None
+
+
+class _Deadline:
+    """A one-shot SIGALRM timer that raises :class:`AuditTimeout` in the main thread."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.active = False
+        self.expired = False
+        self._previous: Any = None
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        if self.active:
+            self.active = False
+            self.expired = True
+            raise AuditTimeout()
+
+    def __enter__(self) -> "_Deadline":
+        self._previous = signal.signal(signal.SIGALRM, self._fire)
+        self.active = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def disarm(self) -> None:
+        """Stop the timer and put the previous handler back (safe to call twice)."""
+        was_armed = self._previous is not None
+        self.active = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if was_armed:
+            signal.signal(signal.SIGALRM, self._previous)
+            self._previous = None
+
+    def __exit__(self, *exc: Any) -> None:
+        self.disarm()
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def _failed(name: str, title: str, code: str, message: str, notes: list[str] | None = None) -> AuditResult:
+    """An ``error`` result whose one finding says what went wrong."""
+    return AuditResult(audit=name, title=title, status="error", summary=message,
+                       findings=[Finding("error", code, message)], notes=notes or [])
+
+
+def timed_out(name: str, title: str, seconds: float) -> AuditResult:
+    return _failed(name, title, "audit-timeout",
+                   f"The audit did not finish within {_seconds(seconds)} s and was stopped.",
+                   ["Raise audit_timeout (--audit-timeout) if the audit needs longer."])
+
+
+def check_result(result: Any) -> None:
+    """Raise :class:`MalformedResult` when ``result`` is not an AuditResult the report can hold."""
+    if not isinstance(result, AuditResult):
+        raise MalformedResult(f"run() returned {type(result).__name__}, not an AuditResult")
+    if result.status not in STATUSES:
+        raise MalformedResult(f"its status is {result.status!r}; allowed: {', '.join(STATUSES)}")
+    for finding in result.findings:
+        severity = getattr(finding, "severity", None)
+        if severity not in SEVERITIES:
+            raise MalformedResult(f"a finding has severity {severity!r}; allowed: {', '.join(SEVERITIES)}")
+    for attr in ("title", "summary"):
+        if not isinstance(getattr(result, attr), str):
+            raise MalformedResult(f"its {attr} is {type(getattr(result, attr)).__name__}, not str")
+    if not isinstance(result.notes, list):
+        raise MalformedResult(f"its notes are {type(result.notes).__name__}, not a list")
+    try:
+        data = result.to_dict()
+    except Exception as exc:  # noqa: BLE001 - whatever to_dict raises, the result is unusable
+        raise MalformedResult(f"to_dict() failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        json.dumps(data, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MalformedResult(f"JSON cannot hold it: {exc}") from exc
+
+
+def malformed(name: str, title: str, problem: str) -> AuditResult:
+    return _failed(name, title, "audit-malformed-result", f"The audit returned a malformed result: {problem}.")
+
+
 def _run_one(
-    ctx: AuditContext, name: str, audit: Any, options: Mapping[str, Any], tracebacks: dict[str, str]
+    ctx: AuditContext,
+    name: str,
+    audit: Any,
+    options: Mapping[str, Any],
+    tracebacks: dict[str, str],
+    timeout: float | None = None,
 ) -> AuditResult:
     missing = missing_needs(ctx, tuple(audit.needs))
     if missing:
         reason = "; ".join(NEEDS[m] for m in missing)
         return AuditResult.skipped(name, audit.title, f"Skipped: {reason}.")
+    unavailable = timeout_unavailable() if timeout is not None else None
+    deadline = _Deadline(timeout) if timeout is not None and unavailable is None else None
     try:
-        result = audit.run(ctx, dict(options))
-        if not isinstance(result, AuditResult):
-            raise TypeError(f"run() returned {type(result).__name__}, not an AuditResult")
-    except Exception as exc:  # noqa: BLE001 - an audit's failure must not stop the others
+        try:
+            with deadline if deadline is not None else nullcontext():
+                result = audit.run(ctx, dict(options))
+        finally:
+            if deadline is not None:
+                deadline.disarm()
+        if deadline is not None and deadline.expired:
+            raise AuditTimeout()
+        check_result(result)
+    except AuditTimeout:
+        if deadline is not None:
+            deadline.disarm()
+        tracebacks[name] = traceback.format_exc()
+        assert timeout is not None
+        return timed_out(name, audit.title, timeout)
+    except MalformedResult as exc:
+        tracebacks[name] = traceback.format_exc()
+        return malformed(name, audit.title, str(exc))
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - an audit's failure must not stop the others
         tracebacks[name] = traceback.format_exc()
         return AuditResult.errored(name, audit.title, f"{type(exc).__name__}: {exc}")
     result.options = dict(options)
+    if unavailable is not None:
+        result.notes.append(f"audit_timeout ({_seconds(timeout or 0)} s) was not enforced: {unavailable}.")
     return result
 
 

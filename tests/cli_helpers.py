@@ -28,3 +28,15 @@ def assert_clean_input_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def install_plugin(site: Path, module: str, cls: str, source: str) -> None:
+    """Install a plugin into the folder ``site`` as pip would: the module ``source`` and a
+    dist-info whose entry point registers ``module:cls`` under ``auditor.audits``."""
+    import textwrap
+
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[auditor.audits]\n{module} = {module}:{cls}\n")

@@ -191,3 +191,12 @@ def compas(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     torch.jit.save(torch.jit.script(module), str(folder / "rule.pt"), _extra_files={"auditor.json": json.dumps(meta)})
     frame = pd.read_csv(folder / "compas.csv")
     return Trained(module, frame, ["decile_score"], "two_year_recid", folder)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder on sys.path to install third-party plugins into (see cli_helpers.install_plugin)."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    return folder

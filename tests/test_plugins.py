@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import pytest
 
 from auditor.registry import discover
-from cli_helpers import invoke, read_report
+from cli_helpers import install_plugin, invoke, read_report
 
 PLUGINS = {
     "exploding": '''
@@ -49,25 +47,12 @@ PLUGINS = {
 }
 
 
-def install_plugin(site: Path, module: str, cls: str) -> None:
-    """Write a module and a dist-info with an entry point, as pip would."""
-    (site / f"{module}.py").write_text(textwrap.dedent(PLUGINS[module]))
-    info = site / f"{module}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[auditor.audits]\n{module} = {module}:{cls}\n")
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    folder = tmp_path / "site"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    return folder
+def install(site: Path, module: str, cls: str) -> None:
+    install_plugin(site, module, cls, PLUGINS[module])
 
 
 def test_an_audit_that_raises_is_isolated(tmp_path, site, breast_cancer):
-    install_plugin(site, "exploding", "Exploding")
+    install(site, "exploding", "Exploding")
     out = tmp_path / "out"
     result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "--out", out, "-q")
     assert result.exit_code == 3
@@ -80,7 +65,7 @@ def test_an_audit_that_raises_is_isolated(tmp_path, site, breast_cancer):
 
 
 def test_an_audit_whose_needs_are_missing_is_skipped_with_the_reason(tmp_path, site, breast_cancer):
-    install_plugin(site, "needs_groups", "NeedsGroups")
+    install(site, "needs_groups", "NeedsGroups")
     out = tmp_path / "out"
     result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "--out", out, "-q")
     assert result.exit_code == 0, result.stderr
@@ -89,17 +74,21 @@ def test_an_audit_whose_needs_are_missing_is_skipped_with_the_reason(tmp_path, s
     assert "needs sensitive columns (--sensitive)" in skipped["summary"]
 
 
-def test_a_plugin_breaking_the_contract_is_named_in_the_error(tmp_path, site, breast_cancer):
-    install_plugin(site, "badly_named", "BadlyNamed")
+def test_a_plugin_breaking_the_contract_is_named_in_the_report_and_the_others_run(tmp_path, site, breast_cancer):
+    install(site, "badly_named", "BadlyNamed")
+    out = tmp_path / "out"
     result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "-q",
-                    "--out", tmp_path / "out")
+                    "--out", out)
     assert result.exit_code == 3
-    assert "The audit plugin 'badly_named' (badly_named:BadlyNamed) has name 'Bad Name!'" in result.stderr
-    assert not (tmp_path / "out").exists()
+    report = read_report(out)
+    broken = report["audits"]["badly_named"]
+    assert broken["status"] == "error"
+    assert "The plugin failed to load: it breaks the plugin contract: it has name 'Bad Name!'" in broken["summary"]
+    assert report["audits"]["metrics"]["status"] in ("pass", "warn")
 
 
 def test_auditor_plugins_env_loads_only_the_named_plugins(site, monkeypatch):
-    install_plugin(site, "exploding", "Exploding")
+    install(site, "exploding", "Exploding")
     assert {"metrics", "exploding"} <= set(discover())
     monkeypatch.setenv("AUDITOR_PLUGINS", "metrics")
     assert list(discover()) == ["metrics"]

@@ -2,7 +2,9 @@
 
 A renderer that fails therefore leaves no report written at all, and a reader never sees a
 half-written file: each one is written under a temporary name in the same directory and
-moved into place with :func:`os.replace`. A renderer returns text, written as UTF-8, or
+moved into place with :func:`os.replace`. :func:`write_reports` writes every temporary file
+before it moves any into place, so a failure while writing (a full disk) or an interrupt
+leaves the folder as it was, with no temporary file behind. A renderer returns text, written as UTF-8, or
 bytes (report.pdf), written as they are.
 """
 
@@ -19,6 +21,26 @@ from .json_report import render_json
 from .registry import FILE_NAMES, RENDERERS
 
 
+def _temporary(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+
+
+def _write_temporary(target: Path, data: bytes) -> Path:
+    """Write ``data`` whole to a new temporary file next to ``target`` and return its path
+    (removed again when writing fails)."""
+    temporary = _temporary(target)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
+
+
 def write_atomic(path: Path | str, content: str | bytes) -> None:
     """Write ``content`` (text is encoded as UTF-8) to ``path`` atomically.
 
@@ -26,13 +48,8 @@ def write_atomic(path: Path | str, content: str | bytes) -> None:
     """
     target = Path(path)
     data = content.encode("utf-8") if isinstance(content, str) else content
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    temporary = _write_temporary(target, data)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -70,6 +87,7 @@ def write_reports(report: dict[str, Any], out_dir: Path | str, formats: list[str
     wanted = list(dict.fromkeys(formats))
     document = canonical(report)
     rendered = {f: _encoded(RENDERERS[f](document)) for f in wanted}
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -77,9 +95,20 @@ def write_reports(report: dict[str, Any], out_dir: Path | str, formats: list[str
             f"Cannot create the report directory {out_dir}: {exc.strerror or exc}.",
             hint="Choose a directory you can write to.",
         ) from None
-    paths = []
-    for name, content in rendered.items():
-        path = out_dir / FILE_NAMES[name]
-        write_atomic(path, content)
-        paths.append(path)
-    return paths
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, content in rendered.items():
+            path = out_dir / FILE_NAMES[name]
+            staged.append((_write_temporary(path, content), path))
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        if created:
+            try:
+                out_dir.rmdir()  # only when empty: the folder this call made
+            except OSError:
+                pass
+        raise
+    return [path for _, path in staged]
