@@ -46,14 +46,11 @@ file, and the same for the same card written in TOML or YAML (but ``format`` and
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import hashlib
 import json
-import os
 import re
-import secrets
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -677,14 +674,11 @@ def write_template(path: Path | str | None = None, fmt: str | None = None, *, fo
             hint="Pass --force to replace it with an empty template, or give another PATH.",
         )
     text = template(from_suffix)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    from .report.write import write_atomic
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "x", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
+        write_atomic(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
         raise UsageError(f"Cannot write the model card {str(path)!r}: {exc.strerror or exc}.") from None
     return path

@@ -373,7 +373,6 @@ class NullMeter:
 class _Open:
     name: str
     started: float
-    tracker: Any = None
 
 
 @dataclass
@@ -437,7 +436,7 @@ class EnergyMeter:
             except Exception as exc:  # noqa: BLE001
                 self._note(f"Phase {full}: codecarbon failed to start ({type(exc).__name__}: {exc}).")
                 tracker = None
-        span = _Open(full, time.perf_counter(), tracker)
+        span = _Open(full, time.perf_counter())
         self._open.append(span)
         try:
             yield

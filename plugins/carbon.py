@@ -193,8 +193,7 @@ class CarbonAudit(Audit):
     def run(self, ctx: "AuditContext", options: Mapping[str, Any]) -> AuditResult:
         from auditor.grid import intensity
 
-        assert ctx.energy is not None
-        self.check(options)
+        assert ctx.energy is not None  # the pipeline ran check(options) before any work
         grid = intensity(options["country"] or None, options["region"] or None, _intensity_value(options["intensity"]))
         return _Report(ctx, ctx.energy, grid, options).result()
 
@@ -303,7 +302,8 @@ class _Report:
         options, history = self.options, self.ctx.history
         text = str(options["train_duration"]).strip()
         if text:
-            seconds, said = parse_duration(text), f"training took {_time_text(parse_duration(text) / 3600)} (given)"
+            seconds = parse_duration(text)
+            said = f"training took {_time_text(seconds / 3600)} (given)"
         elif history is not None and history.seconds is not None:
             times = history.seconds[[math.isfinite(float(v)) for v in history.seconds]]
             if len(times) == 0:

@@ -47,8 +47,7 @@ def write_atomic(path: Path | str, content: str | bytes) -> None:
     The file is created with the usual permissions (0666 less the umask), like ``open``.
     """
     target = Path(path)
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    temporary = _write_temporary(target, data)
+    temporary = _write_temporary(target, _encoded(content))
     try:
         os.replace(temporary, target)
     except BaseException:
