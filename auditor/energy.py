@@ -70,6 +70,29 @@ def import_codecarbon() -> None:
         importlib.import_module(module)
 
 
+def prepare_for_confinement() -> None:
+    """Ask now what codecarbon would learn later by starting programs, which a confined
+    process may not do: py-cpuinfo's subprocess for the CPU model (codecarbon caches it)
+    and ``lscpu`` for the socket count (remembered here). Called in the server that
+    contained runs are forked from (:mod:`auditor.contain.server`), before any fork."""
+    from codecarbon import emissions_tracker
+    from codecarbon.core import util
+
+    util.detect_cpu_model()
+    sockets = util.count_physical_cpus()
+    emissions_tracker.count_physical_cpus = lambda: sockets  # type: ignore[attr-defined]
+
+
+def confined() -> None:
+    """Called in a process that has just confined itself: it can have no child processes
+    (fork is denied) and cannot list ``/proc``, where psutil looks for children; in
+    ``process`` tracking mode codecarbon asks psutil for them (CPU time and memory of the
+    process and its children), so the answer, none, is given without looking."""
+    import psutil
+
+    psutil.Process.children = lambda self, recursive=False: []  # type: ignore[method-assign]
+
+
 def settings_for(audits: Any, options: Any) -> MeterSettings | None:
     """The meter's settings, from the options of the first audit that needs ``energy``
     (``tracking_mode``, ``cpu_power``, ``ram_power``; 0 or empty: detect); None when no

@@ -7,11 +7,11 @@ prints or writes files, so the same run is easy to drive from Python or tests.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Mapping, Sequence
+from typing import Any, ContextManager, Iterator, Mapping, Sequence
 
 
 from .config import audit_options
@@ -26,42 +26,8 @@ from .registry import BrokenPlugin, failed_to_load, plugin_versions, select_audi
 from .result import AuditResult
 from .retrain import load_trainer
 from .runner import RunOutcome, run_audits
+from .runconfig import Progress, RunConfig
 from .task import encode_target, infer_task, read_outputs
-
-
-@dataclass
-class RunConfig:
-    model: Path
-    data: Path
-    target: str | None = None
-    features: list[str] | None = None
-    sensitive: list[str] | None = None
-    history: Path | None = None
-    card: Path | None = None
-    train_data: Path | None = None
-    classes: list[str] | None = None
-    task: str = "auto"
-    input_shape: list[int] | None = None
-    model_class: str | None = None
-    model_path: str | None = None
-    trainer: str | None = None
-    trust_model: bool = False
-    device: str = "auto"
-    batch_size: int | None = None
-    seed: int = 0
-    audit_timeout: float | None = None
-    audits: list[str] | None = None
-    skip: list[str] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
-    command: str = ""
-
-
-class Progress:
-    """What the pipeline reports while it works; the CLI draws it with rich."""
-
-    def step(self, description: str, total: int | None = None) -> ContextManager[Callable[[int], None]]:
-        return nullcontext(lambda advance: None)
 
 
 def named_columns(audits: Mapping[str, Any], options: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -91,7 +57,7 @@ def _load_train(
     raw = load_data(
         cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named
     )
-    with progress.step("Predicting on the training data", total=raw.dataset.n_rows) as advance:
+    with progress.step("Predicting on the training data", total=raw.dataset.n_rows, guard="model") as advance:
         outputs = run_inference(
             model.module,
             raw.dataset.X,
@@ -206,7 +172,7 @@ def _execute(
 ) -> Execution:
     timings: dict[str, Any] = {}
 
-    with progress.step("Loading model"), meter.phase("load_model", wait=False):
+    with progress.step("Loading model", guard="model"), meter.phase("load_model", wait=False):
         t = time.perf_counter()
         model = load_model(
             cfg.model,
@@ -234,7 +200,7 @@ def _execute(
     if isinstance(meter, EnergyMeter):
         with progress.step("Starting the energy meter (codecarbon)"):
             meter.ready()
-    with progress.step("Predicting", total=dataset.n_rows) as advance, meter.phase("inference"):
+    with progress.step("Predicting", total=dataset.n_rows, guard="model") as advance, meter.phase("inference"):
         t = time.perf_counter()
         outputs = run_inference(
             model.module,

@@ -139,7 +139,7 @@ PLUGINS = {
                 raise AssertionError("the timeout did not stop the audit")
     '''),
     "slow": ("Slow", '''
-        import os
+        import tempfile
         import time
         from pathlib import Path
         from auditor.plugin import Audit
@@ -150,7 +150,8 @@ PLUGINS = {
             description = "Says it started, then takes two minutes."
 
             def run(self, ctx, options):
-                Path(os.environ["AUDITOR_TEST_STARTED"]).write_text("started")
+                # the run is confined: its private scratch folder (TMPDIR) is all it may write
+                Path(tempfile.gettempdir(), "started").write_text("started")
                 time.sleep(120)
                 raise AssertionError("the run was not interrupted")
     '''),
@@ -374,15 +375,16 @@ def test_outside_the_main_thread_the_timeout_is_not_enforced_and_the_result_says
 # --- 3. Ctrl-C and SIGTERM, in a real process -------------------------------------------------
 
 
-def _start_slow_run(tmp_path: Path, site: Path, breast_cancer) -> tuple[subprocess.Popen, Path, Path]:
+def _start_slow_run(tmp_path: Path, site: Path, breast_cancer) -> tuple[subprocess.Popen, Path, Path | None]:
     install(site, "slow")
     out = tmp_path / "out"
     out.mkdir()
-    started = tmp_path / "started"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
     env["AUDITOR_PLUGINS"] = "metrics,slow"
-    env["AUDITOR_TEST_STARTED"] = str(started)
+    env["TMPDIR"] = str(scratch)  # the run's scratch folder is made in it
     proc = subprocess.Popen(
         [sys.executable, "-m", "auditor", str(breast_cancer.folder / "model.pt"),
          "--data", str(breast_cancer.folder / "test.csv"), "--out", str(out)],
@@ -395,13 +397,16 @@ def _start_slow_run(tmp_path: Path, site: Path, breast_cancer) -> tuple[subproce
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
-    while not started.exists():
+    def started() -> Path | None:
+        return next(iter(scratch.glob("auditor-run-*/tmp/started")), None)
+
+    while started() is None:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             stdout, stderr = proc.communicate()
             pytest.fail(f"the slow audit never started (exit {proc.returncode}): {stderr}")
         time.sleep(0.05)
-    return proc, out, started
+    return proc, out, started()
 
 
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

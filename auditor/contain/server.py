@@ -1,0 +1,119 @@
+"""The preloaded server that contained runs are forked from.
+
+A contained run needs a process of its own (confinement cannot be lifted, and a model
+stuck in native code can only be stopped from outside), and a fresh Python would pay for
+importing torch on every run. So runs are forked from multiprocessing's *forkserver*: a
+clean process, started once per parent, that imports torch, NumPy, codecarbon, captum and
+auditor's own modules, and then only forks. Forking it is safe where forking the parent
+would not be: it never ran a tensor operation (GNU OpenMP's thread pool does not survive a
+fork: a child of a parent that used it hangs in its first parallel region) and it has no
+threads when it forks.
+
+The server also asks what codecarbon would otherwise learn by starting programs, which a
+confined run may not do (the CPU's model from py-cpuinfo, the socket count from lscpu):
+see :func:`auditor.energy.prepare_for_confinement`.
+
+The parent sends the server only what multiprocessing sends (the pickled job, parent to
+child); the child answers on a pipe with JSON, never a pickle.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from typing import Any
+
+#: Imported once by the server: importing it preloads everything (see :func:`preload`).
+PRELOAD = ["auditor.contain.preload"]
+
+_started = False
+
+
+#: Libraries a run imports (most of them lazily), each a second or more in a fresh child.
+HEAVY = [
+    "torch", "numpy", "scipy.stats", "pyarrow", "pyarrow.csv", "pyarrow.parquet", "pandas",
+    "jinja2", "rich.console", "rich.table", "captum.attr", "codecarbon",
+    "codecarbon.core.emissions", "codecarbon.core.resource_tracker", "codecarbon.input",
+    "codecarbon.emissions_tracker", "encodings.utf_16", "encodings.utf_32", "encodings.latin_1",
+]
+
+
+def _own_modules() -> list[str]:
+    """Every module of auditor and of its built-in audits (imported lazily by the run)."""
+    import pkgutil
+
+    names: list[str] = []
+    for package in ("auditor", "auditor_plugins"):
+        try:
+            root = importlib.import_module(package)
+        except Exception:  # noqa: BLE001 - reported by the run
+            continue
+        for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+            if not info.name.endswith(("__main__", ".preload", ".cli")):
+                names.append(info.name)
+    return names
+
+
+def preload() -> None:
+    """Import what every run needs; detect the CPU model for codecarbon meanwhile."""
+
+    def cpu_model() -> None:
+        try:
+            from auditor.energy import prepare_for_confinement
+
+            prepare_for_confinement()
+        except Exception:  # noqa: BLE001 - the meter reports what it could not detect
+            pass
+
+    detector = threading.Thread(target=cpu_model, name="auditor-cpu-model", daemon=True)
+    detector.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for module in HEAVY + _own_modules():
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the run imports it again and reports the failure
+                pass
+        try:
+            from auditor.registry import discover_plugins
+
+            discover_plugins()
+        except Exception:  # noqa: BLE001 - same
+            pass
+    detector.join()  # no thread may be alive when the server forks
+
+
+def context() -> Any:
+    """The multiprocessing context runs are started from (the server starts on first use)."""
+    return multiprocessing.get_context("forkserver")
+
+
+def start() -> None:
+    """Start the server now, in the background, so that its imports overlap the parent's
+    own work (reading settings, the policy, the baseline). Safe to call more than once."""
+    global _started
+    if _started:
+        return
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(PRELOAD)
+    # matplotlib (imported by captum) writes its caches on import: into a private folder,
+    # not the user's home (the server takes the environment it is started with).
+    config = tempfile.mkdtemp(prefix="auditor-server-")
+    atexit.register(shutil.rmtree, config, True)
+    previous = os.environ.get("MPLCONFIGDIR")
+    os.environ["MPLCONFIGDIR"] = config
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is None:
+            os.environ.pop("MPLCONFIGDIR", None)
+        else:
+            os.environ["MPLCONFIGDIR"] = previous
+    _started = True

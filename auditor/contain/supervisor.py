@@ -1,0 +1,375 @@
+"""The parent side of a contained run: start the child, draw its progress, bound its time.
+
+See :mod:`auditor.contain` for what runs where and what the child may do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .. import errors
+from ..errors import AuditorError, ModelLoadError, UntrustedModelError
+from . import landlock, policy, seccomp, server
+from .worker import MAX_MESSAGE, Job, main
+from multiprocessing.connection import wait
+
+#: The default of ``--inference-timeout``: generous, for a slow model on a big file.
+DEFAULT_INFERENCE_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What this machine can enforce: the Landlock ABI (0: none) and whether the seccomp
+    filter installs here."""
+
+    landlock_abi: int
+    seccomp: bool
+    reason: str = ""
+
+    @property
+    def enforced(self) -> bool:
+        return self.landlock_abi >= 1 and self.seccomp
+
+    def statement(self) -> dict[str, Any]:
+        """What the report says about it (``run.confinement``, and a sentence after the
+        model's trust note)."""
+        if not self.enforced:
+            return {
+                "enforced": False,
+                "reason": self.reason,
+                "summary": f"The model ran WITHOUT operating-system confinement ({self.reason}).",
+            }
+        network = "no sockets (seccomp)"
+        if self.landlock_abi >= 4:
+            network += ", no TCP (Landlock)"
+        if self.landlock_abi >= 6:
+            network += ", no abstract Unix sockets or signals outside the run (Landlock)"
+        return {
+            "enforced": True,
+            "landlock_abi": self.landlock_abi,
+            "seccomp": True,
+            "filesystem": "reads: the named inputs, the Python installation, system libraries, "
+            "hardware descriptions; writes: a private scratch folder only; executes: nothing",
+            "network": network,
+            "processes": "no fork or exec (seccomp); no new privileges",
+            "summary": (
+                f"It ran in a confined process (Landlock ABI {self.landlock_abi}: reads only the named "
+                "inputs and the Python installation, writes nothing outside a private scratch folder; "
+                "seccomp: no network, no new processes)."
+            ),
+        }
+
+
+@lru_cache(maxsize=1)
+def available() -> Confinement:
+    """What confinement this machine offers (checked once per process)."""
+    abi = landlock.abi_version()
+    filter_ok = seccomp.supported()
+    reason = ""
+    if abi < 1:
+        reason = "the kernel offers no Landlock (Linux 5.13+ with Landlock enabled is needed)"
+    elif not filter_ok:
+        reason = f"no seccomp filter for this platform ({sys.platform} {seccomp.machine()})"
+    return Confinement(landlock_abi=abi, seccomp=filter_ok, reason=reason)
+
+
+@dataclass
+class ContainedRun:
+    """What came back from the child: the report document and the audits' tracebacks."""
+
+    report: dict[str, Any]
+    tracebacks: dict[str, str] = field(default_factory=dict)
+    log: str = ""
+
+
+class ModelTimeoutError(ModelLoadError):
+    """The model ran past ``--inference-timeout`` and its process was stopped."""
+
+
+class RunProcessError(AuditorError):
+    """The process that ran the model died without an answer."""
+
+    exit_code = 3
+
+
+class ChildCrash(Exception):
+    """An unexpected exception in the child; its class is named after the original."""
+
+    child_traceback = ""
+
+
+_ERRORS: dict[str, type[AuditorError]] = {
+    name: cls for name, cls in vars(errors).items() if isinstance(cls, type) and issubclass(cls, AuditorError)
+}
+
+_CODE_KINDS = ("torchscript", "export", "pickle")
+
+
+def _refuse_unconfined(cfg: Any, confinement: Confinement) -> None:
+    """Without confinement, a model that carries code runs only with ``--trust-model``."""
+    if cfg.trust_model:
+        return
+    from ..loading.sniff import sniff_model_format
+
+    kind = sniff_model_format(Path(cfg.model))
+    if kind in _CODE_KINDS:
+        raise UntrustedModelError(
+            f"Refusing to run {Path(cfg.model).name}: it holds code ({kind}) and this system cannot "
+            f"confine it: {confinement.reason}.",
+            hint="Run auditor on Linux 5.13+ with Landlock enabled, or pass --trust-model to run it "
+            "unconfined, only if you trust the file's author.",
+        )
+
+
+def _allowances(cfg: Any, installed: Mapping[str, Any], scratch: Path) -> policy.Allowances:
+    cwd = Path.cwd().resolve()
+    devices, gpu_read = policy.gpu_paths()
+    return policy.Allowances(
+        inputs=policy.input_paths(cfg) + policy.plugin_locations(installed.values()),
+        python=policy.python_installation(cwd),
+        system=[Path(p) for p in policy.SYSTEM_READ] + gpu_read,
+        scratch=scratch,
+        devices=devices,
+    )
+
+
+def _error_from(message: Mapping[str, Any]) -> AuditorError:
+    cls = _ERRORS.get(str(message.get("type")), AuditorError)
+    hint = message.get("hint")
+    exc = cls(str(message.get("message", "")), hint=str(hint) if hint else None)
+    code = message.get("exit_code")
+    if isinstance(code, int) and code in (2, 3) and code != exc.exit_code:
+        exc.exit_code = code
+    return exc
+
+
+def _crash_from(message: Mapping[str, Any]) -> ChildCrash:
+    name = str(message.get("type") or "Error")
+    if not name.isidentifier():
+        name = "Error"
+    cls = type(name, (ChildCrash,), {})
+    exc = cls(str(message.get("message", "")))
+    exc.child_traceback = str(message.get("traceback", ""))
+    return exc
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return f"signal {code}"
+
+
+class _Steps:
+    """The child's progress steps, drawn by the parent's progress; the step marked
+    ``guard: model`` (loading, inference passes) is timed against the limit."""
+
+    def __init__(self, progress: Any, timeout: float | None) -> None:
+        self._progress = progress
+        self._timeout = timeout
+        self._open: dict[int, tuple[Any, Any, str, bool]] = {}
+        self.deadline: float | None = None
+        self.guarded: str = ""
+
+    def handle(self, message: Mapping[str, Any]) -> None:
+        kind = message.get("kind")
+        ident = message.get("id")
+        if not isinstance(ident, int):
+            return
+        if kind == "step" and ident not in self._open and len(self._open) < 64:
+            total = message.get("total")
+            total = total if isinstance(total, int) and total >= 0 else None
+            description = str(message.get("description", ""))[:200]
+            manager = self._progress.step(description, total=total)
+            advance = manager.__enter__()
+            guarded = message.get("guard") == "model"
+            self._open[ident] = (manager, advance, description, guarded)
+            if guarded and self._timeout:
+                self.deadline = time.monotonic() + self._timeout
+                self.guarded = description
+        elif kind == "advance" and ident in self._open:
+            by = message.get("by")
+            if isinstance(by, int) and by >= 0:
+                self._open[ident][1](by)
+        elif kind == "end" and ident in self._open:
+            manager, _, _, guarded = self._open.pop(ident)
+            manager.__exit__(None, None, None)
+            if guarded:
+                self.deadline = None
+
+    def close(self) -> None:
+        for manager, *_ in reversed(list(self._open.values())):
+            try:
+                manager.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001 - drawing progress must never hide the outcome
+                pass
+        self._open.clear()
+
+
+def _read_log(path: Path, limit: int = 64 * 1024) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - limit))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def execute_contained(
+    cfg: Any,
+    installed: Mapping[str, Any],
+    progress: Any,
+    *,
+    inference_timeout: float | None = DEFAULT_INFERENCE_TIMEOUT,
+) -> ContainedRun:
+    """Run :func:`auditor.pipeline.execute` for ``cfg`` in a confined child process and
+    return its report. Raises the child's :class:`AuditorError` as its own (same message,
+    same exit code), :class:`ModelTimeoutError` when a model step runs past
+    ``inference_timeout`` seconds, :class:`RunProcessError` when the child dies."""
+    if progress is None:
+        from ..runconfig import Progress
+
+        progress = Progress()
+    confinement = available()
+    if not confinement.enforced:
+        _refuse_unconfined(cfg, confinement)
+    scratch = Path(tempfile.mkdtemp(prefix="auditor-run-"))
+    try:
+        work = scratch / "tmp"
+        work.mkdir(mode=0o700)
+        env = dict(os.environ)
+        env.update(TMPDIR=str(work), MPLCONFIGDIR=str(work))
+        job = Job(
+            cfg=cfg,
+            env=env,
+            allowances=_allowances(cfg, installed, work),
+            confine=confinement.enforced,
+            log_path=str(scratch / "run.log"),
+            umask=_umask(),
+            statement=confinement.statement(),
+        )
+        return _supervise(job, progress, inference_timeout, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_START_LOCK = threading.Lock()
+
+
+@contextmanager
+def _main_module_left_alone() -> Iterator[None]:
+    """multiprocessing re-runs the parent's ``__main__`` script in a child it starts (for
+    pickled functions defined there): a user's training script that calls auditor would
+    train again. The child needs nothing from ``__main__``, so it is not told about it."""
+    from multiprocessing import spawn
+
+    original = spawn.get_preparation_data
+
+    def without_main(name: str) -> dict[str, Any]:
+        data = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    with _START_LOCK:
+        spawn.get_preparation_data = without_main
+        try:
+            yield
+        finally:
+            spawn.get_preparation_data = original
+
+
+def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) -> ContainedRun:
+    server.start()
+    ctx = server.context()
+    reader, writer = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=main, args=(job, writer), name="auditor-run", daemon=True)
+    steps = _Steps(progress, timeout)
+    answer: dict[str, Any] | None = None
+    try:
+        with _main_module_left_alone():
+            process.start()
+        writer.close()
+        while answer is None:
+            ready = wait([reader, process.sentinel], timeout=0.25)  # wakes at once on a message or an exit
+            if reader in ready or reader.poll(0):
+                try:
+                    raw = reader.recv_bytes(MAX_MESSAGE)
+                except EOFError:
+                    break
+                except OSError:
+                    raise RunProcessError(
+                        "The process that ran the model sent a message larger than "
+                        f"{MAX_MESSAGE // 2**20} MiB; it was stopped."
+                    ) from None
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    raise RunProcessError("The process that ran the model sent a message that is not JSON.") from None
+                if not isinstance(message, dict):
+                    continue
+                if message.get("kind") in ("done", "error", "crash"):
+                    answer = message
+                else:
+                    steps.handle(message)
+            elif not process.is_alive() and not reader.poll(0):
+                break
+            if steps.deadline is not None and time.monotonic() > steps.deadline:
+                process.kill()
+                raise ModelTimeoutError(
+                    f"The model did not finish '{steps.guarded}' within {timeout:g} s "
+                    "(--inference-timeout) and was stopped; it may never end. Nothing was written.",
+                    hint="If the model is only slow, raise --inference-timeout "
+                    "(or inference_timeout in [tool.auditor]).",
+                )
+    finally:
+        steps.close()
+        if process.is_alive():
+            process.kill()
+        if process.pid is not None:
+            process.join(10)
+        reader.close()
+    log = _read_log(scratch / "run.log")
+    if answer is None:
+        code = process.exitcode
+        if code is not None and code < 0:
+            name = _signal_name(-code)
+            hint = ("It may have run out of memory; AUDITOR_MEMORY_BUDGET sets the budget auditor plans for."
+                    if -code == signal.SIGKILL else "Run with --debug to see its log.")
+            raise RunProcessError(f"The process that ran the model was killed by {name} before it answered.", hint=hint)
+        raise RunProcessError(f"The process that ran the model exited ({code}) before it answered.",
+                              hint="Run with --debug to see its log.")
+    kind = answer.get("kind")
+    if kind == "error":
+        exc: BaseException = _error_from(answer)
+        setattr(exc, "child_traceback", str(answer.get("traceback", "")))
+        setattr(exc, "child_log", log)
+        raise exc
+    if kind == "crash":
+        crash = _crash_from(answer)
+        setattr(crash, "child_log", log)
+        raise crash
+    report = answer.get("report")
+    if not isinstance(report, dict) or "schema_version" not in report:
+        raise RunProcessError("The process that ran the model sent no report.")
+    tracebacks = answer.get("tracebacks")
+    tracebacks = {str(k): str(v) for k, v in tracebacks.items()} if isinstance(tracebacks, dict) else {}
+    return ContainedRun(report=report, tracebacks=tracebacks, log=log)

@@ -1,0 +1,182 @@
+"""The child side of a contained run: confine this process, then run the audit.
+
+Runs in a process forked from the preloaded server (see :mod:`auditor.contain.server`):
+it takes the parent's environment, confines itself while it still has one thread (so
+every thread and process it could start inherits the rules), then calls
+:func:`auditor.pipeline.execute` and sends the report back as JSON. Nothing it sends is
+trusted by the parent: model code ran here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .policy import Allowances
+
+#: Largest message the parent accepts from the child (a report is far smaller).
+MAX_MESSAGE = 256 * 1024 * 1024
+
+
+@dataclass
+class Job:
+    """Everything the child needs, sent from the parent (pickled in that direction only)."""
+
+    cfg: Any
+    env: dict[str, str]
+    allowances: Allowances
+    confine: bool
+    log_path: str
+    debug: bool = False
+    umask: int = 0o022
+    statement: dict[str, Any] = field(default_factory=dict)
+
+
+class _Channel:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._conn.send_bytes(json.dumps(message, allow_nan=True, default=_plain).encode("utf-8"))
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the few non-JSON values a report may hold (paths, NumPy scalars)."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if hasattr(value, "tolist") and callable(value.tolist):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+class ChildProgress:
+    """The pipeline's progress, sent to the parent, which draws it."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self._channel = channel
+        self._next = 0
+
+    @contextmanager
+    def step(self, description: str, total: int | None = None, guard: str | None = None) -> Iterator[Callable[[int], None]]:
+        self._next += 1
+        ident = self._next
+        self._channel.send({"kind": "step", "id": ident, "description": description, "total": total, "guard": guard})
+        try:
+            yield lambda advance: self._channel.send({"kind": "advance", "id": ident, "by": int(advance)})
+        finally:
+            self._channel.send({"kind": "end", "id": ident})
+
+
+def _redirect_output(path: str) -> None:
+    """fds 1 and 2 (and Python's streams) to the run's log: a model's ``print`` and
+    torch's C++ warnings must not reach the terminal or a CI log."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+
+
+def _confine(job: Job) -> None:
+    from . import landlock, seccomp
+
+    job.allowances.ruleset(os.getpid()).restrict_self(landlock.abi_version())
+    seccomp.install()
+    from ..energy import confined
+
+    confined()
+
+
+def main(job: Job, conn: Any) -> None:
+    """The child's entry point (the target of the multiprocessing Process)."""
+    channel = _Channel(conn)
+    try:
+        _redirect_output(job.log_path)
+        os.environ.clear()
+        os.environ.update(job.env)
+        import tempfile
+
+        tempfile.tempdir = None  # the server's was cached: read TMPDIR (the run's scratch) again
+        os.umask(job.umask)
+        try:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file, anywhere
+        except (ImportError, ValueError, OSError):
+            pass
+        if job.confine:
+            _confine(job)
+        _run(job, channel)
+    except KeyboardInterrupt:
+        pass  # the parent was interrupted too, and ends the run
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        try:
+            if job.confine and _forbidden(exc):
+                channel.send({"kind": "error", "type": "UntrustedModelError", "exit_code": 2,
+                              "message": "The model (or code it imported) tried something its confinement "
+                              f"forbids, and was stopped: {_first_line(exc)}",
+                              "hint": "A model file must not read, write or run anything outside its inputs: "
+                              "ask its author what it does. Nothing was written.",
+                              "traceback": traceback.format_exc()[-20000:]})
+                return
+            channel.send({"kind": "crash", "type": type(exc).__name__, "message": str(exc)[:2000],
+                          "traceback": traceback.format_exc()[-20000:]})
+        except Exception:  # noqa: BLE001 - the parent sees the exit code instead
+            pass
+    finally:
+        try:
+            conn.close()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+
+#: What the kernel answers when confinement stops a file access, a socket or a process.
+_DENIED = ("Permission denied", "Operation not permitted", "[Errno 13]", "[Errno 1]")
+
+
+def _forbidden(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is confinement saying no."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, PermissionError) or any(t in str(current) for t in _DENIED):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {(lines or [''])[0][:300]}"
+
+
+def _run(job: Job, channel: _Channel) -> None:
+    from ..errors import AuditorError
+    from ..pipeline import execute
+    from ..registry import discover_plugins
+
+    try:
+        discovery = discover_plugins()
+        execution = execute(job.cfg, discovery.audits, ChildProgress(channel), discovery.broken)
+    except AuditorError as exc:
+        if job.confine and _forbidden(exc):
+            raise  # reported by main() as confinement stopping the model
+        channel.send({"kind": "error", "type": type(exc).__name__, "exit_code": exc.exit_code,
+                      "message": exc.message, "hint": exc.hint, "traceback": traceback.format_exc()[-20000:]})
+        return
+    report = execution.report
+    report.setdefault("run", {})["confinement"] = job.statement
+    model = report.get("model")
+    if isinstance(model, dict) and job.statement.get("summary"):
+        model["trust"] = f"{model.get('trust', '')} {job.statement['summary']}".strip()
+    channel.send({"kind": "done", "report": report, "tracebacks": dict(execution.outcome.tracebacks)})
