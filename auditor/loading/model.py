@@ -3,12 +3,14 @@
 | format | how it loads | trust |
 |---|---|---|
 | state_dict / safetensors + ``--model-class`` | class imported by name, ``weights_only=True`` | tensors only |
-| TorchScript archive | ``torch.jit.load`` | code, but no arbitrary Python |
-| ``torch.export`` program (.pt2) | pickled members inspected first, then ``torch.export.load`` | as TorchScript |
+| TorchScript archive | code and pickles checked first, then ``torch.jit.load`` | code, no arbitrary Python |
+| ``torch.export`` program (.pt2) | graph and pickles checked first, then ``torch.export.load`` | as TorchScript |
 | whole pickled module | only with ``--trust-model`` | executes code in the file |
 
 A pickle is never unpickled without ``--trust-model``: we never fall back to
 ``weights_only=False`` on our own, and never pass torch's advice to do so on to users.
+Compiled programs call tensor operators only (:mod:`auditor.loading.programs`), unless
+``--trust-model``; every zip member the checks read is bounded (:mod:`auditor.loading.sniff`).
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ import torch
 from ..errors import ModelLoadError, UntrustedModelError, UsageError
 from ..hashing import sha256_file
 from ..inference import first_tensor
+from . import programs
 from .sniff import (
     UNREADABLE,
+    MemberReader,
     ModelFormat,
     persistent_ids,
     pickle_globals,
     qualified_global,
+    shown,
     sniff_model_format,
 )
 
@@ -43,9 +48,10 @@ METADATA_NAME = "auditor.json"
 
 TRUST_NOTES: dict[str, str] = {
     "torchscript": "TorchScript archive: it contains compiled code, loaded with torch.jit.load, "
-    "which runs TorchScript only and refuses unknown Python globals.",
-    "export": "torch.export program: a graph of standard operators; its pickled members were "
-    "checked to hold tensors only before loading.",
+    "which runs TorchScript only and refuses unknown Python globals; its code was checked to "
+    "call tensor operators only (no files, terminal, network or custom code) before loading.",
+    "export": "torch.export program: a graph of standard operators, checked to call tensor "
+    "operators only before loading; its pickled members were checked to hold tensors only.",
     "state_dict": "Weights only (state_dict), loaded with weights_only=True into the class named "
     "by --model-class: no code from the file was run.",
     "safetensors": "safetensors weights loaded into the class named by --model-class: the format "
@@ -106,13 +112,14 @@ def _not_allowed(found: list[str], *, torchscript: bool = False) -> list[str]:
 _TORCHSCRIPT_GLOBALS = ("__torch__.", "torch.jit._pickle.", "torch._utils._rebuild_")
 
 
-def _zip_pickle_globals(archive: zipfile.ZipFile, *, suffixes: tuple[str, ...] = (".pkl",)) -> list[str]:
+def _zip_pickle_globals(
+    archive: zipfile.ZipFile, reader: MemberReader, *, suffixes: tuple[str, ...] = (".pkl",)
+) -> list[str]:
     """Every global the pickles (``*.pkl``) inside a zip archive would import, unpickling none."""
     found: list[str] = []
     for info in archive.infolist():
         if info.filename.endswith(suffixes):
-            with archive.open(info) as member:
-                found += pickle_globals(io.BytesIO(member.read()))
+            found += pickle_globals(reader.read(archive, info))
     return found
 
 
@@ -126,9 +133,12 @@ def _unsafe_globals(path: Path) -> list[str]:
         return list(dict.fromkeys(qualified_global(*g.rpartition(".")[::2]) for g in found))
     except Exception:  # noqa: BLE001 - torch's scanner gave up: walk the opcodes ourselves
         pass
+    reader = MemberReader(shown(path.name))
     try:
-        with zipfile.ZipFile(path) as archive:
-            found = _zip_pickle_globals(archive)
+        with reader.open(path, path.stat().st_size) as archive:
+            found = _zip_pickle_globals(archive, reader)
+    except ModelLoadError:
+        raise
     except Exception:  # noqa: BLE001 - an archive we cannot read at all is unsafe to unpickle
         found = [UNREADABLE]
     return _not_allowed(found) or ([] if found else ["<no pickle found>"])
@@ -144,7 +154,7 @@ def _refuse_pickle(path: Path, what: str, globals_: list[str]) -> UntrustedModel
     elif notes:
         imports = " What it would import cannot be read without running it."
     return UntrustedModelError(
-        f"Refusing to load {path.name}: it is {what}, and unpickling it can run any code its "
+        f"Refusing to load {shown(path.name)}: it is {what}, and unpickling it can run any code its "
         f"author chose.{imports}",
         hint=_CONVERT,
     )
@@ -229,23 +239,24 @@ _EXPORT_TEXT = frozenset(
 _EXPORT_NATIVE = ("/data/aotinductor/", "/data/mtia/", "/data/executorch/")
 
 
-def _export_raw_tensors(archive: zipfile.ZipFile, names: list[str]) -> tuple[set[str], list[str]]:
-    """The members a .pt2's payload configs declare raw tensor bytes (read as bytes, never
-    unpickled), and the weights/constants they mark ``use_pickle`` (torch unpickles those
-    with ``weights_only=False``)."""
+def _export_raw_tensors(path: Path, configs: list[tuple[str, Any]]) -> tuple[set[str], list[str]]:
+    """The members a .pt2's payload configs (``data/weights/*_config.json``, parsed) declare
+    raw tensor bytes (read as bytes, never unpickled), and the weights/constants they mark
+    ``use_pickle`` (torch unpickles those with ``weights_only=False``)."""
     raw: set[str] = set()
     pickled: list[str] = []
-    for name in names:
+    for name, parsed in configs:
         folder, _, base = name.rpartition("/")
-        if not base.endswith("_config.json") or not folder.endswith(("/data/weights", "/data/constants")):
+        lowered = folder.lower()
+        if not base.lower().endswith("_config.json") or not lowered.endswith(("/data/weights", "/data/constants")):
             continue
         try:
-            config = json.loads(archive.read(name) or b"{}").get("config", {})
+            config = (parsed or {}).get("config", {})
             entries = [(str(k), dict(meta)) for k, meta in config.items()]
         except Exception:  # noqa: BLE001 - a config torch could not parse either
             raise ModelLoadError(
-                f"The torch.export program {archive.filename and Path(archive.filename).name} has "
-                f"an invalid payload config ({name.split('/', 1)[-1]}).",
+                f"The torch.export program {shown(path.name)} has an invalid payload config "
+                f"({shown(name.split('/', 1)[-1])}).",
                 hint="The file is probably corrupt; export and save the model again.",
             ) from None
         for key, meta in entries:
@@ -257,31 +268,71 @@ def _export_raw_tensors(archive: zipfile.ZipFile, names: list[str]) -> tuple[set
     return raw, pickled
 
 
-def _check_export_members(path: Path, trust: bool) -> None:
-    """Refuse a .pt2 that torch.export.load would unpickle code from, or run native code from.
+def _is_export_program(name: str) -> bool:
+    """A member torch.export.load reads as a program's graph: ``<root>/models/<name>.json``,
+    or ``serialized_exported_program.json`` in the format before torch 2.8."""
+    name = name.lower()  # torch finds records without regard to case
+    inner = name.split("/", 1)[-1]
+    return (inner.startswith("models/") and name.endswith(".json")) or name == "serialized_exported_program.json"
 
-    Every member that is not a declared raw tensor, JSON or a small text record is walked as
-    a pickle (a nested torch.save zip: its ``.pkl`` members), statically: torch loads some of
-    them with ``weights_only=False`` (members marked ``use_pickle``, ``opaque_obj_`` constants,
-    and sample inputs or legacy weight files when ``weights_only=True`` fails).
+
+def _refuse_program(path: Path, what: str, findings: list[programs.Finding]) -> UntrustedModelError:
+    return UntrustedModelError(
+        f"Refusing to run {shown(path.name)}: its {what} uses {programs.describe(findings)}.",
+        hint="auditor runs programs of tensor operators only; save the model again without that "
+        "call, or pass --trust-model if you trust the file's author.",
+    )
+
+
+def _check_export_members(path: Path, trust: bool) -> None:
+    """Refuse a .pt2 that torch.export.load would unpickle code from, run native code from, or
+    whose graph calls anything but tensor operators (:mod:`auditor.loading.programs`).
+
+    Every member that is not a declared raw tensor, a JSON document or a small text record is
+    walked as a pickle (a nested torch.save zip: its ``.pkl`` members), statically: torch loads
+    some of them with ``weights_only=False`` (members marked ``use_pickle``, ``opaque_obj_``
+    constants, sample inputs or legacy weight files when ``weights_only=True`` fails, and a
+    pre-2.8 archive's ``serialized_state_dict.json``, a pickle whatever its name: so a member
+    named ``.json`` that is not JSON is walked as a pickle too). Every read is bounded
+    (:class:`~auditor.loading.sniff.MemberReader`).
     """
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        raw, pickled = _export_raw_tensors(archive, names)
-        native = [n for n in names if any(d in f"/{n}" for d in _EXPORT_NATIVE)]
+    reader = MemberReader(shown(path.name))
+    findings: list[programs.Finding] = []
+    with reader.open(path, path.stat().st_size) as archive:
+        infos = [info for info in archive.infolist() if not info.filename.endswith("/")]
+        names = [info.filename for info in infos]
+        documents: list[tuple[str, Any]] = []  # every one: names can repeat in a zip
+        not_json: dict[int, bytes] = {}
+        for index, info in enumerate(infos):
+            if info.filename.lower().endswith(".json"):
+                data = reader.read(archive, info)
+                try:
+                    documents.append((info.filename, json.loads(data)))
+                except (ValueError, RecursionError):  # not JSON: walked as a pickle below
+                    not_json[index] = data
+        raw, pickled = _export_raw_tensors(path, documents)
+        native = [n for n in names if any(d in f"/{n}".lower() for d in _EXPORT_NATIVE)]
+        if not trust:
+            for name, document in documents:
+                if _is_export_program(name):
+                    findings += programs.export_findings(document, name.split("/", 1)[-1])
         unsafe: list[str] = []
         scanned: list[str] = []
-        for name in names:
+        for index, info in enumerate(infos):
+            name = info.filename
             base = name.rsplit("/", 1)[-1]
-            if name in raw or name in native or name.endswith((".json", "/")) or base in _EXPORT_TEXT:
+            is_document = name.lower().endswith(".json") and index not in not_json
+            if name in raw or name in native or is_document or base in _EXPORT_TEXT:
                 continue
             if "/extra/" in f"/{name}":  # extra files are decoded as UTF-8 text
                 continue
-            data = archive.read(name)
+            data = not_json[index] if index in not_json else reader.read(archive, info)
             if data[:4] == b"PK\x03\x04":
                 try:
-                    with zipfile.ZipFile(io.BytesIO(data)) as inner:
-                        found = _zip_pickle_globals(inner)
+                    with reader.open(io.BytesIO(data), len(data)) as inner:
+                        found = _zip_pickle_globals(inner, reader)
+                except ModelLoadError:
+                    raise
                 except Exception:  # noqa: BLE001 - a nested archive torch could not read either
                     found = [UNREADABLE]
             else:
@@ -289,27 +340,29 @@ def _check_export_members(path: Path, trust: bool) -> None:
             bad = _not_allowed(found)
             if bad:
                 unsafe += bad
-                scanned.append(name.split("/", 1)[-1])
+                scanned.append(shown(name.split("/", 1)[-1]))
     if trust:
         return
     if native:
         raise UntrustedModelError(
-            f"Refusing to load {path.name}: it is a torch.export package with compiled native "
-            f"code ({native[0].split('/', 1)[-1]}), and loading it runs that code.",
+            f"Refusing to load {shown(path.name)}: it is a torch.export package with compiled native "
+            f"code ({shown(native[0].split('/', 1)[-1])}), and loading it runs that code.",
             hint="Save the program without AOTInductor artifacts (torch.export.save), "
             "or pass --trust-model if you trust the file's author.",
         )
     if unsafe and not pickled and all(g == UNREADABLE for g in unsafe):
         raise ModelLoadError(
-            f"The torch.export program {path.name} is corrupt: its member {scanned[0]} "
+            f"The torch.export program {shown(path.name)} is corrupt: its member {scanned[0]} "
             "is not a readable pickle.",
             hint="Export and save the model again with torch.export.save.",
         )
     if unsafe or pickled:
-        members = ", ".join((scanned or pickled)[:3])
+        members = ", ".join((scanned or [shown(p) for p in pickled])[:3])
         raise _refuse_pickle(
             path, f"a torch.export program whose pickled members ({members}) hold Python objects", unsafe
         )
+    if findings:
+        raise _refuse_program(path, "torch.export graph", findings)
 
 
 def _storage_element_size(type_name: Any) -> int | None:
@@ -325,18 +378,18 @@ def _storage_element_size(type_name: Any) -> int | None:
     return torch._utils._element_size(dtype) if isinstance(dtype, torch.dtype) else None
 
 
-def _check_torchscript_storages(path: Path, archive: zipfile.ZipFile) -> None:
+def _check_torchscript_storages(path: Path, sizes: dict[str, int], pickles: list[tuple[str, bytes]]) -> None:
     """Every tensor storage data.pkl / constants.pkl declare must be in the archive, as large
-    as declared: torch.jit.load trusts the declared size and reads past a short record."""
-    sizes = {info.filename: info.file_size for info in archive.infolist()}
+    as declared: torch.jit.load trusts the declared size and reads past a short record.
+    ``sizes`` is keyed by lower-cased name (torch finds records without regard to case)."""
     for pkl, folder in (("/data.pkl", "data"), ("/constants.pkl", "constants")):
-        for name in [n for n in sizes if n.endswith(pkl) and n.count("/") == 1]:
+        for name, data in [(n, d) for n, d in pickles if n.lower().endswith(pkl)]:
             root = name.split("/", 1)[0]
             try:
-                pids = persistent_ids(archive.read(name))
+                pids = persistent_ids(data)
             except ValueError as exc:
                 raise ModelLoadError(
-                    f"The TorchScript archive {path.name} is corrupt: {name.split('/', 1)[-1]} "
+                    f"The TorchScript archive {shown(path.name)} is corrupt: {shown(name.split('/', 1)[-1])} "
                     f"is not a readable pickle ({exc}).",
                     hint="Save the model again with torch.jit.save.",
                 ) from None
@@ -344,42 +397,85 @@ def _check_torchscript_storages(path: Path, archive: zipfile.ZipFile) -> None:
                 if len(pid) < 5 or pid[0] != "storage":
                     continue
                 _, type_name, key, _location, numel = pid[:5]
-                record = f"{root}/{folder}/{key}"
+                record = f"{root}/{folder}/{key}".lower()
                 element = _storage_element_size(type_name)
                 need = numel * element if isinstance(numel, int) and element else 0
                 if record not in sizes or sizes[record] < need:
                     have = "is missing" if record not in sizes else f"holds {sizes[record]} bytes"
                     raise ModelLoadError(
-                        f"The TorchScript archive {path.name} is corrupt: the tensor storage "
-                        f"{folder}/{key} {have}, but {name.split('/', 1)[-1]} declares {need} bytes.",
+                        f"The TorchScript archive {shown(path.name)} is corrupt: the tensor storage "
+                        f"{shown(f'{folder}/{key}')} {have}, but {shown(name.split('/', 1)[-1])} "
+                        f"declares {need} bytes.",
                         hint="Save the model again with torch.jit.save.",
                     )
 
 
+def _torchscript_program(path: Path, archive: zipfile.ZipFile, reader: MemberReader) -> list[programs.Finding]:
+    """What the archive's code calls that :mod:`auditor.loading.programs` refuses; a
+    :class:`ModelLoadError` when a code member does not parse."""
+    names = archive.namelist()
+    if programs.is_legacy_torchscript(names):
+        return [programs.Finding("model.json", "is the TorchScript format of torch before 1.4, whose "
+                                 "code auditor cannot check", "model.json")]
+    findings: list[programs.Finding] = []
+    for info in archive.infolist():  # every member, duplicated names included
+        if not programs.is_code_member(info.filename):
+            continue
+        try:
+            findings += programs.torchscript_findings(info.filename, reader.read(archive, info))
+        except programs.UnreadableProgram as exc:
+            raise ModelLoadError(
+                f"The TorchScript archive {shown(path.name)} is corrupt: its code member "
+                f"{shown(info.filename.split('/', 1)[-1])} does not parse ({exc}).",
+                hint="Save the model again with torch.jit.save.",
+            ) from None
+    return findings
+
+
 def _check_torchscript_pickles(path: Path, trust: bool) -> None:
     """Refuse a TorchScript archive whose data.pkl / constants.pkl import anything but its own
-    compiled classes and tensors. torch's TorchScript unpickler already rejects such globals
+    compiled classes and tensors, or whose code calls anything but tensor operators
+    (:mod:`auditor.loading.programs`: files, the terminal, the network, custom operators and
+    classes, ``__setstate__``). torch's TorchScript unpickler already rejects unknown globals
     ("Unknown type name"); checking first keeps that true whatever torch version runs, and
     tells the user what the file would have imported. Its ``.debug_pkl`` members (source
     ranges) must be readable pickles too: torch reads them while reporting a compile error,
-    and an unreadable one aborts the process from torch's C++."""
-    with zipfile.ZipFile(path) as archive:
-        found = _zip_pickle_globals(archive, suffixes=("/data.pkl", "/constants.pkl"))
-        _check_torchscript_storages(path, archive)
-        for info in archive.infolist():
-            if info.filename.endswith(".debug_pkl") and UNREADABLE in pickle_globals(
-                archive.read(info), max_pickles=1
+    and an unreadable one aborts the process from torch's C++. Every read is bounded
+    (:class:`~auditor.loading.sniff.MemberReader`)."""
+    reader = MemberReader(shown(path.name))
+    with reader.open(path, path.stat().st_size) as archive:
+        infos = archive.infolist()
+        pickles = [  # every one: torch finds records without regard to case, and names can repeat
+            (info.filename, reader.read(archive, info))
+            for info in infos
+            if info.filename.lower().endswith(("/data.pkl", "/constants.pkl")) and info.filename.count("/") == 1
+        ]
+        found = [g for _, data in pickles for g in pickle_globals(data)]
+        sizes: dict[str, int] = {}
+        for info in infos:
+            key = info.filename.lower()
+            sizes[key] = min(sizes.get(key, info.file_size), info.file_size)
+        _check_torchscript_storages(path, sizes, pickles)
+        for info in infos:
+            if info.filename.lower().endswith(".debug_pkl") and UNREADABLE in pickle_globals(
+                reader.read(archive, info), max_pickles=1
             ):
                 raise ModelLoadError(
-                    f"The TorchScript archive {path.name} is corrupt: its member "
-                    f"{info.filename.split('/', 1)[-1]!r} is not a readable pickle.",
+                    f"The TorchScript archive {shown(path.name)} is corrupt: its member "
+                    f"{shown(info.filename.split('/', 1)[-1])!r} is not a readable pickle.",
                     hint="Save the model again with torch.jit.save.",
                 )
+        findings = [] if trust else _torchscript_program(path, archive, reader)
+    if trust:
+        return
     unsafe = _not_allowed(found, torchscript=True)
-    if unsafe and not trust:
+    if unsafe:
         raise _refuse_pickle(
             path, "a TorchScript archive whose pickled data imports Python objects it does not define", unsafe
         )
+    findings += programs.pickled_classes(found, "data.pkl")
+    if findings:
+        raise _refuse_program(path, "TorchScript code", findings)
 
 
 @contextlib.contextmanager
@@ -445,24 +541,39 @@ def _static_batch(program: Any) -> int | None:
 
 
 def _read_metadata(path: Path, embedded: str | None) -> dict[str, Any]:
+    """The model's metadata: embedded, then the sidecar's fields over it, each source checked
+    by :func:`auditor.loading.metadata.check_metadata` (a wrong field is exit 2 naming it)."""
+    from .metadata import check_metadata, describe
+
     meta: dict[str, Any] = {}
     sources = []
     if embedded:
         sources.append((f"auditor.json embedded in {path.name}", embedded))
     sidecar = path.with_name(path.stem + ".auditor.json")
-    if sidecar.is_file():
-        sources.append((sidecar.name, sidecar.read_text(encoding="utf-8")))
-    for label, text in sources:
+    if sidecar.exists():  # a FIFO or a device is refused, not waited on; metadata is small
+        from .inputs import read_bytes, small_limit
+
+        raw = read_bytes(sidecar, "The model metadata file", limit=small_limit(), error=ModelLoadError)
         try:
-            loaded = json.loads(text)
+            sources.append((sidecar.name, raw.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise ModelLoadError(f"The model metadata ({sidecar.name}) is not UTF-8 text.", hint="Save it as UTF-8.") from None
+    for label, text in sources:
+        from .inputs import loads_json
+
+        try:
+            loaded = loads_json(text, f"The model metadata ({label})", ModelLoadError)
         except ValueError as exc:
             raise ModelLoadError(
                 f"The model metadata ({label}) is not valid JSON: {exc}.", hint="Fix or remove it."
             ) from None
         if not isinstance(loaded, dict):
-            raise ModelLoadError(f"The model metadata ({label}) must be a JSON object.")
-        meta.update(loaded)
-    return meta
+            raise ModelLoadError(
+                f"The model metadata ({label}) must be a JSON object; got {describe(loaded)}.",
+                hint="Fix or remove it.",
+            )
+        meta.update(check_metadata(loaded, label))  # every field the run reads: type and value
+    return {key: value for key, value in meta.items() if value is not None}
 
 
 def load_model(

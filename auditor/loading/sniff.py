@@ -43,16 +43,120 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     return 2 <= header_len <= size - 8 and head[8:9] == b"{"
 
 
+def shown(name: str, limit: int = 120) -> str:
+    """A name from inside a model file (a zip member, an operator) as it may appear in a
+    one-line message: control characters made visible (newlines and tabs too), cut short."""
+    from ..report.format import clean_text
+
+    text = clean_text(name).replace("\n", "\u240a").replace("\t", "\u2409")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+# --- zip archives read within bounds ----------------------------------------------------------
+#
+# A zip's central directory declares every member's size before anything is decompressed,
+# and Python's zipfile never inflates a member past its declared size; so a zip bomb is
+# refused from the directory alone. torch stores tensors uncompressed and deflates only code
+# text and small pickles, which stay under 20x.
+
+#: A compressed member may declare at most this many times its compressed size...
+MAX_RATIO = 100
+#: ...unless it declares less than this (a small member of zeros is harmless at any ratio).
+SMALL_MEMBER = 1 << 20
+#: The most members an archive may hold (a model saves one per tensor).
+MAX_MEMBERS = 200_000
+#: What the model checks may read (decompressed) from one model file, all members together.
+READ_BUDGET = 1 << 30
+
+
+def check_zip_sizes(label: str, infos: list[zipfile.ZipInfo], archive_size: int) -> None:
+    """Refuse an archive whose declared sizes describe a zip bomb, before anything is read:
+    too many members, a stored member whose size differs from the bytes it occupies, a
+    compressed member that would inflate more than :data:`MAX_RATIO` times, or compressed
+    members that would inflate to more than :data:`MAX_RATIO` times the whole archive."""
+    hint = "Save the model again with torch.jit.save or torch.export.save (they store tensors uncompressed)."
+    if len(infos) > MAX_MEMBERS:
+        raise ModelLoadError(
+            f"The model file {label} holds {len(infos)} zip members, more than the {MAX_MEMBERS} "
+            "a model file can need.",
+            hint=hint,
+        )
+    inflated = 0
+    for info in infos:
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size != info.compress_size:
+                raise ModelLoadError(
+                    f"The model file {label} is corrupt: its member {shown(info.filename)} declares "
+                    f"{info.file_size} bytes but occupies {info.compress_size}.",
+                    hint=hint,
+                )
+            continue
+        inflated += info.file_size
+        if info.file_size > SMALL_MEMBER and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise ModelLoadError(
+                f"Refusing to read {label}: its member {shown(info.filename)} would inflate from "
+                f"{info.compress_size} to {info.file_size} bytes (more than {MAX_RATIO}x: a zip bomb?).",
+                hint=hint,
+            )
+    if inflated > MAX_RATIO * archive_size + SMALL_MEMBER:
+        raise ModelLoadError(
+            f"Refusing to read {label}: its compressed members would inflate to {inflated} bytes, "
+            f"more than {MAX_RATIO}x the {archive_size}-byte file (a zip bomb?).",
+            hint=hint,
+        )
+
+
+class MemberReader:
+    """Reads members of one model file's zip archives for the static checks: every read is
+    checked against the declared size first and counted against one :data:`READ_BUDGET`
+    shared by every archive (nested ones too) the checks open in that file."""
+
+    def __init__(self, label: str, budget: int = READ_BUDGET) -> None:
+        self.label = label
+        self.left = budget
+
+    def open(self, source: str | Path | BinaryIO, size: int) -> zipfile.ZipFile:
+        """Open a zip archive (a path or a file object of ``size`` bytes), its declared sizes
+        checked by :func:`check_zip_sizes`."""
+        archive = zipfile.ZipFile(source)
+        try:
+            check_zip_sizes(self.label, archive.infolist(), size)
+        except BaseException:
+            archive.close()
+            raise
+        return archive
+
+    def read(self, archive: zipfile.ZipFile, member: str | zipfile.ZipInfo) -> bytes:
+        """A member's bytes, refused (:class:`ModelLoadError`) when its declared size would
+        take the checks past their budget."""
+        info = member if isinstance(member, zipfile.ZipInfo) else archive.getinfo(member)
+        if info.file_size > self.left:
+            raise ModelLoadError(
+                f"Refusing to read {self.label}: checking it would read more than "
+                f"{READ_BUDGET >> 20} MiB of code, metadata and pickles "
+                f"(its member {shown(info.filename)} declares {info.file_size} bytes).",
+                hint="A model's code and pickled structure are far smaller; save the model again "
+                "with torch.jit.save or torch.export.save.",
+            )
+        self.left -= info.file_size
+        with archive.open(info) as handle:  # zipfile inflates no further than the declared size
+            return handle.read()
+
+
 def zip_members(path: Path) -> list[str]:
     """The member names of a zip model file whose every member passes its CRC-32 check.
 
     torch reads its archives without checking CRCs, and a damaged TorchScript archive can
     abort the whole process from inside torch's C++ (an error raised while reporting an
-    error); checking first turns any damage into a clear message."""
+    error); checking first turns any damage into a clear message. The declared sizes are
+    checked first (:func:`check_zip_sizes`): checking a zip bomb's CRCs would inflate it."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
+            check_zip_sizes(shown(path.name), archive.infolist(), path.stat().st_size)
             damaged = archive.testzip()
+    except ModelLoadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - BadZipFile, OSError, EOFError, zlib.error...
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
@@ -61,7 +165,7 @@ def zip_members(path: Path) -> list[str]:
         ) from None
     if damaged is not None:
         raise ModelLoadError(
-            f"The model file {path.name} is corrupt: its member {damaged!r} fails its CRC-32 check.",
+            f"The model file {path.name} is corrupt: its member {shown(damaged)!r} fails its CRC-32 check.",
             hint="The file was damaged after it was saved (an incomplete copy or download?); "
             "copy or save it again.",
         )
@@ -84,7 +188,7 @@ def sniff_model_format(path: Path) -> ModelFormat:
         head = handle.read(4096)
 
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        names = zip_members(path)
+        names = [name.lower() for name in zip_members(path)]  # torch ignores case in names
         if any(name.endswith("/archive_format") for name in names) or any(
             "/models/" in name and name.endswith(".json") for name in names
         ):
