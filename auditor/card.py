@@ -8,7 +8,10 @@ with ``audit MODEL --data DATA --card model-card.toml``; the compliance report s
 Nothing is ever made up: a required field that is missing or empty is listed as a *gap*,
 never filled in. Keys the schema does not know are kept, under "Additional information".
 Wrong types (a number where text is expected, a table where a list is expected) and files
-that do not parse are :class:`~auditor.errors.UsageError` naming the field or the line.
+that do not parse are :class:`~auditor.errors.UsageError` naming the field or the line. A
+card holds at most 16 MiB (less with a small memory budget), nests at most
+:data:`~auditor.loading.inputs.MAX_DEPTH` deep and uses no YAML aliases (``*name``: a few
+nested ones make billions of fields); a FIFO or a device is refused, never waited on.
 
 Values are text or lists of text. A date written unquoted (TOML ``2024-05-01``, YAML
 ``2024-05-01``) is read as that text; a single string where a list is expected is a
@@ -63,6 +66,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import UsageError
+from .loading.inputs import check_depth, read_bytes, small_limit, too_deep
 
 __all__ = [
     "ADDITIONAL",
@@ -265,8 +269,8 @@ def load_card(path: Path | str) -> Card:
             "expected .toml, .yaml or .yml.",
             hint="Name the file model-card.toml (or .yaml). " + _INIT_HINT,
         )
-    try:
-        raw = path.read_bytes()
+    try:  # a FIFO or a device is refused, not waited on; a card is small
+        raw = read_bytes(path, "The model card", limit=small_limit(), error=UsageError)
     except FileNotFoundError:
         raise UsageError(
             f"The model card {str(path)!r} does not exist.",
@@ -284,6 +288,7 @@ def load_card(path: Path | str) -> Card:
             hint="Save it as UTF-8. " + _INIT_HINT,
         ) from None
     data = _parse_toml(text, path) if fmt == "toml" else _parse_yaml(text, path)
+    check_depth(data, f"The model card {path.name}", UsageError)
     if data is None:
         data = {}  # an empty YAML file: every required field is a gap
     if not isinstance(data, Mapping):
@@ -303,6 +308,8 @@ def _one_line(text: str) -> str:
 def _parse_toml(text: str, path: Path) -> Any:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise too_deep(f"The model card {path.name}", error=UsageError) from None
     except tomllib.TOMLDecodeError as exc:
         message = _one_line(str(exc))
         where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
@@ -327,6 +334,17 @@ def _yaml_loader() -> type:
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # An alias (*name) repeats a whole node: a few of them nested make a card of
+            # billions of fields (a "billion laughs"), and a card has no use for them.
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "an alias (*name) repeats another value; write the value out instead",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             if isinstance(node, yaml.MappingNode):
                 seen: set[Any] = set()
@@ -354,6 +372,8 @@ def _parse_yaml(text: str, path: Path) -> Any:
 
     try:
         return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise too_deep(f"The model card {path.name}", error=UsageError) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = _one_line(getattr(exc, "problem", None) or exc)

@@ -15,6 +15,14 @@ options. An audit's options live in a sub-table named after it::
 audit still running after 600 seconds and reports it as an ``error`` (``--audit-timeout``;
 default none, see :mod:`auditor.runner` for where it can be enforced). ``--trust-model`` is deliberately
 not settable from a file: a repository must not be able to trust a model on the user's behalf.
+
+For the same reason a config file cannot act on the user's behalf (:func:`refuse_untrusted`):
+the settings that import and run code (:data:`CODE_SETTINGS`: ``model_class``,
+``model_path``, ``trainer``) are refused from a file unless the command line gives the
+option itself or ``--trust-config`` is passed, and the files whose contents go into the
+report (:data:`FILE_SETTINGS`: ``card``, ``history``, ``train_data``) must lie inside the
+current folder. Config files are read within a bound (16 MiB), and a NaN or infinite
+option value is refused wherever it comes from (:meth:`auditor.plugin.Option.convert`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import UsageError
+from .loading.inputs import check_depth, check_input, read_bytes, small_limit, too_deep
 from .plugin import Option
 
 #: Keys accepted in [tool.auditor] and --config files, with their expected Python type.
@@ -50,6 +59,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "batch_size": int,
     "seed": int,
     "audit_timeout": (int, float),
+    "inference_timeout": (int, float),
     "out": str,
     "format": (list, str),
     "audits": (list, str),
@@ -61,14 +71,37 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
 POLICY_TABLES = ("gates", "regression")
 
 
+#: Settings that import and run code, with the option that gives them on the command line.
+CODE_SETTINGS = {"model_class": "--model-class", "trainer": "--trainer", "model_path": "--model-path"}
+#: Settings naming files whose contents go into the report, with their options.
+FILE_SETTINGS = {"card": "--card", "history": "--history", "train_data": "--train-data"}
+
+
+class Settings(dict[str, Any]):
+    """The merged settings; ``origin`` names the file each top-level key came from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origin: dict[str, str] = {}
+
+
 def read_toml(path: Path) -> dict[str, Any]:
+    what = f"The config file {path.name}"
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = read_bytes(path, "The config file", limit=small_limit(), error=UsageError).decode("utf-8")
+        return check_depth(tomllib.loads(text), what, UsageError)
     except FileNotFoundError:
         raise UsageError(f"The config file {str(path)!r} does not exist.") from None
+    except IsADirectoryError:
+        raise UsageError(f"The config file {str(path)!r} is a folder, not a file.") from None
+    except OSError as exc:
+        raise UsageError(f"The config file {str(path)!r} cannot be read: {exc.strerror or exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} is not UTF-8 text (byte {exc.start + 1} is not).", hint="Save it as UTF-8.") from None
+    except RecursionError:
+        raise too_deep(what, error=UsageError) from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"The config file {path.name} is not valid TOML: {exc}.") from None
+        raise UsageError(f"{what} is not valid TOML: {exc}.") from None
 
 
 def _section(data: Mapping[str, Any], path: Path, *, pyproject: bool) -> dict[str, Any]:
@@ -84,21 +117,59 @@ def _section(data: Mapping[str, Any], path: Path, *, pyproject: bool) -> dict[st
     return dict(section)
 
 
-def load_settings(config_file: Path | None, cwd: Path) -> dict[str, Any]:
-    """Merged settings from ./pyproject.toml's [tool.auditor] and --config."""
-    merged: dict[str, Any] = {}
+def load_settings(config_file: Path | None, cwd: Path, *, allow_symlinks: bool = False) -> Settings:
+    """Merged settings from ./pyproject.toml's [tool.auditor] and --config (each file
+    checked with :func:`auditor.loading.inputs.check_input` first)."""
+    merged = Settings()
     pyproject = cwd / "pyproject.toml"
     files = [(pyproject, True)] if pyproject.is_file() else []
     if config_file is not None:
         files.append((config_file, False))
     for path, is_pyproject in files:
+        check_input(path, "The config file", allow_symlinks=allow_symlinks)
         section = _section(read_toml(path), path, pyproject=is_pyproject)
         for key, value in section.items():
             if isinstance(value, Mapping):
                 merged.setdefault(key, {}).update(value)
             else:
                 merged[key] = value
+                merged.origin[key] = "./pyproject.toml" if is_pyproject else path.name
     return merged
+
+
+def refuse_untrusted(
+    settings: Mapping[str, Any], command_line: Mapping[str, Any], cwd: Path, *, trust: bool = False
+) -> None:
+    """Raise :class:`UsageError` when a config file asks for what only the user may: a
+    setting of :data:`CODE_SETTINGS` the command line does not give itself (it would import
+    and run code from wherever the file says), or a file of :data:`FILE_SETTINGS` outside
+    ``cwd`` (its contents would go into the report). ``trust``: ``--trust-config``."""
+    if trust:
+        return
+    origin: Mapping[str, str] = getattr(settings, "origin", {})
+    for key, option in CODE_SETTINGS.items():
+        value = settings.get(key)
+        if value in (None, "") or command_line.get(key) not in (None, ""):
+            continue  # not set, or the command line's own value is the one used
+        source = origin.get(key, "a config file")
+        raise UsageError(
+            f"{source} sets {key} = {str(value)!r}, which makes auditor import and run code; a config "
+            "file may not ask for that on your behalf.",
+            hint=f"Pass {option} {str(value)!r} yourself if you mean it, or --trust-config if you trust {source}.",
+        )
+    home = Path(cwd).resolve()
+    for key, option in FILE_SETTINGS.items():
+        value = settings.get(key)
+        if value in (None, "") or command_line.get(key) not in (None, ""):
+            continue
+        where = (Path(cwd) / str(value)).resolve()
+        if where != home and home not in where.parents:
+            source = origin.get(key, "a config file")
+            raise UsageError(
+                f"{source} sets {key} = {str(value)!r}, a file outside this folder; a config file may not "
+                "put files from elsewhere into the report.",
+                hint=f"Pass {option} {str(value)!r} yourself if you mean it, or --trust-config if you trust {source}.",
+            )
 
 
 def check_settings(settings: Mapping[str, Any], audit_names: Iterable[str]) -> None:
@@ -128,10 +199,13 @@ def check_settings(settings: Mapping[str, Any], audit_names: Iterable[str]) -> N
             raise UsageError(f"The setting {key!r} has the wrong type: got {value!r}.")
         if key == "audit_timeout":
             audit_timeout(value)
+        if key == "inference_timeout":
+            inference_timeout(value)
 
 
-def audit_timeout(value: Any) -> float | None:
-    """``audit_timeout`` in seconds as a float (None: no timeout), or a UsageError."""
+def _seconds(key: str, value: Any, example: int) -> float | None:
+    """A positive, finite number of seconds as a float (None stays None), or a UsageError
+    naming the setting ``key`` and its command-line flag."""
     if value is None:
         return None
     try:
@@ -139,11 +213,22 @@ def audit_timeout(value: Any) -> float | None:
     except (TypeError, ValueError):
         seconds = float("nan")
     if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
+        flag = "--" + key.replace("_", "-")
         raise UsageError(
-            f"audit_timeout must be a positive number of seconds; got {value!r}.",
-            hint="For example: audit_timeout = 600 in [tool.auditor], or --audit-timeout 600.",
+            f"{key} must be a positive number of seconds; got {value!r}.",
+            hint=f"For example: {key} = {example} in [tool.auditor], or {flag} {example}.",
         )
     return seconds
+
+
+def audit_timeout(value: Any) -> float | None:
+    """``audit_timeout`` in seconds as a float (None: no timeout), or a UsageError."""
+    return _seconds("audit_timeout", value, 600)
+
+
+def inference_timeout(value: Any) -> float | None:
+    """``inference_timeout`` in seconds as a float (None: the default), or a UsageError."""
+    return _seconds("inference_timeout", value, 3600)
 
 
 def split_list(value: Any) -> list[str] | None:

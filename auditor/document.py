@@ -8,11 +8,19 @@ together, in the order they ran.
 
 With a policy, a baseline or ``--fail-on``, the command line adds a ``gates`` section after
 the audits ran: the output of :func:`auditor.gates.evaluate`, whose docstring gives its schema.
+
+``code`` is the provenance of the user's code the run imported: one entry for the source
+file that defines the model's class (a state_dict or safetensors model, ``--model-class``)
+and one for the file that defines the ``--trainer`` function, each
+``{"option", "spec", "file", "sha256", "size_bytes"}`` (``file``: its name, without folders;
+``sha256``/``size_bytes`` None when there is no source file); an empty list when the run
+imported none.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import platform
 import sys
 from pathlib import Path
@@ -47,6 +55,27 @@ def _file_facts(path: Path | None) -> dict[str, Any]:
     if path is None or not Path(path).is_file():
         return {"sha256": None, "size_bytes": None}
     return {"sha256": sha256_file(Path(path)), "size_bytes": Path(path).stat().st_size}
+
+
+def _source_facts(option: str, spec: str, obj: Any) -> dict[str, Any]:
+    """Where ``obj`` (a class or function the user's code defines) comes from, hashed."""
+    try:
+        source = inspect.getsourcefile(obj) or inspect.getfile(obj)
+    except (TypeError, OSError):
+        source = None
+    facts = _file_facts(Path(source)) if source else {"sha256": None, "size_bytes": None}
+    return {"option": option, "spec": spec, "file": Path(source).name if source else None, **facts}
+
+
+def code_provenance(ctx: AuditContext) -> list[dict[str, Any]]:
+    """The report's ``code`` section: the source files of ``--model-class`` and ``--trainer``."""
+    found = []
+    if ctx.model.format in ("state_dict", "safetensors"):  # built from --model-class
+        cls = type(ctx.model.module)
+        found.append(_source_facts("--model-class", f"{cls.__module__}:{cls.__qualname__}", cls))
+    if ctx.trainer is not None:
+        found.append(_source_facts("--trainer", ctx.trainer.spec, ctx.trainer.fn))
+    return found
 
 
 def _versions() -> dict[str, str]:
@@ -122,6 +151,7 @@ def build_report(
             "class_balance": class_balance(ctx.train.data.y, ctx.task.class_names),
         },
         "card": None if card is None else dict(card),
+        "code": code_provenance(ctx),
         "history": None if ctx.history is None else {
             "source": ctx.history.source,
             **_file_facts(history_path),

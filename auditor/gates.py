@@ -62,8 +62,13 @@ _NOISY_NOTE = (
 )
 
 
-def load_baseline(path: Path | str) -> dict[str, Any]:
-    """The baseline report, read with :func:`load_report` (which checks its schema version)."""
+def load_baseline(path: Path | str, *, allow_symlinks: bool = False) -> dict[str, Any]:
+    """The baseline report, read with :func:`load_report` (which checks its schema version,
+    and reads within the memory budget); the path is checked first with
+    :func:`auditor.loading.inputs.check_input` (no FIFO, device or link out of its folder)."""
+    from .loading.inputs import check_input
+
+    check_input(path, "The baseline", allow_symlinks=allow_symlinks)
     try:
         return load_report(path)
     except UsageError as exc:

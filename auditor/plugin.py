@@ -15,9 +15,15 @@ The class is instantiated with no arguments and must have:
 ``needs``
     what the audit requires from the context, from :data:`NEEDS`. When something is
     missing the runner marks the audit *skipped* with the reason; it is never called.
+``uses`` (optional)
+    what the audit reads from the context when the user gives it, without needing it, from
+    :data:`USES`: the cross-validation audit declares ``("trainer",)`` and retrains with
+    ``--trainer`` when one is given. ``--trainer`` is imported only when an audit the run
+    selects declares it.
 ``options``
     a tuple of :class:`Option`: each reaches the audit through config files and ``-o``,
-    converted to its type and validated before any audit runs. An option of type
+    converted to its type and validated before any audit runs (a NaN or infinite number is
+    refused: NaN would pass every range check). An option of type
     ``column`` names a data column (empty: none): the run reads that column from
     ``--data`` (and ``--train-data``) with the rest, leaves it out of the default features,
     and the audit finds its values in ``ctx.data.named[name]``.
@@ -43,6 +49,7 @@ meter.
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -65,6 +72,18 @@ NEEDS: dict[str, str] = {
     "model": "needs a model it can run on new inputs (ctx.infer)",
     "energy": "needs the run's energy measurement (ctx.energy)",
 }
+
+#: What an audit may declare in ``uses``: optional parts of the context it reads when given.
+USES: dict[str, str] = {
+    "trainer": "retrains the model with the user's --trainer when one is given",
+}
+
+
+
+def used(audits: Mapping[str, Any], part: str) -> bool:
+    """Whether one of ``audits`` declares ``part`` (a key of :data:`USES`) in its ``uses``."""
+    return any(part in tuple(getattr(audit, "uses", ()) or ()) for audit in audits.values())
+
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -110,6 +129,13 @@ class Option:
                 f"The option {audit}.{self.name} must be {self.type}; got {value!r}.",
                 hint=f"Fix the value, e.g. -o {audit}.{self.name}={self.default!r}.",
             ) from None
+        if isinstance(converted, float) and not math.isfinite(converted):
+            # NaN compares false with every bound (a range check would let it through and
+            # turn a failing comparison into a pass); infinity is no setting either.
+            raise UsageError(
+                f"The option {audit}.{self.name} must be a finite number; got {value!r}.",
+                hint=f"Fix the value, e.g. -o {audit}.{self.name}={self.default!r}.",
+            )
         if self.choices is not None and converted not in self.choices:
             choices = ", ".join(map(str, self.choices))
             raise UsageError(
@@ -132,6 +158,7 @@ class Audit(ABC):
     title: ClassVar[str]
     description: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[tuple[Option, ...]] = ()
 
     @abstractmethod

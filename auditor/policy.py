@@ -258,11 +258,15 @@ def policy_from_tables(
     return Policy(tuple(parsed_gates), tuple(regressions), base, source)
 
 
-def load_policy(path: Path | None, settings: Mapping[str, Any]) -> Policy | None:
+def load_policy(path: Path | None, settings: Mapping[str, Any], *, allow_symlinks: bool = False) -> Policy | None:
     """The policy from ``path`` (its [gates]/[regression] tables, or those under
     [tool.auditor]), else from the ``gates``/``regression`` sub-tables of ``settings``;
-    None when neither has any."""
+    None when neither has any. ``path`` is checked first with
+    :func:`auditor.loading.inputs.check_input`, and read within a bound."""
     if path is not None:
+        from .loading.inputs import check_input
+
+        check_input(path, "The policy file", allow_symlinks=allow_symlinks)
         data = read_toml(path)
         tool = data.get("tool")
         if isinstance(tool, Mapping) and isinstance(tool.get("auditor"), Mapping):

@@ -94,6 +94,7 @@ class CrossValidationAudit(Audit):
         "and, with --trainer, across retraining on each fold and seed."
     )
     needs = ("target",)
+    uses = ("trainer",)
     options = (
         Option("folds", "int", 5, "Number of folds k.", min=2, max=100),
         Option("repeats", "int", 1, "Repeat the k-fold split with fresh shuffles (repeated k-fold).", min=1, max=100),

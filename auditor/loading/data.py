@@ -27,6 +27,13 @@ What the loader accepts, and what it refuses (always a ``DataError``: one line, 
   memory available (``psutil``, the cgroup limit, else ``os.sysconf``); a file that would
   not fit is refused with both figures. ``AUDITOR_MEMORY_BUDGET`` (e.g. ``50MB``, ``8G``;
   K/M/G/T are powers of 1024) sets the budget instead.
+- **Bounds**: a line (the header or a row) longer than
+  :func:`~auditor.loading.inputs.line_limit` (64 MiB, less with a small budget) is refused; a
+  gzipped CSV is decompressed only as far as the memory check allowed, whatever its trailer
+  (which can lie) declares; a FIFO or a device is refused, never waited on. A row that does
+  not parse is described (its field count), never quoted.
+- **Parquet**: a column read as the target, a sensitive or a named column must be flat
+  (numbers, text, dates), not a struct, list or map: that is refused naming the column.
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +56,15 @@ from ..errors import DataError, UsageError
 from ..arrow import column_to_numpy
 from ..groups import groups_from_column
 from ..hashing import sha256_file
+from .inputs import (
+    MEMORY_BUDGET_VARIABLE,
+    BoundedStream,
+    InputTooLarge,
+    human_size as _human,
+    line_limit,
+    memory_budget,
+    open_regular,
+)
 
 TARGET_NAMES = ("target", "label", "y", "class")
 
@@ -71,13 +86,13 @@ def _format_of(path: Path) -> str:
         raise DataError(f"The data file {str(path)!r} does not exist.", hint="Check the --data path.")
     if path.is_dir():
         raise DataError(f"The data path {str(path)!r} is a directory; a CSV or Parquet file was expected.")
-    if path.stat().st_size == 0:
+    with open_regular(path, "The data file") as handle:  # a FIFO or a device is refused, not waited on
+        head = handle.read(8)
+    if not head:
         raise DataError(
             f"The data file {path.name} is empty (0 bytes).",
             hint="Export the test set with a header row and at least one data row.",
         )
-    with path.open("rb") as handle:
-        head = handle.read(8)
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(b"\x1f\x8b"):
@@ -114,6 +129,7 @@ class _CsvLayout:
     header_lines: int  # physical lines the header takes
     size: int  # bytes of text (decompressed, for gzip; estimated from the trailer)
     bytes_per_row: float
+    text_limit: int | None = None  # gzip: the most text the memory check allows (the trailer can lie)
 
 
 def _gzip_error(path: Path, exc: BaseException) -> DataError:
@@ -177,10 +193,11 @@ def _open_text(path: Path, fmt: str, encoding: str) -> io.TextIOBase:
 
 
 class _BigFields:
-    """Let the csv module read fields of any size (its default limit is 128 KiB)."""
+    """Let the csv module read fields as long as a line may be (its default limit is 128 KiB;
+    see :func:`auditor.loading.inputs.line_limit`)."""
 
     def __enter__(self) -> None:
-        self.old = csv.field_size_limit(2**31 - 1)
+        self.old = csv.field_size_limit(line_limit())
 
     def __exit__(self, *exc: Any) -> None:
         csv.field_size_limit(self.old)
@@ -235,6 +252,12 @@ def _header(path: Path, fmt: str, encoding: str, delimiter: str, head: bytes, wh
     own bytes can make it unreadable; a header longer than the sample is read with more."""
     size = len(head)
     while True:
+        if not whole and b"\n" not in head and b"\r" not in head:  # the first line goes on: read more
+            if size >= line_limit():
+                raise _line_too_long(path, "The header of")
+            size = min(size * 8, line_limit())
+            head, whole = _head(path, fmt, size)
+            continue
         try:
             text = head.decode(encoding, errors="surrogateescape")
         except UnicodeDecodeError:  # UTF-16 cut mid-character: surrogateescape takes only high bytes
@@ -249,7 +272,9 @@ def _header(path: Path, fmt: str, encoding: str, delimiter: str, head: bytes, wh
                             hint="Check the quotes in the first line.") from None
         if whole or header_lines < len(io.StringIO(text, newline="").readlines()):
             break
-        size *= 8
+        if size >= line_limit():  # no end to the header within the bound (a gzip bomb is one line)
+            raise _line_too_long(path, "The header of")
+        size = min(size * 8, line_limit())
         head, whole = _head(path, fmt, size)
     for name in columns:
         if any("\udc80" <= ch <= "\udcff" for ch in name):
@@ -258,6 +283,16 @@ def _header(path: Path, fmt: str, encoding: str, delimiter: str, head: bytes, wh
     if columns and columns[0].startswith("\ufeff"):
         columns[0] = columns[0][1:]  # a second BOM
     return columns, header_lines
+
+
+def _line_too_long(path: Path, where: str = "A row of") -> DataError:
+    budget, source = memory_budget()
+    return DataError(
+        f"{where} {path.name} is longer than {_human(line_limit())}, the longest line auditor reads "
+        f"(with {_human(budget)} of memory, {source}).",
+        hint="Check that it is the data file you meant: a CSV row that long is not a table's row. "
+        f"{MEMORY_BUDGET_VARIABLE} (e.g. 16GB) raises the bound with the budget.",
+    )
 
 
 def _gzip_size(path: Path) -> int:
@@ -304,6 +339,28 @@ def _parquet_columns(path: Path) -> list[str]:
         return list(pq.read_schema(path).names)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"The Parquet file {path.name} cannot be read: {exc}.") from None
+
+
+def _check_flat(path: Path, roles: Mapping[str, str]) -> None:
+    """A Parquet column the audit reads as labels or groups (``roles``: column -> what it is
+    for) must be flat: numbers, text, true/false or dates, not a struct, list or map."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"The Parquet file {path.name} cannot be read: {exc}.") from None
+    for name, role in roles.items():
+        if name not in schema.names:
+            continue
+        kind = schema.field(name).type
+        value = kind.value_type if pa.types.is_dictionary(kind) else kind
+        if pa.types.is_nested(value):
+            raise DataError(
+                f"The column {name!r} in {path.name} ({role}) holds nested values ({str(kind)[:80]}); "
+                "auditor reads flat columns of numbers or text.",
+                hint="Flatten it into plain columns (one per field) before auditing, or name another column.",
+            )
 
 
 def _read_names(columns: list[str]) -> list[str]:
@@ -451,9 +508,8 @@ def _raise_arrow(path: Path, exc: Exception, all_columns: list[str]) -> None:
         ) from None
     match = _FIELD_COUNT.search(text)
     if match:
-        raise DataError(
-            f"A row of {path.name} has {match.group(2)} fields where the header has "
-            f"{match.group(1)}: {match.group(3)[:60]!r}.",
+        raise DataError(  # the row itself is not quoted: a file that does not parse may be anything
+            f"A row of {path.name} has {match.group(2)} fields where the header has {match.group(1)}.",
             hint="Fix the malformed row (an unquoted delimiter, or a truncated line).",
         ) from None
     if "Empty CSV file" in text or "Could not skip initial" in text:
@@ -461,7 +517,9 @@ def _raise_arrow(path: Path, exc: Exception, all_columns: list[str]) -> None:
             f"The data file {path.name} has a header but no data rows.",
             hint="Export the test set with at least one row.",
         ) from None
-    raise DataError(f"{path.name} cannot be parsed as CSV: {text.splitlines()[0][:200]}") from None
+    problem = (text.strip().splitlines() or [type(exc).__name__])[0].split(":", 1)[0][:80]
+    raise DataError(f"{path.name} cannot be parsed as CSV ({problem}).",
+                    hint="Check that it is a CSV file with a header row.") from None
 
 
 def _csv_options(
@@ -481,23 +539,47 @@ def _csv_options(
     return read, parse, options
 
 
-def _read_csv(path: Path, fmt: str, read: Any, parse: Any, convert: Any, columns: list[str]) -> pa.Table:
+def _source(path: Path, fmt: str, text_limit: int | None) -> Any:
+    """What pyarrow reads: the file, or its gzip stream cut off past ``text_limit`` bytes of
+    text (the limit the memory check allowed: a gzip trailer is no bound, it can lie)."""
+    if fmt != "csv.gz":
+        return str(path)
+    stream = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
+    if text_limit is None:
+        return stream
+    return pa.PythonFile(BoundedStream(stream, text_limit), mode="r")
+
+
+def _read_csv(
+    path: Path, fmt: str, read: Any, parse: Any, convert: Any, columns: list[str], text_limit: int | None = None
+) -> pa.Table:
     import pyarrow.csv as pacsv
 
     try:
-        source: Any = str(path)
-        if fmt == "csv.gz":
-            source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
         try:
+            source = _source(path, fmt, text_limit)
             return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             if "straddling" not in str(exc):
                 raise
-        # a row longer than a block (a huge text field): read again with one block for the file
-        read.block_size = min(max(path.stat().st_size * 8, 1 << 24), 2**31 - 1)
-        if fmt == "csv.gz":
-            source = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
-        return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+        # a row longer than a block (a huge text field): read again with blocks of the longest line
+        if read.block_size >= line_limit():
+            raise _line_too_long(path)
+        read.block_size = line_limit()
+        try:
+            source = _source(path, fmt, text_limit)
+            return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            if "straddling" in str(exc):
+                raise _line_too_long(path) from None
+            raise
+    except InputTooLarge:
+        raise DataError(
+            f"The data file {path.name} decompresses to more than {_human(text_limit or 0)} of text, more "
+            "than its gzip trailer declares and than the memory budget allows.",
+            hint=f"Check that it is the file you meant; {MEMORY_BUDGET_VARIABLE} (e.g. 16GB) raises the "
+            "budget if you have the memory.",
+        ) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         _raise_arrow(path, exc, columns)
         raise  # unreachable: _raise_arrow always raises
@@ -526,7 +608,7 @@ def _bad_feature_text(
             layout, columns, [name], {name: pa.string()}, null_values=[], strings_can_be_null=False,
             check_utf8=False,
         )
-        values = _read_csv(path, fmt, read, parse, convert, columns).column(name).combine_chunks()
+        values = _read_csv(path, fmt, read, parse, convert, columns, layout.text_limit).column(name).combine_chunks()
         numeric = pc.match_substring_regex(values, _NUMBER)
         bad = np.flatnonzero(~column_to_numpy(pa.chunked_array([numeric.cast(pa.int8())])).astype(bool))
         first = values[int(bad[0])].as_buffer().to_pybytes().decode("utf-8", errors="replace") if bad.size else ""
@@ -593,7 +675,7 @@ def _read_table(
         null_values=[""], strings_can_be_null=True,
     )
     try:
-        table = _read_csv(path, fmt, read, parse, convert, columns)
+        table = _read_csv(path, fmt, read, parse, convert, columns, layout.text_limit)
     except DataError as error:
         cause = error.__context__
         match = _CONVERSION.search(str(cause)) if cause is not None else None
@@ -694,60 +776,6 @@ def _named_column(path: Path, table: pa.Table, name: str, option: str) -> np.nda
 
 # --- memory -------------------------------------------------------------------------------------
 
-MEMORY_BUDGET_VARIABLE = "AUDITOR_MEMORY_BUDGET"
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-
-
-def _human(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-def _cgroup_available() -> int | None:
-    """What the container's memory limit leaves, where a cgroup (v2 or v1) sets one."""
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            limit = Path(limit_file).read_text().strip()
-            usage = int(Path(usage_file).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if limit.isdigit() and int(limit) < 1 << 60:
-            return max(int(limit) - usage, 0)
-    return None
-
-
-def memory_budget() -> tuple[int, str]:
-    """The bytes the data may take, and where that figure comes from (for messages)."""
-    raw = os.environ.get(MEMORY_BUDGET_VARIABLE, "").strip()
-    if raw:
-        match = _SIZE.match(raw)
-        if not match:
-            raise UsageError(
-                f"{MEMORY_BUDGET_VARIABLE}={raw!r} is not a size.",
-                hint="Write bytes with an optional unit, e.g. 500MB, 8G or 2GiB (K/M/G/T are powers of 1024).",
-            )
-        return int(float(match.group(1)) * _UNITS[match.group(2).lower()]), f"the {MEMORY_BUDGET_VARIABLE} budget"
-    try:
-        import psutil
-
-        available = int(psutil.virtual_memory().available)
-    except Exception:  # noqa: BLE001 - psutil is optional
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return 1 << 62, "unknown"
-    cgroup = _cgroup_available()
-    if cgroup is not None and cgroup < available:
-        return cgroup, "available (container limit)"
-    return available, "available"
-
-
 def _memory_needed(
     path: Path, fmt: str, layout: _CsvLayout | None, columns: list[str], features: list[str], others: list[str]
 ) -> tuple[int, int]:
@@ -782,6 +810,8 @@ def _check_memory(
     needed, rows = _memory_needed(path, fmt, layout, columns, features, others)
     budget, source = memory_budget()
     if needed <= budget:
+        if layout is not None and fmt == "csv.gz":  # the estimate grows with the text: stop where it meets the budget
+            layout.text_limit = max(layout.size, int(layout.size * (budget / max(needed, 1))))
         return
     raise DataError(
         f"Reading {path.name} needs about {_human(needed)} of memory (about {rows:,} rows x "
@@ -822,6 +852,9 @@ def load_data(
     feature_names = resolve_features(
         path, columns, features, metadata, exclude=[target_name, *sensitive, *named]
     )
+    if fmt == "parquet":
+        _check_flat(path, {**{name: f"named by {option}" for name, option in named.items()},
+                           **{name: "a sensitive column" for name in sensitive}, target_name: "the target"})
     copies = _copies(columns, [*feature_names, target_name, *sensitive, *named])
     if target_name in feature_names:
         raise UsageError(f"The target column {target_name!r} is also listed as a feature.")

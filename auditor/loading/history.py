@@ -21,6 +21,12 @@ The format is recognised from the content, never from the extension:
     An event file or a folder of them (searched recursively): see
     :mod:`auditor.loading.tensorboard_history` for how steps become epochs and tags names.
 
+A CSV or JSON history is read whole, so it may hold at most the memory budget over
+:data:`~auditor.loading.inputs.PARSE_FACTOR` (:func:`~auditor.loading.inputs.read_limit`; the
+event files of a TensorBoard log, together, too), JSON nested at most
+:data:`~auditor.loading.inputs.MAX_DEPTH` deep; a FIFO or a device is refused, never waited on.
+A file that does not parse is described, never quoted.
+
 Whatever the format, several values for one epoch collapse to the **last** value logged in
 that epoch (never a mean): that is the epoch-end value of a quantity logged during the epoch.
 For Lightning's ``X_step`` columns the last value is the loss of the epoch's last logged
@@ -50,6 +56,7 @@ import pyarrow as pa
 from ..arrow import column_to_numpy
 from ..context import History
 from ..errors import DataError
+from .inputs import loads_json, open_regular, read_bytes, read_limit
 
 #: For each role, the names (normalised as above) that fill it, best first.
 RECOGNISED_NAMES: dict[str, tuple[str, ...]] = {
@@ -122,7 +129,8 @@ def load_history(path: Path) -> History:
         from .tensorboard_history import load_tensorboard  # it imports this module's helpers
 
         return load_tensorboard(path)
-    return _from_rows(path, _read_json(path) if kind == "json" else _read_csv(path))
+    raw = read_bytes(path, "The history file", limit=read_limit())
+    return _from_rows(path, _read_json(path, raw) if kind == "json" else _read_csv(path, raw))
 
 
 def display_name(path: Path) -> str:
@@ -136,7 +144,7 @@ def _sniff(path: Path) -> str:
     if path.is_dir():
         return "tensorboard"
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, "The history file") as handle:  # a FIFO is refused, not waited on
             head = handle.read(4096)
     except OSError as exc:
         raise DataError(f"The history file {path.name} cannot be read ({exc.strerror or exc}).",
@@ -205,23 +213,32 @@ def _numbers(path: Path, name: str, values: Sequence[Any], where: Callable[[int]
     )
 
 
-def _read_csv(path: Path) -> _Rows:
+def _arrow_problem(exc: Exception) -> str:
+    """What pyarrow could not read, without the row it quotes (a file that does not parse may
+    be anything: it is never echoed)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    fields = re.search(r"Expected (\d+) columns, got (\d+)", text)
+    if fields:
+        return f"a row has {fields.group(2)} fields where the header has {fields.group(1)}"
+    return text.split(":", 1)[0][:80]
+
+
+def _read_csv(path: Path, raw: bytes) -> _Rows:
     import pyarrow.csv as pacsv
 
-    with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        header = handle.readline()
+    header = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
     delimiter = max(",;\t", key=header.count)
     durations = [name for name in next(csv.reader([header], delimiter=delimiter), [])
                  if normalise(name) in RECOGNISED_NAMES["seconds"]]
     options = (
-        pacsv.ReadOptions(block_size=max(path.stat().st_size + 1, 1 << 20)),  # types from every row
+        pacsv.ReadOptions(block_size=max(len(raw) + 1, 1 << 20)),  # types from every row
         pacsv.ParseOptions(delimiter=delimiter),
         pacsv.ConvertOptions(column_types={name: pa.string() for name in durations}),  # mm:ss, not a time of day
     )
     try:
-        table = pacsv.read_csv(str(path), *options)
+        table = pacsv.read_csv(pa.BufferReader(raw), *options)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise DataError(f"The history file {path.name} cannot be read as CSV: {str(exc).splitlines()[0][:200]}",
+        raise DataError(f"The history file {path.name} cannot be read as CSV: {_arrow_problem(exc)}.",
                         hint=_EXAMPLE) from None
     names = table.column_names
     repeated = [name for name in names if names.count(name) > 1]
@@ -246,9 +263,9 @@ def _kind(value: Any) -> str:
     return kinds.get(type(value), "a number")
 
 
-def _read_json(path: Path) -> _Rows:
+def _read_json(path: Path, raw: bytes) -> _Rows:
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = loads_json(raw.decode("utf-8-sig"), f"The history file {path.name}")
     except json.JSONDecodeError as exc:
         raise DataError(f"The history file {path.name} is not valid JSON: {exc.msg} (line {exc.lineno}, "
                         f"column {exc.colno}).", hint=_SHAPES) from None

@@ -31,6 +31,7 @@ A folder whose subfolders hold several runs that each log a loss (Lightning's ``
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ import numpy as np
 from ..context import History
 from ..errors import DataError
 from .history import Points, build_history, display_name, epochs_at_steps, key_of, recognise, whole_epochs
+from .inputs import read_limit, too_large
 
 
 def _event_files(folder: Path) -> list[Path]:
@@ -78,6 +80,20 @@ def _read(location: Path, event_accumulator: Any, tensor_util: Any) -> dict[str,
     return found
 
 
+def _check_files(path: Path, files: list[Path]) -> None:
+    """Every event file is a regular file, and together they fit the bound on a history
+    (what their scalars take in memory grows with their size)."""
+    limit, total = read_limit(), 0
+    for file in files:
+        info = file.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"The TensorBoard log {display_name(path)} holds {file.name!r}, which is not a regular file.",
+                            hint="Pass a folder of event files only.")
+        total += info.st_size
+    if total > limit:
+        raise too_large("The TensorBoard log", path, limit)
+
+
 def _run_and_name(relative: str, tag: str) -> tuple[str, str]:
     """The run a scalar belongs to (a folder path relative to the log's root) and its name in it."""
     parent, _, leaf = relative.rpartition("/")
@@ -106,7 +122,9 @@ def _read_scalars(path: Path) -> tuple[dict[str, Points], dict[str, list[str]]]:
         locations = sorted({file.parent for file in files})
         root = Path(os.path.commonpath(locations))
     else:
+        files = [path]
         locations, root = [path], path
+    _check_files(path, files)
     event_accumulator, tensor_util = _modules(name)
     scalars: dict[str, Points] = {}
     runs: dict[str, list[str]] = {}

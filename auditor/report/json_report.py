@@ -37,15 +37,17 @@ def render_json(report: dict[str, Any]) -> str:
 
 def load_report(path: Path | str) -> dict[str, Any]:
     """Read a report.json written by auditor, or raise :class:`UsageError` saying why not."""
+    from ..loading.inputs import loads_json, read_bytes, read_limit
+
     fix = "Pass a report.json written by `audit`."
-    try:
-        text = Path(path).read_text(encoding="utf-8")
+    try:  # a FIFO or a device is refused, not waited on; the size is bound by the memory budget
+        text = read_bytes(path, "The report", limit=read_limit(), error=UsageError).decode("utf-8")
     except OSError as exc:
         raise UsageError(f"Cannot read the report {path}: {exc.strerror or exc}.", hint=fix) from None
     except UnicodeDecodeError:
         raise UsageError(f"The report {path} is not JSON: it is not UTF-8 text.", hint=fix) from None
     try:
-        report = json.loads(text)
+        report = loads_json(text, f"The report {Path(path).name}", UsageError)
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"The report {path} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",

@@ -438,6 +438,16 @@ def input_files(report: dict[str, Any]) -> list[dict[str, str]]:
             "sha256": _text(found.get("sha256")),
             "size": format_bytes(found.get("size_bytes")) if found.get("size_bytes") is not None else MISSING,
         })
+    code = report.get("code")
+    for found in code if isinstance(code, list) else []:  # the user's code the run imported
+        if not isinstance(found, dict):
+            continue
+        rows.append({
+            "role": f"Source of {_text(found.get('option'))}",
+            "name": f"{_text(found.get('file'))} ({_text(found.get('spec'))})",
+            "sha256": _text(found.get("sha256")),
+            "size": format_bytes(found.get("size_bytes")) if found.get("size_bytes") is not None else MISSING,
+        })
     return rows
 
 
