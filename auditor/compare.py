@@ -130,22 +130,29 @@ COLUMNS = ("Audit", "Metric", "Before", "After", "Delta", "Change", "Noise")
 
 def compare_markdown(rows: list[dict[str, Any]], before: str, after: str) -> str:
     """The comparison as a Markdown table for a PR comment."""
+    from .report.format import clean_text
     from .report.markdown import escape
 
-    lines = [f"**{escape(before)} → {escape(after)}**", "",
+    def text(value: str) -> str:
+        return escape(clean_text(value))
+
+    lines = [f"**{text(before)} → {text(after)}**", "",
              "| " + " | ".join(COLUMNS) + " |", "|---|---|---:|---:|---:|---|---|"]
-    lines += ["| " + " | ".join(escape(cell) for cell in row_cells(row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(text(cell) for cell in row_cells(row)) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def compare_table(rows: list[dict[str, Any]], before: str, after: str) -> Any:
-    """The comparison as a rich Table (every cell plain text, never markup)."""
+    """The comparison as a rich Table (every cell plain text, never markup, on one line with
+    its control characters made visible: :func:`auditor.report.format.log_safe`)."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=Text(f"{before} → {after}"))
+    from .report.format import log_safe
+
+    table = Table(title=Text(log_safe(f"{before} → {after}")))
     for column in COLUMNS:
         table.add_column(column, justify="right" if column in ("Before", "After", "Delta") else "left")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row_cells(row)))
+        table.add_row(*(Text(log_safe(cell)) for cell in row_cells(row)))
     return table

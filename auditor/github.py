@@ -2,7 +2,9 @@
 
 Both are plain text conventions of GitHub's runner: the Markdown summary is appended to the
 file named by ``$GITHUB_STEP_SUMMARY``; an annotation is a ``::error ...::message`` line on
-standard output while ``$GITHUB_ACTIONS`` is ``true``.
+standard output while ``$GITHUB_ACTIONS`` is ``true``. Text from the report in an annotation
+is one line, control characters made visible (:func:`auditor.report.format.one_line`), so a
+name cannot end the annotation and start a command of its own.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from .report.format import one_line
+
 
 def _escape_data(text: str) -> str:
-    """GitHub's escaping for a workflow command's message."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """GitHub's escaping for a workflow command's message, after the control characters of
+    the data in it (newlines included) are made visible: one annotation, one line."""
+    return one_line(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(text: str) -> str:

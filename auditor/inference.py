@@ -6,6 +6,7 @@ outputs from the context; nothing else calls the model.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -69,6 +70,49 @@ def _rejected(exc: Exception, n_features: int, shape: Sequence[int] | None) -> D
     )
 
 
+def _rows(start: int, stop: int) -> str:
+    return f"row {start + 1:,}" if stop - start == 1 else f"rows {start + 1:,}-{stop:,}"
+
+
+def _checked_shape(
+    result: torch.Tensor, start: int, stop: int, first: tuple[int, int, tuple[int, ...]] | None
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The batch's outputs and the shape of one output row, checked on every batch: one
+    output row per input row, at least one output, and the same shape as the first batch
+    gave (a model whose output narrows in a later batch would otherwise be broadcast into
+    wrong numbers). A batch of one row may come back without its batch dimension (a
+    forward that ends in ``.squeeze()``)."""
+    rows = stop - start
+    if rows == 1 and (result.dim() == 0 or result.shape[0] != 1):
+        result = result.unsqueeze(0)
+    if result.dim() == 0:
+        raise DataError(
+            f"The model returned a single number (a 0-d tensor) for a batch of {rows:,} rows ({_rows(start, stop)}).",
+            hint="Its forward must return one output row per input row: a (batch, outputs) tensor.",
+        )
+    if result.shape[0] != rows:
+        raise DataError(
+            f"The model returned {result.shape[0]:,} outputs for a batch of {rows:,} rows "
+            f"({_rows(start, stop)}; output shape {tuple(result.shape)}).",
+            hint="Its forward must return one output row per input row.",
+        )
+    shape = tuple(int(s) for s in result.shape[1:])
+    if math.prod(shape) == 0:
+        raise DataError(
+            f"The model returned no outputs for {_rows(start, stop)}: output shape {tuple(result.shape)}.",
+            hint="Its forward must return at least one output per row (a logit, a value or one score per class).",
+        )
+    if first is not None and shape != first[2]:
+        begin, end, before = first
+        raise DataError(
+            f"The model's output shape changed between batches: {_rows(begin, end)} gave {before} per row, "
+            f"{_rows(start, stop)} gave {shape} per row (output shape {tuple(result.shape)}).",
+            hint="Its forward must return the same number of outputs for every batch: check it for code "
+            "that depends on the batch size.",
+        )
+    return result, shape
+
+
 def run_inference(
     module: Any,
     X: np.ndarray,
@@ -80,15 +124,17 @@ def run_inference(
 ) -> np.ndarray:
     """Run the model once over every row of ``X``; return its outputs as (rows, outputs) float32."""
     n, n_features = X.shape
-    if input_shape is not None and int(np.prod(input_shape)) != n_features:
+    if input_shape is not None and math.prod(int(s) for s in input_shape) != n_features:
+        values = math.prod(int(s) for s in input_shape)
         raise UsageError(
-            f"--input-shape {','.join(map(str, input_shape))} holds {int(np.prod(input_shape))} "
-            f"values, but each row has {n_features} features.",
+            f"The input shape {','.join(map(str, input_shape))} holds {values:,} values, but each row has "
+            f"{n_features:,} features (the shape comes from --input-shape, else input_shape in the model's metadata).",
             hint="The product of the shape must equal the number of feature columns.",
         )
     batch = batch_size or (DEFAULT_BATCH_CUDA if device.type == "cuda" else DEFAULT_BATCH_CPU)
     source = torch.from_numpy(X)
     out: np.ndarray | None = None
+    first: tuple[int, int, tuple[int, ...]] | None = None  # the first batch's rows and output shape
     start = 0
     with torch.inference_mode():
         while start < n:
@@ -113,12 +159,10 @@ def run_inference(
                         "(x,), dynamic_shapes=({0: torch.export.Dim('batch')},)).",
                     ) from None
                 raise _rejected(exc, n_features, input_shape) from None
+            result, shape = _checked_shape(result, start, stop, first)
+            if first is None:
+                first = (start, stop, shape)
             result = result.reshape(stop - start, -1) if result.dim() != 2 else result
-            if result.shape[0] != stop - start:
-                raise DataError(
-                    f"The model returned {result.shape[0]} outputs for a batch of {stop - start} rows.",
-                    hint="Its forward must return one output row per input row.",
-                )
             if out is None:
                 out = np.empty((n, result.shape[1]), dtype=np.float32)
             out[start:stop] = result.detach().float().cpu().numpy()

@@ -2,7 +2,8 @@
 
 Built-in audits are registered through the same group as third-party ones (see
 pyproject.toml); nothing here knows their names. ``AUDITOR_PLUGINS=metrics,my_audit``
-loads only the named plugins, like datasette's ``DATASETTE_LOAD_PLUGINS``.
+loads only the named plugins, like datasette's ``DATASETTE_LOAD_PLUGINS``; a name there that
+no installed plugin has is a usage error (exit 2), never a run of fewer audits, or none.
 
 A plugin that fails to load (its module raises on import, its class raises when created,
 it breaks the contract, or it calls itself by another name than its entry point) does not
@@ -120,7 +121,18 @@ def discover_plugins() -> Discovery:
     follow the contract in ``audits``, the others in ``broken`` with the reason."""
     only = {n.strip() for n in os.environ.get(ENV_ONLY, "").split(",") if n.strip()}
     found = Discovery()
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    points = sorted(entry_points(group=GROUP), key=lambda e: e.name)
+    missing = sorted(only - {ep.name for ep in points})
+    if missing:
+        from .report.format import one_line
+
+        installed = ", ".join(dict.fromkeys(ep.name for ep in points)) or "none"
+        raise UsageError(
+            f"{ENV_ONLY} names plugin(s) that are not installed: {one_line(', '.join(missing))} "
+            f"(installed: {installed}).",
+            hint=f"Name installed plugins only, or unset {ENV_ONLY} to load them all.",
+        )
+    for ep in points:
         if only and ep.name not in only:
             continue
         if ep.name in found.audits or ep.name in found.broken:

@@ -14,6 +14,11 @@ a note. Python delivers the signal between bytecodes: an audit inside one long n
 :class:`AuditTimeout` derives from ``BaseException`` so that an audit's own ``except
 Exception`` does not swallow it; an audit that swallows it anyway is still reported as
 timed out when it returns.
+
+Before any audit runs, each one that defines ``check_context(ctx, options)`` is asked whether
+it can work on this context as configured (see :func:`_check_contexts`); the
+:class:`~auditor.errors.AuditorError` one raises there (a class count whose arrays would not
+fit in the memory budget) ends the run with exit 2, like bad input found while loading.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping
 
 from .context import AuditContext
+from .errors import AuditorError
 from .plugin import NEEDS
 from .result import SEVERITIES, STATUSES, AuditResult, Finding
 
@@ -76,12 +82,43 @@ def run_audits(
     ``step(name)``, when given, wraps each audit (the CLI draws a progress line with it).
     """
     outcome = RunOutcome()
+    broken = _check_contexts(ctx, audits, options, outcome.tracebacks)
     for name, audit in audits.items():
+        if name in broken:
+            outcome.results[name], outcome.timings[name] = broken[name], 0.0
+            continue
         with step(name) if step is not None else nullcontext():
             started = time.perf_counter()
             outcome.results[name] = _run_one(ctx, name, audit, options[name], outcome.tracebacks, timeout)
             outcome.timings[name] = time.perf_counter() - started
     return outcome
+
+
+def _check_contexts(
+    ctx: AuditContext,
+    audits: Mapping[str, Any],
+    options: Mapping[str, Mapping[str, Any]],
+    tracebacks: dict[str, str],
+) -> dict[str, AuditResult]:
+    """Call every audit's optional ``check_context(ctx, options)`` before any audit runs: an
+    audit that cannot work on this run's data as asked (its arrays would not fit in memory)
+    raises an :class:`~auditor.errors.AuditorError` there, and the run stops with its exit
+    code (2) and one line, nothing written, instead of ending in an ``error`` result or an
+    out-of-memory kill. Audits whose needs the context does not meet are not asked. A check
+    that raises anything else is the audit's bug: its ``error`` result, returned by name."""
+    broken: dict[str, AuditResult] = {}
+    for name, audit in audits.items():
+        check = getattr(audit, "check_context", None)
+        if not callable(check) or missing_needs(ctx, tuple(audit.needs)):
+            continue
+        try:
+            check(ctx, dict(options[name]))
+        except AuditorError:
+            raise
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - isolated like a failing run()
+            tracebacks[name] = traceback.format_exc()
+            broken[name] = AuditResult.errored(name, audit.title, f"{type(exc).__name__}: {exc}")
+    return broken
 
 
 def timeout_unavailable() -> str | None:

@@ -84,7 +84,7 @@ def _encode_classes(
     if class_names is None:
         numeric = _is_numeric(y_raw) and all(s.lstrip("-").isdigit() for s in observed)
         if not numeric:
-            shown = ", ".join(repr(s) for s in sorted(observed)[:6])
+            shown = ", ".join(repr(str(s)) for s in sorted(observed)[:6])
             raise DataError(
                 f"The target {target!r} holds text labels ({shown}) and the model does not say "
                 "which output is which class.",
@@ -93,6 +93,13 @@ def _encode_classes(
             )
         class_names = [str(i) for i in range(n_classes)]
     names = tuple(str(c) for c in class_names)
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise UsageError(
+            f"The class names must be distinct, one per model output; {', '.join(repr(n) for n in repeated[:6])} "
+            "appears more than once.",
+            hint="Give each output its own label in --classes (or class_names in the model's metadata).",
+        )
     if len(names) != n_classes:
         raise DataError(
             f"The model has {n_classes} class output(s) but {len(names)} class names were given "
@@ -103,7 +110,7 @@ def _encode_classes(
     if unknown:
         raise DataError(
             f"The target {target!r} holds values the model cannot produce: "
-            f"{', '.join(repr(u) for u in unknown[:6])} (the model's classes: "
+            f"{', '.join(repr(str(u)) for u in unknown[:6])} (the model's classes: "
             f"{', '.join(repr(n) for n in names[:10])}).",
             hint="Check --target and --classes, or that this model was trained for these labels.",
         )
@@ -122,10 +129,20 @@ def infer_task(
     target: str = "target",
 ) -> tuple[Task, np.ndarray | None]:
     """The task and the target encoded for it (class indices, or floats for regression)."""
-    metadata = metadata or {}
+    from .loading.metadata import check_metadata
+
+    # Checked where it is read (auditor.loading.model); again here, for metadata that reaches
+    # the run another way (the Python API): a wrong type is exit 2 naming the field.
+    metadata = check_metadata(metadata or {}, "the model's metadata")
+    if raw.ndim != 2 or raw.shape[1] == 0:
+        raise DataError(
+            f"The model returned outputs of shape {tuple(raw.shape)}; auditor needs one row of at "
+            "least one output per input row (rows x outputs).",
+            hint="Make the model's forward return a (batch, outputs) tensor: one logit, one value, or one score per class.",
+        )
     n_outputs = raw.shape[1]
     declared_names = classes or metadata.get("class_names")
-    kind: str = requested if requested != "auto" else str(metadata.get("task", "auto"))
+    kind: str = requested if requested != "auto" else str(metadata.get("task") or "auto")
     if kind not in ("auto", "binary", "multiclass", "regression"):
         raise UsageError(f"The task must be auto, binary, multiclass or regression; got {kind!r}.")
 

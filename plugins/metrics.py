@@ -121,15 +121,51 @@ def sentence_number(value: float) -> str:
 
 #: How the intervals of :mod:`auditor.stats` are computed; shared by every audit that reports
 #: those metrics (metrics, overfitting), so one setting means the same everywhere.
+INTERVAL_MIN_RESAMPLES = 100
 INTERVAL_OPTIONS = (
     Option("confidence", "float", 0.95, "Confidence level of the intervals.", min=0.5, max=0.999),
-    Option("n_resamples", "int", 1000, "Bootstrap resamples per interval.", min=100, max=100_000),
+    Option("n_resamples", "int", 1000, "Bootstrap resamples per interval.", min=INTERVAL_MIN_RESAMPLES,
+           max=100_000),
     Option(
         "bootstrap_max_rows", "int", 100_000,
         "Largest data (rows x ranked score columns) for the row bootstrap; analytic intervals beyond.",
         min=0,
     ),
 )
+
+
+def classification_bytes(n_rows: int, n_classes: int, n_resamples: int) -> int:
+    """Estimated peak bytes of :func:`auditor.stats.classification_metrics` for ``n_rows``
+    rows and ``n_classes`` classes: the exact bootstrap draws ``n_resamples`` K x K confusion
+    matrices (int64) and reads them as float64 (16 bytes a cell each), each class's ranked
+    scores hold about 32 bytes a row, and the confusion table in the report ~48 bytes a cell."""
+    k = int(n_classes)
+    return 16 * int(n_resamples) * k * k + 32 * int(n_rows) * k + 48 * k * k
+
+
+def check_memory(audit: str, n_rows: int, n_classes: int, n_resamples: int) -> None:
+    """Refuse, before allocating anything, a class count whose metric arrays would not fit
+    in the memory budget (``AUDITOR_MEMORY_BUDGET``, else the memory available): a
+    :class:`~auditor.errors.DataError`, exit 2, with the figures and what would fit."""
+    from auditor.errors import DataError
+    from auditor.loading.data import MEMORY_BUDGET_VARIABLE, memory_budget
+    from auditor.report.format import format_bytes
+
+    needed = classification_bytes(n_rows, n_classes, n_resamples)
+    budget, source = memory_budget()
+    if needed <= budget:
+        return
+    fixed = classification_bytes(n_rows, n_classes, 0)
+    fits = (budget - fixed) // (16 * n_classes * n_classes) if budget > fixed else 0
+    fewer = (f"-o {audit}.n_resamples={int(min(fits, n_resamples - 1))} fits the budget; or s"
+             if fits >= INTERVAL_MIN_RESAMPLES else "S")
+    raise DataError(
+        f"The {audit} audit needs about {format_bytes(needed)} of memory for {n_classes:,} classes "
+        f"({n_resamples:,} bootstrap resamples of the {n_classes:,} x {n_classes:,} confusion matrix, "
+        f"{n_rows:,} rows), but only {format_bytes(budget)} is {source}.",
+        hint=f"{fewer}kip the audit (--skip {audit}), or use a machine with more memory; "
+        f"{MEMORY_BUDGET_VARIABLE} (e.g. 16GB) overrides the budget if the estimate is too cautious.",
+    )
 
 
 class MetricsAudit(Audit):
@@ -146,6 +182,12 @@ class MetricsAudit(Audit):
             "Warn when accuracy is at most the majority-class accuracy plus this margin.", min=0.0, max=1.0,
         ),
     )
+
+    def check_context(self, ctx: AuditContext, options: Mapping[str, Any]) -> None:
+        """Before any audit runs: refuse (exit 2) a class count whose arrays would not fit."""
+        if ctx.task.is_classification:
+            check_memory(self.name, ctx.data.n_rows, len(ctx.task.class_names) or ctx.task.n_outputs,
+                         int(options["n_resamples"]))
 
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         if ctx.data.y is None:
@@ -169,6 +211,7 @@ class MetricsAudit(Audit):
         y = np.asarray(ctx.data.y, dtype=np.int64)
         names = list(ctx.task.class_names) or [str(i) for i in range(proba.shape[1])]
         binary = ctx.task.kind == "binary"
+        check_memory(self.name, len(y), len(names), settings["n_resamples"])  # run directly, not by the runner
         values = stats.classification_metrics(y, proba, label, class_names=names, **settings)
         label = np.argmax(proba, axis=1) if label is None else np.asarray(label, dtype=np.int64)
         cm = stats.confusion_matrix(y, label, len(names))

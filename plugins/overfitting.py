@@ -31,6 +31,7 @@ from auditor_plugins.metrics import (
     INTERVAL_OPTIONS,
     METRIC_DEFINITIONS,
     MULTICLASS_DESCRIPTIONS,
+    check_memory,
     in_sentence,
     sentence_number,
 )
@@ -157,6 +158,14 @@ class OverfittingAudit(Audit):
         ),
         *INTERVAL_OPTIONS,
     )
+
+    def check_context(self, ctx: AuditContext, options: Mapping[str, Any]) -> None:
+        """Before any audit runs: refuse (exit 2) a class count whose train-vs-test metric
+        arrays would not fit in memory (see :func:`auditor_plugins.metrics.check_memory`)."""
+        if ctx.train is not None and ctx.task.is_classification:
+            rows = max(ctx.data.n_rows, ctx.train.data.n_rows)
+            check_memory(self.name, rows, len(ctx.task.class_names) or ctx.task.n_outputs,
+                         int(options["n_resamples"]))
 
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         if ctx.history is None and ctx.train is None:

@@ -211,7 +211,7 @@ def test_binary_garbage_as_gzip_data(tmp_path, good):
     (("-o", "nonsense"), "AUDIT.OPTION=VALUE"),
     (("--audits", "metrics,nope"), "Unknown audit(s): nope"),
     (("--format", "html,docx"), "Unknown report format(s): docx"),
-    (("--input-shape", "5,7"), "--input-shape 5,7 holds 35 values"),
+    (("--input-shape", "5,7"), "input shape 5,7 holds 35 values"),
     (("--device", "cuda:7"), "--device cuda:7"),
 ])
 def test_bad_options(tmp_path, good, args, fragment):

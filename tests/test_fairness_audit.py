@@ -319,8 +319,9 @@ def test_regression_reports_error_gaps_with_the_stated_method(regression_ctx, ma
 def test_the_audit_declares_its_needs_and_options() -> None:
     assert AUDIT.needs == ("target", "sensitive")
     assert set(DEFAULTS) == {"min_group_size", "n_resamples", "confidence", "four_fifths", "max_eo_difference",
-                             "bootstrap_max_rows", "intersections"}
+                             "bootstrap_max_rows", "intersections", "max_groups"}
     assert DEFAULTS["min_group_size"] == 30 and DEFAULTS["intersections"] is True
+    assert DEFAULTS["max_groups"] == 1000
 
 
 def test_without_sensitive_columns_the_audit_is_skipped_with_the_reason(binary_ctx) -> None:

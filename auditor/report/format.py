@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 #: Shown wherever a value is undefined (None): an empty cell would look like a bug.
 MISSING = "—"
@@ -34,15 +34,43 @@ def clean_text(text: str) -> str:
     return _UNSAFE_CHARS.sub(_visible, text)
 
 
-def clean_strings(value: Any) -> Any:
-    """A copy of a JSON-like value with :func:`clean_text` applied to every string,
-    dictionary keys included."""
+_LINE_BREAKING = {"\n": "\u240a", "\t": " ", "\u2028": "\ufffd", "\u2029": "\ufffd"}
+_LINE_BREAKING_CHARS = re.compile("[\n\t\u2028\u2029]")
+
+
+def one_line(text: Any) -> str:
+    """:func:`clean_text` for a terminal or a CI log: newlines too become a visible stand-in
+    (``␊``), tabs a space, so one message is one line and a name cannot start a line of its
+    own (where a CI runner would read ``::warning ...`` as a command)."""
+    return _LINE_BREAKING_CHARS.sub(lambda m: _LINE_BREAKING[m.group()], clean_text(str(text)))
+
+
+_COLONS = re.compile(":(?=:)")
+
+
+def log_safe(text: Any) -> str:
+    """:func:`one_line`, and ``::`` split by an invisible zero-width space: text that a table
+    wraps onto a line of its own cannot begin that line with a GitHub Actions command."""
+    return _COLONS.sub(":\u200b", one_line(text))
+
+
+def folder_name(stem: str, default: str = "model") -> str:
+    """A report folder's name from a file's stem: no control characters or separators, no
+    leading dots (so never ``.``, ``..`` or hidden), never empty (``default`` instead)."""
+    name = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069/\\]", "_", stem)
+    name = name.strip().lstrip(".").strip()
+    return name or default
+
+
+def clean_strings(value: Any, clean: Callable[[str], str] = clean_text) -> Any:
+    """A copy of a JSON-like value with ``clean`` (:func:`clean_text`) applied to every
+    string, dictionary keys included."""
     if isinstance(value, str):
-        return clean_text(value)
+        return clean(value)
     if isinstance(value, dict):
-        return {clean_strings(k): clean_strings(v) for k, v in value.items()}
+        return {clean_strings(k, clean): clean_strings(v, clean) for k, v in value.items()}
     if isinstance(value, list):
-        return [clean_strings(v) for v in value]
+        return [clean_strings(v, clean) for v in value]
     return value
 
 

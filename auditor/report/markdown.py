@@ -35,6 +35,13 @@ _PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
 # What opens a block at the start of a line: heading, list item, thematic break, setext
 # underline (escaped whatever follows), and an ordered-list number (only before a space).
 _BLOCK_START = re.compile(r"^(?:[#+=-]|\d+(?=[.)](?:\s|$)))")
+# Where GitHub makes escaped text live again (it links the rendered text, so a backslash
+# does not help): after "@" of a mention or an e-mail address, the ":" of "https://", the
+# "www" of "www.", the "#" of "#123", the opening ":" of a ":shortcode:" (a name with a letter,
+# its "_" already backslash-escaped, or one of the few all-digit ones: a time 17:00:00 stays
+# as it is). A zero-width space goes after each.
+_ZWSP = "&#8203;"
+_LIVE = re.compile(r"@(?=[\w-])|:(?=//)|(?<![\w.])www(?=\.)|#(?=\d)|:(?=(?:[\w+\\-]*[a-z][\w+\\-]*|100|1234|[+-]1):)", re.IGNORECASE)
 
 
 def _escape_block_start(match: re.Match[str]) -> str:
@@ -47,12 +54,16 @@ def escape(text: Any) -> str:
 
     HTML-significant characters become entities (so ``&amp;`` in data shows as ``&amp;``),
     Markdown punctuation is backslash-escaped, and a leading ``#``, ``-``, ``1.``... is
-    escaped so the text cannot open a block.
+    escaped so the text cannot open a block. What GitHub turns into something live after
+    Markdown (an ``@mention`` that notifies someone, a bare ``https://`` or ``www.`` link, an
+    e-mail address, an ``#123`` issue reference, an ``:emoji:`` shortcode) gets a zero-width
+    space (``&#8203;``) that breaks the pattern and shows nothing.
     """
     value = _LINE_BREAKS.sub(" ", str(text)).strip()
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     value = _PUNCTUATION.sub(r"\\\1", value)
-    return _BLOCK_START.sub(_escape_block_start, value)
+    value = _BLOCK_START.sub(_escape_block_start, value)
+    return _LIVE.sub(lambda m: m.group() + _ZWSP, value)
 
 
 def _status(status: Any) -> str:

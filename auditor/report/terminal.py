@@ -1,9 +1,11 @@
 """The report in the terminal: one table of every audit, the gates, then the findings that need action.
 
 Strings from the report are put on screen as :class:`rich.text.Text`, never parsed as rich
-markup (a column called ``[bold]x[/]`` prints literally), and their control characters are
-made visible first (:func:`auditor.report.format.clean_text`), so data cannot send escape
-sequences to the terminal. Status is shown by a word and a symbol, colour only adds to it.
+markup (a column called ``[bold]x[/]`` prints literally), and their control characters,
+newlines included, are made visible first (:func:`auditor.report.format.log_safe`), so data
+cannot send escape sequences to the terminal, and no name or message starts a line of its
+own: in a CI log a line ``::warning ...`` is a command to the runner, so ``::`` in data is
+split by a zero-width space too. Status is shown by a word and a symbol, colour only adds to it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import view
-from .format import MISSING, clean_strings, format_metric
+from .format import MISSING, clean_strings, format_metric, log_safe
 
 _STATUS_STYLES: dict[str, str] = {
     "pass": "bold green",
@@ -67,7 +69,7 @@ def _print_gates(report: dict[str, Any], console: Console) -> None:
 
 def render_terminal(report: dict[str, Any], console: Console) -> None:
     """Print the audit summary table and the warning and error findings to ``console``."""
-    report = clean_strings(report)
+    report = clean_strings(report, log_safe)
     console.print(
         Text.assemble(
             ("Verdict ", "bold"),
