@@ -126,7 +126,15 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Turn our errors into one line and an exit code; tracebacks only with --debug."""
+        """Turn our errors into one line and an exit code; tracebacks only with --debug. The
+        names in a message (files, columns) are put on one line, control characters made
+        visible, so that they cannot drive the terminal or start a CI runner's command."""
+
+        def _line(text: Any) -> str:
+            from .report.format import one_line
+
+            return one_line(text)
+
         debug = ctx.meta.get("auditor.debug", False)
         try:
             return super().invoke(ctx)
@@ -137,20 +145,20 @@ class DefaultGroup(click.Group):
                 traceback.print_exc()
             written = ctx.meta.get("auditor.written")
             if written:
-                click.echo(f"Interrupted: the reports had been written to {written}.", err=True)
+                click.echo(f"Interrupted: the reports had been written to {_line(written)}.", err=True)
             else:
                 click.echo("Interrupted: no report written.", err=True)
             ctx.exit(EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT)
         except AuditorError as exc:
             if debug:
                 traceback.print_exc()
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {_line(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
             if debug:
                 traceback.print_exc()
             click.echo(
-                f"Internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+                f"Internal error: {_line(f'{type(exc).__name__}: {exc}')} (run with --debug for the "
                 "traceback, and please report it).",
                 err=True,
             )
@@ -214,7 +222,9 @@ class RichProgress:
         self._progress.__exit__(*exc)
 
     @contextmanager
-    def step(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    def step(
+        self, description: str, total: int | None = None, guard: str | None = None
+    ) -> Iterator[Callable[[int], None]]:
         task = self._progress.add_task(description, total=total)
         try:
             yield lambda advance: self._progress.advance(task, advance)
@@ -248,14 +258,14 @@ def _shape(value: Any) -> list[int] | None:
     if not parts:
         return None
     try:
-        shape = [int(p) for p in parts]
+        shape = [int(p, 10) for p in parts]
     except ValueError:
         raise UsageError(
             f"--input-shape must be comma-separated integers like 1,28,28; got {value!r}."
         ) from None
-    if any(s <= 0 for s in shape):
-        raise UsageError(f"--input-shape sizes must be positive; got {value!r}.")
-    return shape
+    from .loading.metadata import input_shape
+
+    return input_shape(shape, "--input-shape")  # each size from 1 to 2**31 - 1
 
 
 def _sensitive(cli_value: Sequence[str] | None, settings: dict[str, Any]) -> list[str] | None:
@@ -299,10 +309,13 @@ def cli() -> None:
 @click.option("--model-path", help="Folder to import --model-class and --trainer from.")
 @click.option("--trainer", metavar="PKG.MODULE:FUNCTION", help="Your training function, train_fn(X, y) -> nn.Module: the crossval audit retrains it on every fold (true k-fold cross-validation) and places the given model's score among the retrained ones. Imported like --model-class (see --model-path).")
 @click.option("--trust-model", is_flag=True, default=False, help="Allow a pickled model (runs code from the file). Only for files you trust.")
+@click.option("--trust-config", is_flag=True, default=False, help="Let ./pyproject.toml and --config set what imports and runs code (model_class, model_path, trainer) and name files outside this folder (card, history, train_data). Without it a config file cannot do that on your behalf: give those options on the command line. Only for config files you trust.")
+@click.option("--allow-symlinks", is_flag=True, default=False, help="Read input files that are symbolic links out of their folder (git-annex, DVC). Without it such a link is refused, so that a link committed to a repository cannot put another file (a key, a token) into the report. FIFOs, devices and files under /proc or /sys are refused regardless.")
 @click.option("--device", help="auto (default: CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
 @click.option("--seed", type=int, help="Seed for resampling (default 0): same inputs and seed, same numbers.")
 @click.option("--audit-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop any audit still running after SECONDS and report it as an error; the other audits still run (exit 3). Default: none; also audit_timeout in [tool.auditor]. Enforced with SIGALRM on POSIX (Linux, macOS), not on Windows; an audit inside one long native call (a big tensor operation) is stopped when that call returns.")
+@click.option("--inference-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop the run when loading the model or one inference pass takes longer than SECONDS (default 1800): a model that loops forever ends with exit 2 and no report. Enforced from outside the process that runs the model; also inference_timeout in [tool.auditor].")
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder. Default: reports/<model-stem>/.")
 @click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json; pdf prints report.html with headless Chromium).")
 @click.option("--audits", help="Comma-separated audits to run (default: all installed; see 'audit plugins').")
@@ -321,45 +334,67 @@ def run_command(**kw: Any) -> None:
     click.get_current_context().exit(code)
 
 
-def _warm_up_energy(
-    installed: dict[str, Any], kw: dict[str, Any], settings: dict[str, Any], broken: dict[str, Any] | None = None
-) -> None:
-    """When an audit that needs energy will run, start codecarbon's slow hardware detection
-    now, in the background, so it overlaps importing torch and loading the model."""
-    from .config import audit_options, parse_overrides, split_list
-    from .energy import settings_for, warm_up
-    from .registry import select_audits
+def _execute(cfg: Any, installed: dict[str, Any], progress: Any, kw: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """Run the audit in a confined child process (see :mod:`auditor.contain`); with
+    --debug, the child's tracebacks and log (what the model printed) reach stderr."""
+    from .config import inference_timeout
+    from .contain.supervisor import DEFAULT_INFERENCE_TIMEOUT, execute_contained
+    from .report.format import clean_text
 
+    timeout = inference_timeout(_pick(kw.get("inference_timeout"), settings, "inference_timeout"))
+    debug = bool(kw.get("debug"))
     try:
-        audits = select_audits(
-            installed,
-            split_list(_pick(kw.get("audits"), settings, "audits")),
-            split_list(_pick(kw.get("skip"), settings, "skip")) or [],
-            broken,
-        )
-        overrides = parse_overrides(kw.get("overrides") or ())
-        options = {n: audit_options(a, settings, overrides) for n, a in audits.items()
-                   if "energy" in tuple(a.needs)}
-    except AuditorError:
-        return  # the run reports it, in its place
-    chosen = settings_for(audits, options)
-    if chosen is not None:
-        warm_up(chosen)
+        return execute_contained(cfg, installed, progress, inference_timeout=timeout or DEFAULT_INFERENCE_TIMEOUT)
+    except BaseException as exc:
+        if debug:
+            for attribute, title in (("child_traceback", "traceback in the run's process"), ("child_log", "the run's log")):
+                text = getattr(exc, attribute, "")
+                if text:
+                    click.echo(f"--- {title} ---\n{clean_text(text)}", err=True)
+        raise
+
+
+def _check_input_files(kw: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Every input file the run will read, checked before anything reads it: no FIFO,
+    device, /proc or /sys file, nor a link out of its folder without --allow-symlinks (see
+    :mod:`auditor.loading.inputs`). The policy and the baseline are checked where they load."""
+    from .loading.inputs import check_input
+
+    model = Path(kw["model"])
+    files = {
+        "The model file": model,
+        "The model metadata file": model.with_name(model.stem + ".auditor.json") if model.name else None,
+        "The data file": _path(kw.get("data")),
+        "The training data": _path(_pick(kw.get("train_data"), settings, "train_data")),
+        "The training history": _path(_pick(kw.get("history"), settings, "history")),
+        "The model card": _path(_pick(kw.get("card"), settings, "card")),
+    }
+    for what, path in files.items():
+        if path is not None:
+            check_input(path, what, allow_symlinks=bool(kw.get("allow_symlinks")),
+                        folder=what == "The training history")
 
 
 def _run(kw: dict[str, Any], *, demo: bool) -> int:
-    from .config import audit_timeout, check_settings, load_settings, parse_overrides, split_list
+    from .config import (
+        audit_timeout, check_settings, load_settings, parse_overrides, refuse_untrusted, split_list,
+    )
     from .registry import discover_plugins
 
     discovery = discover_plugins()
-    installed, broken = discovery.audits, discovery.broken
-    settings = {} if demo else load_settings(kw.get("config_file"), Path.cwd())
+    installed = discovery.audits
+    allow_symlinks = bool(kw.get("allow_symlinks"))
+    settings = {} if demo else load_settings(kw.get("config_file"), Path.cwd(), allow_symlinks=allow_symlinks)
     check_settings(settings, discovery.names)
-    _warm_up_energy(installed, kw, settings, broken)
+    refuse_untrusted(settings, kw, Path.cwd(), trust=bool(kw.get("trust_config")))
+    _check_input_files(kw, settings)
+    from .contain import server
+
+    server.start()  # the process runs are forked from: its imports overlap what follows
 
     from .gates import evaluate, load_baseline, load_policy
     from .github import publish
-    from .pipeline import RunConfig, execute
+    from .runconfig import RunConfig
     from .report import write_reports
     from .report.write import canonical
 
@@ -391,17 +426,25 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         overrides=parse_overrides(kw.get("overrides") or ()),
         command=kw.get("command") or shlex.join(["audit", *sys.argv[1:]]),
     )
-    out = Path(_pick(kw.get("out"), settings, "out", "") or Path("reports") / model.stem)
+    if cfg.trainer:  # imported only when an audit the run selects retrains with it
+        from .plugin import used
+        from .registry import select_audits
+
+        if not used(select_audits(installed, cfg.audits, cfg.skip, discovery.broken), "trainer"):
+            cfg.trainer = None
+    from .report.format import folder_name  # the model's stem, never "..", "." or empty
+
+    out = Path(_pick(kw.get("out"), settings, "out", "") or Path("reports") / folder_name(model.stem))
     fail_on = _pick(kw.get("fail_on"), settings, "fail_on", "error")
-    policy = load_policy(_path(kw.get("policy")), settings)
+    policy = load_policy(_path(kw.get("policy")), settings, allow_symlinks=allow_symlinks)
     baseline_path = _path(kw.get("baseline")) or (policy.baseline if policy is not None else None)
     if policy is not None:
         policy.check_syntax(cfg.audits or discovery.names, baseline_given=baseline_path is not None)
-    baseline = load_baseline(baseline_path) if baseline_path is not None else None
+    baseline = load_baseline(baseline_path, allow_symlinks=allow_symlinks) if baseline_path is not None else None
     quiet = bool(kw.get("quiet"))
     show = not quiet and sys.stderr.isatty()
     with RichProgress(enabled=show) as progress:
-        execution = execute(cfg, installed, progress, broken)
+        execution = _execute(cfg, installed, progress, kw, settings)
     report = execution.report
     gates = evaluate(report, policy, baseline, fail_on=fail_on,
                      baseline_path=None if baseline_path is None else str(baseline_path))
@@ -414,7 +457,11 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     for line in publish(document):
         click.echo(line)
     if kw.get("debug"):
-        for name, text in execution.outcome.tracebacks.items():
+        from .report.format import clean_text
+
+        if execution.log:
+            click.echo(f"--- the run's log ---\n{clean_text(execution.log)}", err=True)
+        for name, text in execution.tracebacks.items():
             click.echo(f"--- traceback of audit {name} ---\n{text}", err=True)
     if not quiet:
         from .report.terminal import render_terminal
