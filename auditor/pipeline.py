@@ -103,7 +103,7 @@ def _run_measuring(
             outcome.results[name] = AuditResult.errored(name, audit.title, f"MeterError: {exc}")
             outcome.timings[name] = 0.0
         return
-    more = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}"), timeout=timeout)
+    more = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}", guard="audit"), timeout=timeout)
     outcome.results.update(more.results)
     outcome.timings.update(more.timings)
     outcome.tracebacks.update(more.tracebacks)
@@ -253,7 +253,7 @@ def _execute(
     )
 
     def step(name: str) -> Any:
-        return _together(progress.step(f"Audit: {name}"), meter.phase(f"audit:{name}"))
+        return _together(progress.step(f"Audit: {name}", guard="audit"), meter.phase(f"audit:{name}"))
 
     t = time.perf_counter()
     measuring = {n: a for n, a in audits.items() if "energy" in tuple(a.needs)}

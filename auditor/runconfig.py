@@ -46,5 +46,6 @@ class Progress:
         self, description: str, total: int | None = None, guard: str | None = None
     ) -> ContextManager[Callable[[int], None]]:
         """A step of the run; ``guard="model"`` marks the steps that run the model itself
-        (loading it, the inference passes), which a contained run bounds in time."""
+        (loading it, the inference passes) and ``guard="audit"`` each audit: a contained run
+        bounds both in time from outside (``--inference-timeout``, ``--audit-timeout``)."""
         return nullcontext(lambda advance: None)

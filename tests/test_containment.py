@@ -269,3 +269,34 @@ def test_without_landlock_a_model_that_holds_code_needs_trust(breast_cancer, tmp
     report = read_report(tmp_path / "b")
     assert report["run"]["confinement"]["enforced"] is False
     assert "WITHOUT operating-system confinement" in report["model"]["trust"]
+
+
+@confined
+def test_an_audit_stuck_in_the_model_ends_the_run_after_its_audit_timeout(breast_cancer, tmp_path):
+    """The inference pass returns; the model loops forever on any other batch (the explain
+    audit's). SIGALRM cannot stop TorchScript's interpreter, so the parent stops the run."""
+    rows = len(breast_cancer.frame)
+
+    class LoopsOnOtherBatches(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(30, 1)
+            self.rows = rows
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.net(x)
+            if x.shape[0] != self.rows:
+                while bool(y.sum() == y.sum()):
+                    y = y + 0.0
+            return y
+
+    model = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.script(LoopsOnOtherBatches()), str(model))
+    started = time.monotonic()
+    result = invoke(model, "--data", breast_cancer.folder / "test.csv", "--audits", "metrics,explain",
+                    "--out", tmp_path / "out", "-q", "--audit-timeout", "2")
+    assert time.monotonic() - started < 60
+    assert result.exit_code == 3, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Audit: explain" in lines[0] and "--audit-timeout" in lines[0], lines
+    assert not (tmp_path / "out").exists()

@@ -52,14 +52,16 @@ class Allowances:
 
 def python_installation(cwd: Path) -> list[Path]:
     """Where Python and the installed packages live: the prefixes, every ``sys.path`` entry
-    but the working folder (``python -m`` puts it there: it holds the user's files), and
+    but the working folder (``python -m`` puts it there: it holds the user's files), the
+    root and the home folder (a ``PYTHONPATH`` naming them would open everything), and
     the folders of packages an import hook maps from elsewhere (editable installs)."""
     paths = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    too_wide = {cwd, Path("/"), Path.home().resolve()}  # a PYTHONPATH of ~ would open the home folder
     for entry in sys.path:
         if not entry:
             continue
         path = Path(entry).resolve()
-        if path != cwd:
+        if path not in too_wide:
             paths.add(path)
     for name in ("auditor", "auditor_plugins"):
         module = sys.modules.get(name)

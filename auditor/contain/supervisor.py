@@ -21,12 +21,19 @@ from typing import Any, Iterator, Mapping
 
 from .. import errors
 from ..errors import AuditorError, ModelLoadError, UntrustedModelError
+from ..report.format import one_line
 from . import landlock, policy, seccomp, server
 from .worker import MAX_MESSAGE, Job, main
 from multiprocessing.connection import wait
 
+from rich.markup import escape
+
 #: The default of ``--inference-timeout``: generous, for a slow model on a big file.
 DEFAULT_INFERENCE_TIMEOUT = 1800.0
+#: How long after its ``--audit-timeout`` an audit that did not stop ends the whole run:
+#: as long as the timeout itself, from 5 s to a minute.
+def audit_grace(audit_timeout: float) -> float:
+    return min(max(audit_timeout, 5.0), 60.0)
 
 
 @dataclass(frozen=True)
@@ -176,9 +183,13 @@ class _Steps:
     """The child's progress steps, drawn by the parent's progress; the step marked
     ``guard: model`` (loading, inference passes) is timed against the limit."""
 
-    def __init__(self, progress: Any, timeout: float | None) -> None:
+    def __init__(self, progress: Any, timeout: float | None, audit_timeout: float | None = None) -> None:
         self._progress = progress
         self._timeout = timeout
+        # an audit is stopped inside the run at --audit-timeout; one stuck in native code
+        # (a model looping in C++) cannot be, so the parent stops the run a minute later
+        self._audit_timeout = None if audit_timeout is None else audit_timeout + audit_grace(audit_timeout)
+        self.kind = ""
         self._open: dict[int, tuple[Any, Any, str, bool]] = {}
         self.deadline: float | None = None
         self.guarded: str = ""
@@ -191,14 +202,17 @@ class _Steps:
         if kind == "step" and ident not in self._open and len(self._open) < 64:
             total = message.get("total")
             total = total if isinstance(total, int) and total >= 0 else None
-            description = str(message.get("description", ""))[:200]
+            description = escape(one_line(str(message.get("description", ""))[:200]))
             manager = self._progress.step(description, total=total)
             advance = manager.__enter__()
-            guarded = message.get("guard") == "model"
+            guard = message.get("guard")
+            limit = {"model": self._timeout, "audit": self._audit_timeout}.get(str(guard))
+            guarded = bool(limit)
             self._open[ident] = (manager, advance, description, guarded)
-            if guarded and self._timeout:
-                self.deadline = time.monotonic() + self._timeout
+            if limit:
+                self.deadline = time.monotonic() + limit
                 self.guarded = description
+                self.kind = str(guard)
         elif kind == "advance" and ident in self._open:
             by = message.get("by")
             if isinstance(by, int) and by >= 0:
@@ -298,11 +312,12 @@ def _main_module_left_alone() -> Iterator[None]:
 
 
 def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) -> ContainedRun:
+    audit_timeout = getattr(job.cfg, "audit_timeout", None)
     server.start()
     ctx = server.context()
     reader, writer = ctx.Pipe(duplex=False)
     process = ctx.Process(target=main, args=(job, writer), name="auditor-run", daemon=True)
-    steps = _Steps(progress, timeout)
+    steps = _Steps(progress, timeout, audit_timeout)
     answer: dict[str, Any] | None = None
     try:
         with _main_module_left_alone():
@@ -322,7 +337,7 @@ def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) ->
                     ) from None
                 try:
                     message = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise RunProcessError("The process that ran the model sent a message that is not JSON.") from None
                 if not isinstance(message, dict):
                     continue
@@ -334,6 +349,13 @@ def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) ->
                 break
             if steps.deadline is not None and time.monotonic() > steps.deadline:
                 process.kill()
+                if steps.kind == "audit":
+                    raise RunProcessError(
+                        f"'{steps.guarded}' did not stop at its --audit-timeout ({audit_timeout:g} s) "
+                        f"nor {audit_grace(audit_timeout):g} s later (it is stuck in native code, probably in the model), "
+                        "so the run was stopped. Nothing was written.",
+                        hint="Leave that audit out with --skip, or ask the model's author why it never returns.",
+                    )
                 raise ModelTimeoutError(
                     f"The model did not finish '{steps.guarded}' within {timeout:g} s "
                     "(--inference-timeout) and was stopped; it may never end. Nothing was written.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from .policy import Allowances
 
 #: Largest message the parent accepts from the child (a report is far smaller).
 MAX_MESSAGE = 256 * 1024 * 1024
+#: Largest file the run may write (its log, scratch files).
+MAX_FILE = 1024 * 1024 * 1024
 
 
 @dataclass
@@ -85,6 +88,30 @@ def _redirect_output(path: str) -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
 
 
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor the child inherited but the pipe to the parent and 0-2:
+    multiprocessing leaves the server's pipes and its resource tracker's pipe open in the
+    child (a message there makes the unconfined tracker unlink shared memory by name)."""
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = resource_tracker._resource_tracker  # noqa: SLF001 - forget its pipe too
+        tracker._fd = None  # noqa: SLF001
+        tracker._pid = None  # noqa: SLF001
+    except (ImportError, AttributeError):
+        pass
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in open_fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def _confine(job: Job) -> None:
     from . import landlock, seccomp
 
@@ -110,8 +137,13 @@ def main(job: Job, conn: Any) -> None:
             import resource
 
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file, anywhere
+            # no file (the log of what the model prints, a scratch file) past 1 GiB: writes
+            # beyond fail instead of filling the disk
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
         except (ImportError, ValueError, OSError):
             pass
+        _close_inherited(conn.fileno())
         if job.confine:
             _confine(job)
         _run(job, channel)
