@@ -379,8 +379,10 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     from .config import (
         audit_timeout, check_settings, load_settings, parse_overrides, refuse_untrusted, split_list,
     )
+    from .contain import server
     from .registry import discover_plugins
 
+    server.start()  # the process runs are forked from: its imports overlap all that follows
     discovery = discover_plugins()
     installed = discovery.audits
     allow_symlinks = bool(kw.get("allow_symlinks"))
@@ -388,9 +390,6 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     check_settings(settings, discovery.names)
     refuse_untrusted(settings, kw, Path.cwd(), trust=bool(kw.get("trust_config")))
     _check_input_files(kw, settings)
-    from .contain import server
-
-    server.start()  # the process runs are forked from: its imports overlap what follows
 
     from .gates import evaluate, load_baseline, load_policy
     from .github import publish
