@@ -15,7 +15,9 @@ For each size the script generates (once, cached under ``benchmarks/out/``) a sy
 and a small trained model, runs one untimed floor to warm the page cache, then ``--repeats``
 pairs of floor and audit runs in ABBA order (floor first in even repeats, audit first in odd
 ones) so that drift hits both. Each run is a child process timed by wall clock from spawn to
-exit; its peak memory is ``ru_maxrss`` from ``os.wait4``. Medians and the audit/floor ratios
+exit; its peak memory is ``ru_maxrss`` from ``os.wait4`` (for ``audit``, plus the peak of the
+process that ran the model, from report.json: it is a child of auditor's forkserver, which
+``wait4`` does not see; the sum is an upper bound). Medians and the audit/floor ratios
 go to stdout, every raw figure to ``benchmarks/out/bench_audit.json``.
 
 Usage (from the repository root)::
@@ -270,6 +272,15 @@ def run_child(argv: list[str], log_dir: Path) -> Run:
     return Run(seconds, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
 
 
+def _run_process_peak_mib(report_dir: Path) -> float:
+    """The peak memory of the process that ran the model, as its report.json records it."""
+    try:
+        run = json.loads((report_dir / "report.json").read_text())["run"]
+        return float(run.get("peak_rss_bytes") or 0) / 2**20
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
 def audit_command() -> list[str]:
     """The installed ``audit`` entry point, or ``python -m auditor`` when it is not on PATH."""
     found = shutil.which("audit")
@@ -389,7 +400,11 @@ def bench_size(
                         "--quiet", "--device", args.device,
                         *(["--sensitive", "group_a,group_b"] if args.with_fairness else []),
                     ]  # fmt: skip
-                    result.audit.runs.append(run_child(audit_argv, scratch_dir))
+                    run = run_child(audit_argv, scratch_dir)
+                    # the model runs in a child of auditor's forkserver, which wait4 does not
+                    # see: add its peak (from report.json) to the command's own, an upper bound
+                    run.max_rss_mib += _run_process_peak_mib(report_dir)
+                    result.audit.runs.append(run)
                     shutil.rmtree(report_dir, ignore_errors=True)
                 print(f"  {n_rows:,} rows, repeat {repeat + 1}/{args.repeats}: {which} done")
     return result
