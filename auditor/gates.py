@@ -7,6 +7,7 @@ The policy and its rule language are parsed in :mod:`auditor.policy`. ``evaluate
       "policy":   str | None,     # the policy file's name, "[tool.auditor]", or None without a policy
       "baseline": str | None,     # the baseline report.json path, or None
       "fail_on":  "error" | "warning" | "never",
+      "not_assessed": "warn" | "fail" | "pass",  # what a not-assessed audit counts as
       "passed":   bool,           # every result passed
       "results": [                # gates in policy order, then regressions, then findings
         {
@@ -53,6 +54,8 @@ from .report.json_report import all_audits, load_report
 __all__ = ["FAIL_ON", "Policy", "evaluate", "fmt", "is_noisy", "load_baseline", "load_policy", "resolve"]
 
 FAIL_ON = ("error", "warning", "never")
+#: What an audit that is not assessed counts as (``--not-assessed``); see :mod:`auditor.runner`.
+NOT_ASSESSED = ("warn", "fail", "pass")
 NOISY_WORDS = ("energy", "emissions", "duration", "seconds")
 FIELDS = ("value", "ci_low", "ci_high")
 _RAN = ("pass", "warn", "fail")
@@ -149,6 +152,8 @@ def _why_not(audit: str, report: Mapping[str, Any]) -> str | None:
     if status == "skipped":
         reason = summary[len("Skipped:"):].strip() if summary.lower().startswith("skipped:") else summary
         return f"{audit} was skipped: {reason}" if reason else f"{audit} was skipped"
+    if status == "not assessed":
+        return f"{audit} was not assessed: {summary}" if summary else f"{audit} was not assessed"
     return f"{audit} ended in {status}: {summary}" if summary else f"{audit} ended in {status}"
 
 
@@ -339,33 +344,45 @@ def _regression(entry: Regression, report: Mapping[str, Any], baseline: Mapping[
                    baseline=previous, delta=delta, noise=noise, **common)
 
 
-def _fail_on(report: Mapping[str, Any], fail_on: str) -> dict[str, Any]:
+def _fail_on(report: Mapping[str, Any], fail_on: str, not_assessed: str = "warn") -> dict[str, Any]:
+    """The findings rule: no finding (and no audit status) of the ``fail_on`` severity. An
+    audit that is not assessed counts as ``not_assessed`` says: as a warning (fails under
+    fail_on warning), as a failure (fails whatever fail_on says, even never) or as a pass."""
     severities = _severities(fail_on if fail_on != "never" else "warning")
     bad_status = ("fail",) if fail_on == "error" else ("fail", "warn")
+    if not_assessed == "fail" or (not_assessed == "warn" and fail_on == "warning"):
+        bad_status += ("not assessed",)
     name = {"error": "no error findings", "warning": "no warning or error findings", "never": "findings never fail"}[fail_on]
     common = {"rule": f"fail_on {fail_on}", "threshold": fail_on}
     kinds = "error" if fail_on == "error" else "warning or error"
-    problems, total = [], 0
+    problems, unjudged, total = [], [], 0
     for audit, found in all_audits(report).items():
         if not isinstance(found, Mapping) or found.get("status") == "error":
             continue  # an audit that broke is not a gate matter: the command line exits 3 for it
         hits = [f for f in found.get("findings") or [] if f.get("severity") in severities]
         status = found.get("status")
         total += len(hits)
-        if hits or status in bad_status:
+        if status == "not assessed" and status in bad_status:
+            unjudged.append(audit)
+        if fail_on != "never" and (hits or status in bad_status):
             parts = [f"status {status}"] if status in bad_status else []
             if hits:
                 parts.append(f"{len(hits)} {kinds} finding{'s' if len(hits) != 1 else ''} ({_counts(hits)})")
             problems.append(f"{audit} has {' and '.join(parts)}")
+    why = " (--not-assessed fail)" if not_assessed == "fail" else ""
     if fail_on == "never":
         text = (f"fail_on never: findings do not fail the run ({total} warning or error "
                 f"finding{'s' if total != 1 else ''} across the audits).")
+        if unjudged:
+            return _result(name, "findings", False, text[:-1] + f"; but {', '.join(unjudged)} "
+                           f"{'was' if len(unjudged) == 1 else 'were'} not assessed{why}.", value=total, **common)
         return _result(name, "findings", True, text, value=total, **common)
     if not problems:
         statuses = "fail" if fail_on == "error" else "warn or fail"
-        return _result(name, "findings", True, f"No audit has a {kinds} finding or status {statuses}.",
+        article = "an" if kinds[0] in "aeiou" else "a"
+        return _result(name, "findings", True, f"No audit has {article} {kinds} finding or status {statuses}.",
                        value=0, **common)
-    return _result(name, "findings", False, f"fail_on {fail_on}: " + "; ".join(problems) + ".", value=total, **common)
+    return _result(name, "findings", False, f"fail_on {fail_on}{why}: " + "; ".join(problems) + ".", value=total, **common)
 
 
 #: With a baseline but no [regression] table: every headline metric of every audit that both
@@ -395,15 +412,20 @@ def evaluate(
     *,
     fail_on: str,
     baseline_path: str | None,
+    not_assessed: str = "warn",
 ) -> dict[str, Any]:
     """The report's ``gates`` section (see the module docstring for its schema).
 
     Raises :class:`UsageError` for a metric path whose audit ran without such a metric (the
     message lists that audit's valid paths), for [regression] tolerances without a baseline,
-    and for an unknown ``fail_on``."""
+    and for an unknown ``fail_on`` or ``not_assessed``. ``not_assessed`` (warn, fail or pass)
+    is what an audit that is not assessed counts as in the fail_on rule."""
     if fail_on not in FAIL_ON:
         raise UsageError(f"fail_on must be one of {', '.join(FAIL_ON)}; got {fail_on!r}.",
                          hint="Use --fail-on error, warning or never.")
+    if not_assessed not in NOT_ASSESSED:
+        raise UsageError(f"not_assessed must be one of {', '.join(NOT_ASSESSED)}; got {not_assessed!r}.",
+                         hint="Use --not-assessed warn, fail or pass.")
     results: list[dict[str, Any]] = []
     if policy is not None:
         if policy.regressions and baseline is None:
@@ -416,11 +438,12 @@ def evaluate(
         regressions = default_regressions(report, baseline)
     for entry in regressions:
         results.append(_regression(entry, report, baseline or {}))
-    results.append(_fail_on(report, fail_on))
+    results.append(_fail_on(report, fail_on, not_assessed))
     return {
         "policy": None if policy is None else policy.source,
         "baseline": baseline_path,
         "fail_on": fail_on,
+        "not_assessed": not_assessed,
         "passed": all(r["passed"] for r in results),
         "results": results,
     }

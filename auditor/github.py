@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .report.format import one_line
 
@@ -38,13 +38,21 @@ def annotations(gates: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def publish(document: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> list[str]:
-    """Append the Markdown summary of the report ``document`` to $GITHUB_STEP_SUMMARY when set;
-    return the annotation lines to print when running under GitHub Actions (else none)."""
+def publish(
+    document: Mapping[str, Any],
+    environ: Mapping[str, str] = os.environ,
+    *,
+    written: Sequence[str] = (),
+) -> list[str]:
+    """Append a short Markdown summary of the report ``document`` to $GITHUB_STEP_SUMMARY when
+    set (the verdict, the audits, the failures and where the full report is: ``written``, the
+    report files as the command wrote them, see
+    :func:`auditor.report.markdown.render_step_summary`); return the annotation lines to print
+    when running under GitHub Actions (else none)."""
     summary = environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        from .report import render_markdown
+        from .report.markdown import render_step_summary
 
         with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(render_markdown(dict(document), front_matter=False).rstrip("\n") + "\n\n")
+            handle.write(render_step_summary(dict(document), list(written)).rstrip("\n") + "\n\n")
     return annotations(document.get("gates")) if environ.get("GITHUB_ACTIONS") == "true" else []

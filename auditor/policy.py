@@ -27,7 +27,8 @@ Rules (keywords case-insensitive, spaces free), by the kind of path:
 - a metric: ``>= x``, ``> x``, ``<= x``, ``< x``, ``== x``, ``!= x`` (x a decimal number,
   exponent allowed) or ``between a and b`` (inclusive, a <= b);
 - ``<audit>.status``: ``== S``, ``!= S`` or ``in [S, S, ...]`` with S one of pass, warn, fail,
-  skipped, error (optionally quoted);
+  not assessed, skipped, error (optionally quoted; ``not_assessed`` and ``not-assessed`` are
+  read as ``not assessed``), e.g. ``"fairness.status" = '!= "not assessed"'``;
 - ``<audit>.findings``: ``no error`` (no finding of severity error) or ``no warning`` (none
   of severity warning or error); ``errors``/``warnings`` are accepted too.
 
@@ -53,7 +54,7 @@ PathKind = Literal["metric", "status", "findings"]
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _COMPARE = re.compile(rf"^\s*(>=|<=|==|!=|>|<)\s*({_NUM})\s*$")
 _BETWEEN = re.compile(rf"^\s*between\s+({_NUM})\s+and\s+({_NUM})\s*$", re.IGNORECASE)
-_STATUS_IS = re.compile(r"^\s*(==|!=)\s*['\"]?([A-Za-z]+)['\"]?\s*$")
+_STATUS_IS = re.compile(r"^\s*(==|!=)\s*['\"]?([A-Za-z][A-Za-z _-]*?)['\"]?\s*$")
 _STATUS_IN = re.compile(r"^\s*in\s*\[(.*)\]\s*$", re.IGNORECASE)
 _FINDINGS = re.compile(r"^\s*no\s+(error|warning)s?\s*$", re.IGNORECASE)
 
@@ -63,6 +64,11 @@ FORMS: dict[str, str] = {
     "findings": "'no error' or 'no warning'",
 }
 _PATHS = "<audit>.<metric> (optionally .value, .ci_low or .ci_high), <audit>.status or <audit>.findings"
+
+
+def _status_word(text: str) -> str:
+    """A status as written in a rule, normalised: case and the separators of "not assessed"."""
+    return " ".join(re.split(r"[\s_-]+", text.strip().lower()))
 
 
 @dataclass(frozen=True)
@@ -170,11 +176,11 @@ def parse_rule(path: str, written: Any) -> Rule:
                 rule = Rule(kind, "between", (a, b), f"between {number_text(a)} and {number_text(b)}")
     elif kind == "status":
         if m := _STATUS_IS.match(text):
-            word = m.group(2).lower()
+            word = _status_word(m.group(2))
             if word in STATUSES:
                 rule = Rule(kind, m.group(1), (word,), f"{m.group(1)} {word}")
         elif m := _STATUS_IN.match(text):
-            words = tuple(w.strip().strip("'\"").strip().lower() for w in m.group(1).split(","))
+            words = tuple(_status_word(w.strip().strip("'\"")) for w in m.group(1).split(","))
             if words and all(w in STATUSES for w in words):
                 rule = Rule(kind, "in", words, f"in [{', '.join(words)}]")
     elif m := _FINDINGS.match(text):

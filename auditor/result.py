@@ -11,11 +11,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-Status = Literal["pass", "warn", "fail", "skipped", "error"]
+Status = Literal["pass", "warn", "fail", "not assessed", "skipped", "error"]
 Severity = Literal["info", "warning", "error"]
 Direction = Literal["higher", "lower", "none"]
 
-STATUSES: tuple[str, ...] = ("pass", "warn", "fail", "skipped", "error")
+#: Every status an audit may end in. ``not assessed``: the audit ran but could not judge what
+#: it exists to judge (every group too small for a disparity, every fold too small, a history
+#: too short); its summary says why and what it would need. Distinct from ``pass`` (it judged
+#: and found nothing), ``skipped`` (it did not run: an input was missing) and ``error`` (it broke).
+STATUSES: tuple[str, ...] = ("pass", "warn", "fail", "not assessed", "skipped", "error")
+NOT_ASSESSED = "not assessed"
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
 
 
@@ -135,7 +140,8 @@ class Chart:
       "diagonal": bool}`` (ROC, precision-recall, training curves); optional
       ``"y_scale": "linear"|"log"`` (log: base-10 axis ticked at decades; values <= 0 are
       not drawn and split the line, like None) and ``"markers": [{"x": number, "label":
-      str}]``, each drawn as a labelled vertical dashed line (e.g. the best epoch)
+      str}]``, each drawn as a labelled vertical dashed line (e.g. the best epoch), and
+      ``"y_from_zero": true`` (a linear y axis that includes 0, for magnitudes such as importance)
     - ``scatter``: ``{"x_label", "y_label", "x": [...], "y": [...], "reference": "y=0"|"y=x"|None}``
     - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[low, high]]|None}``
       (``errors`` are absolute interval bounds, like ``Metric.ci``, not offsets); optional
@@ -202,6 +208,9 @@ class ResultPart:
     charts: list[Chart] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     summary: str = ""
+    #: False when this input was too thin to judge (a history too short for a verdict): an
+    #: audit whose every part is unassessed is ``not assessed``.
+    assessed: bool = True
 
 
 @dataclass
@@ -229,6 +238,12 @@ class AuditResult:
     @classmethod
     def skipped(cls, audit: str, title: str, reason: str) -> "AuditResult":
         return cls(audit=audit, title=title, status="skipped", summary=reason)
+
+    @classmethod
+    def not_assessed(cls, audit: str, title: str, reason: str, **parts: Any) -> "AuditResult":
+        """A result for an audit that ran but could not judge: ``reason`` is the summary (say
+        why, and the data it would need); ``parts`` are the other fields (metrics, findings...)."""
+        return cls(audit=audit, title=title, status="not assessed", summary=reason, **parts)
 
     @classmethod
     def errored(cls, audit: str, title: str, message: str) -> "AuditResult":

@@ -35,7 +35,7 @@ from typing import Any, Callable, ContextManager, Mapping
 from .context import AuditContext
 from .errors import AuditorError
 from .plugin import NEEDS
-from .result import SEVERITIES, STATUSES, AuditResult, Finding
+from .result import NOT_ASSESSED, SEVERITIES, STATUSES, AuditResult, Finding
 
 
 class AuditTimeout(BaseException):
@@ -246,17 +246,95 @@ def _run_one(
         return malformed(name, audit.title, str(exc))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - an audit's failure must not stop the others
         tracebacks[name] = traceback.format_exc()
-        return AuditResult.errored(name, audit.title, f"{type(exc).__name__}: {exc}")
+        from .loading.sniff import TORCHSCRIPT_TRACEBACK, meaningful_line
+
+        # A TorchScript error's message is a traceback of compiled code: its summary is the
+        # real error at its end (the full text stays in the run's traceback, --debug).
+        message = meaningful_line(exc) if TORCHSCRIPT_TRACEBACK in str(exc) else f"{type(exc).__name__}: {exc}"
+        return AuditResult.errored(name, audit.title, message)
     result.options = dict(options)
     if unavailable is not None:
         result.notes.append(f"audit_timeout ({_seconds(timeout or 0)} s) was not enforced: {unavailable}.")
     return result
 
 
-def verdict(results: Mapping[str, AuditResult]) -> str:
-    """error if any audit errored, else fail if any failed, else warn if any warned, else pass."""
-    statuses = {r.status for r in results.values()}
+#: What an audit that is ``not assessed`` counts as, in the verdict and the exit code
+#: (``--not-assessed``, setting ``not_assessed``): a warning by default (exit 0, and exit 1
+#: under ``--fail-on warning``), a failure, or a pass (it still shows in every report).
+NOT_ASSESSED_AS: tuple[str, ...] = ("warn", "fail", "pass")
+
+#: The exit code of each verdict (see :mod:`auditor.cli`).
+EXIT_CODES: dict[str, int] = {"pass": 0, "warn": 0, "fail": 1, "error": 3}
+
+
+def _as(status: str, not_assessed: str) -> str:
+    return not_assessed if status == NOT_ASSESSED else status
+
+
+def verdict(results: Mapping[str, Any], not_assessed: str = "warn") -> str:
+    """The audits' own verdict, before any gate: error if any audit errored, else fail if any
+    failed, else warn if any warned (or was not assessed, counted as ``not_assessed`` says),
+    else pass. ``results`` maps names to :class:`AuditResult` or to their dicts."""
+    statuses = {
+        _as(str(r.status if isinstance(r, AuditResult) else r.get("status")), not_assessed)
+        for r in results.values()
+    }
     for status in ("error", "fail", "warn"):
         if status in statuses:
             return status
     return "pass"
+
+
+def outcome(
+    audits: Mapping[str, Mapping[str, Any]],
+    gates: Mapping[str, Any],
+    *,
+    not_assessed: str = "warn",
+) -> dict[str, Any]:
+    """THE verdict of a run, computed once from the audits (``name -> result dict``) and the
+    gate results of :func:`auditor.gates.evaluate` (thresholds, regressions, the fail_on
+    rule), and stored as the report's ``outcome``; ``report["verdict"]`` is its ``verdict``
+    and every renderer shows that, so no output can contradict the exit code::
+
+        {"verdict": "pass" | "warn" | "fail" | "error",
+         "exit_code": 0 | 1 | 3,
+         "reasons": [str],          # one sentence each, most serious first; empty for a clean pass
+         "failed_gates": [str],     # names of the gates, regressions and rules that failed
+         "not_assessed": [str],     # audits that ran but could not judge
+         "not_assessed_as": "warn" | "fail" | "pass",
+         "fail_on": "error" | "warning" | "never"}
+
+    error (exit 3) when an audit broke; else fail (exit 1) when a gate, a regression or the
+    fail_on rule failed; else warn (exit 0) when an audit warned, failed without failing the
+    run (``--fail-on never``) or was not assessed (unless counted as a pass); else pass."""
+    if not_assessed not in NOT_ASSESSED_AS:
+        raise ValueError(f"not_assessed must be one of {NOT_ASSESSED_AS}, got {not_assessed!r}")
+    by_status: dict[str, list[str]] = {}
+    for name, result in audits.items():
+        status = result.get("status") if isinstance(result, Mapping) else None
+        by_status.setdefault(str(status), []).append(str(name))
+    failed = [g for g in gates.get("results", []) if not g.get("passed")]
+    reasons: list[str] = []
+    if by_status.get("error"):
+        reasons.append(f"Audits that broke: {', '.join(by_status['error'])}.")
+    reasons += [f"{g.get('kind', 'gate').capitalize()} failed: {g.get('name')}: {g.get('message')}" for g in failed]
+    for status, word in (("fail", "failed"), ("warn", "warned"), (NOT_ASSESSED, "not assessed")):
+        if by_status.get(status):
+            reasons.append(f"Audits {word}: {', '.join(by_status[status])}.")
+    if by_status.get("error"):
+        final = "error"
+    elif failed:
+        final = "fail"
+    elif by_status.get("fail") or by_status.get("warn") or (by_status.get(NOT_ASSESSED) and not_assessed != "pass"):
+        final = "warn"
+    else:
+        final = "pass"
+    return {
+        "verdict": final,
+        "exit_code": EXIT_CODES[final],
+        "reasons": reasons,
+        "failed_gates": [str(g.get("name")) for g in failed],
+        "not_assessed": list(by_status.get(NOT_ASSESSED, [])),
+        "not_assessed_as": not_assessed,
+        "fail_on": gates.get("fail_on"),
+    }

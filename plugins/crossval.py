@@ -16,7 +16,13 @@ across retraining.
 
 Findings: a judged metric whose coefficient of variation across folds exceeds ``max_cv``; a
 worst fold more than ``max_worst_gap`` (relative) below the mean; the given model outside
-the ``outlier_level`` prediction interval of the retrained models' scores.
+the ``outlier_level`` prediction interval of the retrained models' scores. A spread finding
+also needs the spread to exceed sampling noise: a permutation test re-partitions the rows
+into folds of the same sizes (within class) and asks how often random folds spread as much
+(``noise_level``); with shuffled folds of one model's predictions the spread is noise by
+construction, so findings come from grouped folds that really differ. When a fold has fewer
+than ``min_fold_rows`` rows nothing is judged, and without retraining the audit is *not
+assessed*.
 """
 
 from __future__ import annotations
@@ -40,6 +46,12 @@ if TYPE_CHECKING:
 MAX_BALANCE_CLASSES = 12
 #: Folds smaller than this make noisy metrics; the audit says so.
 SMALL_FOLD = 30
+#: Random re-partitions of the rows that give the spread sampling noise alone would give.
+NOISE_RESAMPLES = 199
+#: Rows x re-partitions at most (the work of the noise check); beyond, fewer re-partitions.
+NOISE_BUDGET = 20_000_000
+#: Fewer re-partitions than this cannot tell a 5% tail: the spread is judged by its limits alone.
+MIN_NOISE_RESAMPLES = 39
 
 
 def _label(key: str) -> str:
@@ -118,6 +130,16 @@ class CrossValidationAudit(Audit):
             "A fold whose judged metric is this much worse than the mean (relative) is a finding.", min=0.0,
         ),
         Option(
+            "min_fold_rows", "int", 30,
+            "Folds with fewer rows are too small to judge: below it in any fold, the evaluation spread is "
+            "reported but not assessed (no spread finding).", min=2,
+        ),
+        Option(
+            "noise_level", "float", 0.05,
+            "A spread finding needs the spread to exceed sampling noise at this significance: the share of random "
+            "re-partitions (same fold sizes, within class) with as large a spread.", min=0.0001, max=0.5,
+        ),
+        Option(
             "outlier_level", "float", 0.99,
             "Retraining: the given model is flagged outside this prediction interval of the retrained scores.",
             min=0.5, max=0.9999,
@@ -132,16 +154,18 @@ class CrossValidationAudit(Audit):
         except FoldError as exc:
             return AuditResult.skipped(self.name, self.title, f"Skipped: {exc}.")
         judged = _judged(str(options["metrics"]), ctx.task.kind, evaluation.values)
-        parts = [_evaluation_part(ctx, options, evaluation, judged)]
+        noise = None if _too_small(evaluation, options) else _noise(ctx, evaluation)
+        parts = [_evaluation_part(ctx, options, evaluation, judged, noise)]
         if ctx.trainer is not None:
             with ctx.measure("retraining"):
                 parts.append(_retraining_part(ctx, options, evaluation, judged))
         findings = [f for p in parts for f in p.findings]
         summary = " ".join(p.summary for p in parts if p.summary)
+        unjudged = _too_small(evaluation, options) and ctx.trainer is None
         return AuditResult(
             audit=self.name,
             title=self.title,
-            status=status_from_findings(findings),
+            status="not assessed" if unjudged else status_from_findings(findings),
             summary=summary,
             metrics={k: v for p in parts for k, v in p.metrics.items()},
             findings=findings,
@@ -192,6 +216,91 @@ def _evaluate(ctx: AuditContext, options: Mapping[str, Any]) -> _Evaluation:
     spreads = {key: summarise(v, _direction(key)) for key, v in values.items()}
     sizes = np.concatenate([np.bincount(folds, minlength=k) for folds in split.folds])
     return _Evaluation(split, values, whole, spreads, sizes)
+
+
+def _too_small(ev: _Evaluation, options: Mapping[str, Any]) -> bool:
+    """Whether a fold has fewer rows than ``min_fold_rows``: the spread is then not judged."""
+    return int(ev.sizes.min()) < int(options["min_fold_rows"])
+
+
+@dataclass(frozen=True)
+class _Noise:
+    """The spread that sampling noise alone gives: every metric over ``resamples`` random
+    re-partitions of the rows into folds of the observed sizes (the fold labels permuted
+    within each class for classification, so class balance per fold is kept; across all
+    rows for regression; grouped folds lose their groups, which is the point). The model and
+    its predictions are the same; only which rows share a fold changes."""
+
+    resamples: int
+    sd: dict[str, float | None]  # the mean SD across folds over the re-partitions
+    sd_high: dict[str, float | None]  # the 95th percentile of that SD
+    p_sd: dict[str, float | None]  # (1 + re-partitions with an SD at least the observed) / (resamples + 1)
+    p_gap: dict[str, float | None]  # the same for the worst fold's relative gap
+
+
+def _noise(ctx: AuditContext, ev: _Evaluation) -> _Noise | None:
+    """A permutation test of the spread against sampling noise, or None when the data is too
+    large for :data:`MIN_NOISE_RESAMPLES` re-partitions within :data:`NOISE_BUDGET`."""
+    y = np.asarray(ctx.data.y)
+    n, k, r = y.size, ev.split.n_splits, ev.split.n_repeats
+    m = min(NOISE_RESAMPLES, NOISE_BUDGET // max(n * r, 1))
+    if m < MIN_NOISE_RESAMPLES:
+        return None
+    rng = np.random.default_rng([int(ctx.seed), 0x5EED])
+    by_class = np.argsort(y, kind="stable") if ctx.task.is_classification else None
+    sds: dict[str, list[float]] = {key: [] for key in ev.values}
+    gaps: dict[str, list[float]] = {key: [] for key in ev.values}
+    for _ in range(m):
+        per_repeat = []
+        for folds in ev.split.folds:
+            shuffled = np.empty_like(folds)
+            if by_class is not None:
+                shuffled[by_class] = folds[np.lexsort((rng.random(n), y))]
+            else:
+                shuffled = folds[rng.permutation(n)]
+            per_repeat.append(_fold_metrics(ctx.task, y, ctx.predictions, shuffled, k))
+        for key in ev.values:
+            spread = summarise(np.concatenate([p[key] for p in per_repeat]), _direction(key))
+            sds[key].append(np.nan if spread.sd is None else spread.sd)
+            gaps[key].append(np.nan if spread.worst_gap is None else spread.worst_gap)
+
+    def p_value(null: list[float], observed: float | None) -> float | None:
+        if observed is None:
+            return None
+        return float((1 + np.sum(np.asarray(null) >= observed - 1e-12)) / (m + 1))
+
+    def finite(values: list[float], fn: Any) -> float | None:
+        kept = np.asarray(values)[np.isfinite(values)]
+        return float(fn(kept)) if kept.size else None
+
+    return _Noise(
+        resamples=m,
+        sd={key: finite(v, np.mean) for key, v in sds.items()},
+        sd_high={key: finite(v, lambda a: np.quantile(a, 0.95)) for key, v in sds.items()},
+        p_sd={key: p_value(sds[key], ev.spreads[key].sd) for key in ev.values},
+        p_gap={key: p_value(gaps[key], ev.spreads[key].worst_gap) for key in ev.values},
+    )
+
+
+def _beyond(p: float | None, noise: _Noise | None, options: Mapping[str, Any]) -> bool:
+    """Whether a spread exceeds sampling noise (always, when the noise could not be measured)."""
+    return noise is None or (p is not None and p <= float(options["noise_level"]))
+
+
+def _versus_noise(noise: _Noise | None, key: str, which: str) -> str:
+    """How the spread compares with sampling noise, for a finding's message."""
+    if noise is None:
+        return ""
+    if which == "sd":
+        typical, high = noise.sd[key], noise.sd_high[key]
+        around = f": random folds of the same sizes give an SD of {_num(typical)} (95% below {_num(high)}); " \
+            if typical is not None and high is not None else ": "
+        return f"; beyond sampling noise{around}p = {noise.p_sd[key]:.3f}, permutation test"
+    return f"; beyond sampling noise: p = {noise.p_gap[key]:.3f}, permutation test"
+
+
+def _listed_words(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _fold_name(split: Split, index: int) -> str:
@@ -270,7 +379,7 @@ def _strip(name: str, title: str, key: str, series: list[dict[str, Any]], spread
 
 
 def _evaluation_part(
-    ctx: AuditContext, options: Mapping[str, Any], ev: _Evaluation, judged: list[str]
+    ctx: AuditContext, options: Mapping[str, Any], ev: _Evaluation, judged: list[str], noise: _Noise | None = None
 ) -> _Part:
     split, k, r = ev.split, ev.split.n_splits, ev.split.n_repeats
     part = _Part()
@@ -278,6 +387,9 @@ def _evaluation_part(
     n_folds = k * r
     folds_text = f"{k} folds" + (f" × {r} repeats" if r > 1 else "")
     typical = int(np.median(ev.sizes))
+    smallest_fold, min_rows = int(ev.sizes.min()), int(options["min_fold_rows"])
+    small = smallest_fold < min_rows
+    within_noise: list[str] = []
 
     for i, key in enumerate(judged):
         s, label, direction = ev.spreads[key], _label(key), _direction(key)
@@ -297,22 +409,30 @@ def _evaluation_part(
             s.worst, f"{label}, worst fold", direction=direction,
             description=f"The worst fold's {in_sentence(label)}.",
         )
-        if s.cv is not None and s.cv > float(options["max_cv"]):
-            part.findings.append(Finding(
-                "warning", "high-spread",
-                f"{label} varies across the {folds_text}: its SD {_num(s.sd)} is {s.cv:.1%} of its "
-                f"mean {_num(s.mean)} (limit {float(options['max_cv']):.1%}); range {_num(s.low)} to "
-                f"{_num(s.high)}, with about {typical:,} rows a fold.",
-            ))
+        judge = not small
+        if judge and s.cv is not None and s.cv > float(options["max_cv"]):
+            if _beyond(noise.p_sd[key] if noise else None, noise, options):
+                part.findings.append(Finding(
+                    "warning", "high-spread",
+                    f"{label} varies across the {folds_text}: its SD {_num(s.sd)} is {s.cv:.1%} of its "
+                    f"mean {_num(s.mean)} (limit {float(options['max_cv']):.1%}); range {_num(s.low)} to "
+                    f"{_num(s.high)}, with about {typical:,} rows a fold{_versus_noise(noise, key, 'sd')}.",
+                ))
+            else:
+                within_noise.append(label)
         gap = s.worst_gap
-        if gap is not None and s.worst_index is not None and gap > float(options["max_worst_gap"]):
+        if judge and gap is not None and s.worst_index is not None and gap > float(options["max_worst_gap"]):
             j = s.worst_index
-            part.findings.append(Finding(
-                "warning", "worst-fold",
-                f"{_fold_name(split, j).capitalize()} scores {in_sentence(label)} {_num(s.worst)} against a "
-                f"mean of {_num(s.mean)} over the folds ({gap:.1%} worse; limit "
-                f"{float(options['max_worst_gap']):.0%}); it has {int(ev.sizes[j]):,} rows, {phrases[j]}.",
-            ))
+            if _beyond(noise.p_gap[key] if noise else None, noise, options):
+                part.findings.append(Finding(
+                    "warning", "worst-fold",
+                    f"{_fold_name(split, j).capitalize()} scores {in_sentence(label)} {_num(s.worst)} against a "
+                    f"mean of {_num(s.mean)} over the folds ({gap:.1%} worse; limit "
+                    f"{float(options['max_worst_gap']):.0%}); it has {int(ev.sizes[j]):,} rows, {phrases[j]}"
+                    f"{_versus_noise(noise, key, 'gap')}.",
+                ))
+            else:
+                within_noise.append(f"{in_sentence(label)} of the worst fold")
         series = [
             {"name": f"repeat {rep + 1}" if r > 1 else "folds",
              "x": list(range(1, k + 1)), "y": ev.values[key][rep * k:(rep + 1) * k].tolist()}
@@ -347,13 +467,17 @@ def _evaluation_part(
     ))
     part.tables.append(Table(
         name="spread", title="Spread across folds",
-        columns=["Metric", "Mean", "SD", "CV", "Min", "Max", "Worst fold", "All rows"],
+        columns=["Metric", "Mean", "SD", "CV", "Min", "Max", "Worst fold", "All rows"]
+        + (["SD from noise", "p (SD)"] if noise else []),
         rows=[
             [_label(key), s.mean, s.sd, s.cv, s.low, s.high,
              None if s.worst_index is None else _fold_name(split, s.worst_index), ev.whole[key]]
+            + ([noise.sd[key], noise.p_sd[key]] if noise else [])
             for key, s in ev.spreads.items()
         ],
-        caption="SD is the sample standard deviation across folds; CV is SD / |mean|.",
+        caption="SD is the sample standard deviation across folds; CV is SD / |mean|."
+        + (f" SD from noise: the mean SD over {noise.resamples} random re-partitions into folds of the same sizes; "
+           "p: the share of them with an SD at least as large." if noise else ""),
     ))
     part.tables.append(balance)
 
@@ -373,12 +497,34 @@ def _evaluation_part(
                 "info", "class-smaller-than-folds",
                 f"The smallest class has {smallest} rows, fewer than the {k} folds: some folds have none of it.",
             ))
-    if int(ev.sizes.min()) < SMALL_FOLD:
+    if small:
         part.findings.append(Finding(
             "info", "small-folds",
-            f"The smallest fold has {int(ev.sizes.min())} rows: metrics on so few rows are noisy, so the "
-            "spread mostly shows sampling noise.",
+            f"The smallest fold has {smallest_fold:,} rows, fewer than crossval.min_fold_rows ({min_rows}): metrics on "
+            "so few rows are mostly sampling noise, so the spread is shown but not judged (no spread finding). "
+            "Use fewer folds (-o crossval.folds=N) or more data.",
         ))
+    elif within_noise:
+        part.findings.append(Finding(
+            "info", "spread-within-noise",
+            f"The spread of {_listed_words(within_noise)} exceeds its limit but not sampling noise: random folds "
+            f"of the same sizes spread as much (permutation test over {noise.resamples if noise else 0} "
+            f"re-partitions, significance {float(options['noise_level']):g}), so it is not a finding.",
+        ))
+    if noise is not None:
+        part.notes.append(
+            f"Sampling noise: the spread is compared with {noise.resamples} random re-partitions of the same rows "
+            "into folds of the same sizes (fold labels permuted"
+            + (" within each class" if ctx.task.is_classification else "")
+            + "; the model's predictions unchanged). A spread finding needs both its limit and a spread that "
+            f"at most {float(options['noise_level']):.0%} of the re-partitions reach. With shuffled folds the "
+            "spread is sampling noise by construction; grouped folds (crossval.group) show whether groups differ."
+        )
+    elif not small:
+        part.notes.append(
+            f"Sampling noise was not measured ({ev.sizes.sum():,} rows are too many for the permutation test's "
+            "budget); with folds this large it is small, and the spread is judged by its limits alone."
+        )
 
     described = []
     for key in judged:
@@ -391,9 +537,15 @@ def _evaluation_part(
             text += f" (worst fold {_num(s.worst)})"
         described.append(text)
     flagged = sum(1 for f in part.findings if f.severity == "warning")
-    verdict = "the spread is within the limits." if not flagged else (
-        f"{flagged} finding{'s' if flagged > 1 else ''} on the spread."
-    )
+    if small:
+        verdict = (f"not assessed: the smallest fold has {smallest_fold:,} rows, fewer than crossval.min_fold_rows "
+                   f"({min_rows}), too few to tell a spread from sampling noise.")
+    elif flagged:
+        verdict = f"{flagged} finding{'s' if flagged > 1 else ''} on the spread, beyond sampling noise."
+    elif within_noise:
+        verdict = "the spread is within sampling noise."
+    else:
+        verdict = "the spread is within the limits."
     how = "grouped" if split.strategy == "grouped" else ("stratified" if split.strategy == "stratified" else "shuffled")
     sentence = (f"Across {folds_text} ({how}, about {typical:,} rows each), "
                 f"{'; '.join(described)} (mean ± SD); {verdict}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from statistics import NormalDist
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -195,9 +196,10 @@ class FairnessAudit(Audit):
             return AuditResult(
                 audit=self.name,
                 title=self.title,
-                status=status_from_findings(limited),
+                status="not assessed",
                 summary=f"Not assessed: every sensitive column has more than fairness.max_groups ({limit:,}) "
-                "groups, so none was audited.",
+                "groups, so none was audited. The audit needs a column with at most that many groups, two of "
+                f"them with at least fairness.min_group_size ({int(options['min_group_size'])}) rows.",
                 findings=limited,
                 options=dict(options),
             )
@@ -259,11 +261,15 @@ class FairnessAudit(Audit):
         charts = [c for r in reports for c in _charts(r, frame)]
         tables = [_group_table(r, frame) for r in reports] + [_disparity_table(reports, frame)]
         notes = [" ".join(_plain_language(r, frame) for r in reports), *_notes(reports, frame, groups)]
+        powers = [_power(r, frame, ctx) for r in reports]
+        notes += [f"Minimum data and power: {note}" for note, _ in powers]
+        assessed = any(_defined(r) for r in reports)
+        summary = _summary(reports, headlines, frame) if assessed else _not_assessed(reports, frame, powers)
         return AuditResult(
             audit=self.name,
             title=self.title,
-            status=status_from_findings(findings),
-            summary=_summary(reports, headlines, frame),
+            status=status_from_findings(findings) if assessed else "not assessed",
+            summary=summary,
             metrics=metrics,
             findings=findings,
             tables=tables,
@@ -271,6 +277,99 @@ class FairnessAudit(Audit):
             notes=notes,
             options=dict(options),
         )
+
+
+#: The test the power statements assume: two-sided, this significance level and power.
+POWER_ALPHA = 0.05
+POWER = 0.8
+
+
+def detectable_h(n1: int, n2: int, alpha: float = POWER_ALPHA, power: float = POWER) -> float:
+    """The smallest effect (Cohen's h, the difference of two proportions on the arcsine scale
+    ``2 asin(sqrt(p))``) that a two-sided two-proportion z-test at ``alpha`` detects with
+    probability ``power`` between groups of ``n1`` and ``n2`` rows: ``(z_{1-alpha/2} +
+    z_power) * sqrt(1/n1 + 1/n2)`` (the far tail, under 1e-6 here, neglected). The same
+    number is the smallest standardised mean difference (Cohen's d) of a two-sample z-test."""
+    z = NormalDist()
+    return (z.inv_cdf(1 - alpha / 2) + z.inv_cdf(power)) * math.sqrt(1 / n1 + 1 / n2)
+
+
+def detectable_rates(h: float, p: float) -> tuple[float, float]:
+    """The two selection rates, ``h`` apart on the arcsine scale and centred on ``p`` there
+    (clipped to [0, 1]): the smallest visible gap around an overall rate ``p``."""
+    phi = 2 * math.asin(math.sqrt(min(max(p, 0.0), 1.0)))
+    low, high = phi - h / 2, phi + h / 2
+    if low < 0.0:  # at an edge: keep the full width on the open side
+        low, high = 0.0, min(h, math.pi)
+    elif high > math.pi:
+        low, high = max(math.pi - h, 0.0), math.pi
+    return math.sin(low / 2) ** 2, math.sin(high / 2) ** 2
+
+
+def _defined(report: fs.PartitionReport) -> bool:
+    """Whether any disparity of the partition could be computed."""
+    return any(
+        math.isfinite(spread.overall) or bool(np.isfinite(np.asarray(spread.value, dtype=float)).any())
+        for spread in report.disparities.values()
+    )
+
+
+def _power(report: fs.PartitionReport, frame: _Frame, ctx: AuditContext) -> tuple[str, str]:
+    """What the partition needs and the smallest disparity it could show, as a note and as a
+    short clause for a summary (empty when it has fewer than two groups with rows): between
+    its two largest groups when fewer than two are large enough to judge, else between the
+    smallest judged group and the largest (the pair with the least power among those judged)."""
+    counts = report.partition.counts.astype(int)
+    labels = report.partition.labels
+    order = [int(g) for g in np.argsort(-counts, kind="stable") if counts[g] > 0]
+    need = (f"{report.partition.name} needs at least two groups of fairness.min_group_size "
+            f"({frame.min_group_size}) rows")
+    if len(order) < 2:
+        return f"{need}; it has {len(order)} group with rows.", ""
+    judged = [g for g in order if report.judged[g]]
+    pair = (judged[-1], judged[0]) if len(judged) >= 2 else (order[1], order[0])
+    n1, n2 = int(counts[pair[0]]), int(counts[pair[1]])
+    h = detectable_h(n1, n2)
+    between = f"between {labels[pair[0]]} (n={n1:,}) and {labels[pair[1]]} (n={n2:,})"
+    if frame.classification:
+        label = ctx.predictions.label
+        if label is None and ctx.predictions.proba is not None:
+            label = np.argmax(ctx.predictions.proba, axis=1)
+        if frame.kind == "binary" and label is not None and len(label):
+            p = float(np.mean(np.asarray(label) == 1))
+            where = f"the overall selection rate, {p:.2f}"
+        else:
+            p, where = 0.5, "a selection rate of 0.50 (one-vs-rest: the widest case)"
+        low, high = detectable_rates(h, p)
+        ratio = f"; a ratio of {low / high:.2f}" if high > 0 else ""
+        short = (f"a two-sided two-proportion z-test (alpha {POWER_ALPHA:g}, power {POWER:g}) {between} "
+                 f"would detect only a selection-rate difference of {high - low:.2f} or more")
+        note = (f"a two-sided two-proportion z-test (Cohen's h, alpha {POWER_ALPHA:g}, power {POWER:g}) {between} "
+                f"detects a selection-rate difference of {high - low:.2f} or more (h = {h:.2f}: {low:.2f} against "
+                f"{high:.2f}, around {where}{ratio}); smaller disparities would go unseen.")
+    else:
+        short = (f"a two-sided two-sample z-test (alpha {POWER_ALPHA:g}, power {POWER:g}) {between} would detect "
+                 f"only a difference in mean error of {h:.2f} standard deviations or more")
+        note = (f"a two-sided two-sample z-test (alpha {POWER_ALPHA:g}, power {POWER:g}) {between} detects a "
+                f"difference in mean error of {h:.2f} standard deviations or more; smaller ones would go unseen.")
+    return f"{need}; at these sizes {note}", short
+
+
+def _not_assessed(reports: list[fs.PartitionReport], frame: _Frame, powers: Sequence[tuple[str, str]]) -> str:
+    """The summary of a run where no disparity could be computed: why, what it would need and
+    what it could have seen at these sizes."""
+    why = []
+    for report in reports:
+        counts = report.partition.counts.astype(int)
+        small = [f"{report.partition.labels[g]} has {int(counts[g]):,}" for g in range(counts.size)
+                 if counts[g] > 0 and not report.judged[g]]
+        judged = int(report.judged.sum())
+        why.append(f"{report.partition.name} has {judged} group{'s' if judged != 1 else ''} with at least "
+                   f"{frame.min_group_size} rows" + (f" ({_listed(small)})" if small else ""))
+    short = next((clause for _, clause in powers if clause), "")
+    return (f"Not assessed: no disparity could be computed: {'; '.join(why)}, and a disparity needs two groups "
+            f"of at least fairness.min_group_size ({frame.min_group_size}) rows."
+            + (f" At these sizes, {short}." if short else ""))
 
 
 def _within_limit(groups: list[Groups], limit: int) -> tuple[list[Groups], list[Finding]]:

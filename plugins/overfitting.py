@@ -188,10 +188,15 @@ class OverfittingAudit(Audit):
         findings = [f for p in parts for f in p.findings]
         summary = "; ".join(p.summary for p in parts if p.summary) or "No verdict."
         summary = summary[0].upper() + summary[1:]
+        unjudged = not any(p.assessed for p in parts)
+        if unjudged:
+            summary = ("Not assessed: " + summary[0].lower() + summary[1:]).rstrip(".") + (
+                f". A verdict needs at least {of.MIN_EPOCHS} epochs with a monitored value, or --train-data "
+                "for the train-versus-test gap")
         return AuditResult(
             audit=self.name,
             title=self.title,
-            status=status_from_findings(findings),
+            status="not assessed" if unjudged else status_from_findings(findings),
             summary=summary if summary.endswith(".") else summary + ".",
             metrics={k: v for p in parts for k, v in p.metrics.items()},
             findings=findings,
@@ -337,7 +342,8 @@ def _history_part(history: History, options: Mapping[str, Any]) -> _Part | None:
             + (" and overfitting cannot be told from a worsening optimisation." if train_key is None else ".")
         )
     charts = _history_charts(history, a, train_key, val_key, monitor, is_loss)
-    return _Part(metrics, findings, [table], charts, notes, _history_summary(a, name))
+    return _Part(metrics, findings, [table], charts, notes, _history_summary(a, name),
+                 assessed=a.verdict != "undetermined")
 
 
 def _history_sentence(a: of.HistoryAnalysis, name: str, options: Mapping[str, Any], has_train: bool) -> str:

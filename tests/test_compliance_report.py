@@ -136,11 +136,13 @@ def test_the_markdown_is_a_model_card_with_front_matter_tooling_reads(filed):
         assert heading in text
 
 
-def test_the_job_summary_has_no_front_matter(tmp_path):
+def test_the_job_summary_is_short_with_no_front_matter(tmp_path):
+    """The job summary is read at a glance: the verdict and the audits, not the model card
+    (that is in report.md and report.html)."""
     summary = tmp_path / "summary.md"
     publish(compliance_report(), {"GITHUB_STEP_SUMMARY": str(summary)})
     text = summary.read_text()
-    assert text.startswith("# Model audit") and "## Model card" in text
+    assert text.startswith("# Model audit") and "## Model card" not in text and "## Sign-off" not in text
 
 
 def test_without_a_card_the_reports_stay_as_they_were():

@@ -284,7 +284,7 @@ def test_a_plugin_that_calls_sys_exit_in_run_does_not_end_the_run(site, audit_ru
         ("dict", "run() returned dict, not an AuditResult"),
         ("bad_metric", "to_dict() failed: AttributeError"),
         ("nan_note", "JSON cannot hold it: Out of range float values are not JSON compliant"),
-        ("bad_status", "its status is 'great'; allowed: pass, warn, fail, skipped, error"),
+        ("bad_status", "its status is 'great'; allowed: pass, warn, fail, not assessed, skipped, error"),
         ("bad_severity", "a finding has severity 'catastrophic'"),
         ("object_in_table", "JSON cannot hold it: Object of type object is not JSON serializable"),
     ],

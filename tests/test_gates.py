@@ -452,7 +452,7 @@ def test_section_shape_order_and_determinism():
     second = evaluate(rep, policy(FULL_GATES, FULL_REGRESSION), sample(), fail_on="error", baseline_path="main.json")
     assert rep == before  # the report is read, never changed
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
-    assert set(first) == {"policy", "baseline", "fail_on", "passed", "results"}
+    assert set(first) == {"policy", "baseline", "fail_on", "not_assessed", "passed", "results"}
     assert (first["policy"], first["baseline"], first["fail_on"], first["passed"]) == ("audit.toml", "main.json", "error", False)
     assert all(set(r) == RESULT_KEYS for r in first["results"])
     assert [r["path"] for r in first["results"]] == [*FULL_GATES, *FULL_REGRESSION, None]

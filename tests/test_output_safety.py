@@ -81,15 +81,17 @@ def test_under_github_actions_only_auditor_s_own_annotations_start_a_line_with_t
     assert_inert(result.stdout, allowed=r"::error title=auditor ")
     assert_inert(result.stderr)
     assert any(line.startswith("::error title=auditor ") for line in result.stdout.splitlines())
-    assert_markdown_inert(summary.read_text(encoding="utf-8"))
+    # The job summary is short (not every hostile name reaches it); what does is inert.
+    assert_markdown_inert(summary.read_text(encoding="utf-8"), every_name=False)
 
 
-def assert_markdown_inert(markdown: str) -> None:
+def assert_markdown_inert(markdown: str, every_name: bool = True) -> None:
     assert not CONTROL.search(markdown)
     for live in ("@octocat", "@someone", "https://", "www.evil", ":rocket:", ":fire:"):
         assert live not in markdown, live
-    for escaped in ("@&#8203;octocat", "@&#8203;someone", "https:&#8203;//evil.example", "www&#8203;.evil.example",
-                    ":&#8203;rocket:", ":&#8203;fire:"):
+    escapes = ("@&#8203;octocat", "@&#8203;someone", "https:&#8203;//evil.example", "www&#8203;.evil.example",
+               ":&#8203;rocket:", ":&#8203;fire:")
+    for escaped in escapes if every_name else escapes[:1]:
         assert escaped in markdown, escaped
     assert not any(line.lstrip().startswith("::") for line in markdown.splitlines())
 

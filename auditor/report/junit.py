@@ -8,8 +8,12 @@ is never lost among skipped or warning audits.
 
 - a gate: ``<failure>`` carrying its message when it did not pass;
 - an audit: ``<failure>`` for status fail, with its error findings in the body; ``<error>``
-  for status error (and for a status the report does not define); ``<skipped>`` for skipped;
+  for status error (and for a status the report does not define); ``<skipped>`` for skipped
+  and for not assessed (``type="not-assessed"``, the message "Not assessed: " and the reason);
   passed otherwise. Warning findings are listed in ``<system-out>``.
+
+With the run's ``outcome`` in the report, each suite starts with ``<properties>`` holding
+``auditor.verdict`` and ``auditor.exit_code``: the one verdict every output shows.
 
 Test case names are the audit's key (unique and stable across runs, so a CI's test history
 follows it) and the gate's name. The tree is built with :mod:`xml.etree.ElementTree`, which
@@ -98,6 +102,9 @@ def _audit_cases(report: dict[str, Any]) -> list[ET.Element]:
             _element(case, "error", _lines(errors) or summary, message=summary, type="error")
         elif status == "skipped":
             _element(case, "skipped", message=summary)
+        elif status == "not assessed":  # it ran but could not judge: never shown as a pass
+            reason = summary if summary.lower().startswith("not assessed") else f"Not assessed: {summary}"
+            _element(case, "skipped", message=reason, type="not-assessed")
         elif status not in ("pass", "warn"):
             problem = (
                 f"The report gives this audit the status {format_cell(status)!r}, "
@@ -133,5 +140,12 @@ def render_junit(report: dict[str, Any]) -> str:
     if gate_cases:
         _suite(root, _CLASS_GATES, gate_cases, timestamp=started)
     _suite(root, _CLASS_AUDITS, audit_cases, timestamp=started)
+    shown = view.outcome(report)
+    if isinstance(report.get("outcome"), dict):  # the run's one verdict, as every other output shows it
+        for suite in root.findall("testsuite"):
+            properties = ET.Element("properties")
+            _element(properties, "property", name="auditor.verdict", value=str(shown["verdict"]))
+            _element(properties, "property", name="auditor.exit_code", value=str(shown["exit_code"]))
+            suite.insert(0, properties)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -25,6 +25,7 @@ _STATUS_EMOJI: dict[str, str] = {
     "pass": "✅",
     "warn": "⚠️",
     "fail": "❌",
+    "not assessed": "❔",
     "skipped": "⏭️",
     "error": "🛑",
 }
@@ -292,4 +293,51 @@ def render_markdown(report: dict[str, Any], *, front_matter: bool = True) -> str
     lines += _provenance(report)
     if compliance:
         lines += _signoff(report)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_step_summary(report: dict[str, Any], written: list[str] | tuple[str, ...] = ()) -> str:
+    """A short Markdown document for ``$GITHUB_STEP_SUMMARY``: the run's one verdict and exit
+    code, the table of audits, the gates when any failed, what failed (failed gates, error
+    findings, audits that broke) and what could not be judged, then where the full report is
+    (``written``: the report files, as the command wrote them; upload the folder as an
+    artifact). Never the whole report: a job summary is read at a glance."""
+    report = clean_strings(report)
+    shown = view.outcome(report)
+    code = shown["exit_code"]
+    lines = [
+        f"# Model audit: {_status(shown['verdict'])}" + (f" · exit code {code}" if code is not None else ""),
+        "",
+        f"Model **{escape(view.model_name(report))}** on **{escape(view.data_path(report))}** · "
+        f"{escape(view.status_counts(report))} · {escape(view.tool_name(report))}",
+        "",
+        *_summary(report),
+        "",
+        *_gates(report),
+    ]
+    failures = [f"Gate failed: {escape(g['name'])}" for g in view.gates(report) if not g["passed"]]
+    unjudged = []
+    for name, audit in view.audits(report):
+        title = escape(view.audit_title(name, audit))
+        status = audit.get("status")
+        if status == "error":
+            failures.append(f"{title} broke: {escape(view.summary(audit))}")
+        elif status == "not assessed":
+            unjudged.append(f"{title}: {escape(view.summary(audit))}")
+        if status != "error":
+            failures += [f"{title}: {escape(f['message'])}" for f in view.findings(audit, ("error",))]
+    if failures:
+        lines += ["### Failures", "", *(f"- {line}" for line in failures), ""]
+    if unjudged:
+        lines += ["### Not assessed (ran, but could not judge)", "", *(f"- {line}" for line in unjudged), ""]
+    warnings = sum(len(view.findings(audit, ("warning",))) for _, audit in view.audits(report))
+    if warnings:
+        lines += [f"{warnings} warning finding{'s' if warnings != 1 else ''}: see the full report.", ""]
+    if written:
+        html = [w for w in written if w.endswith(".html")]
+        main = html[0] if html else written[0]
+        others = [w.replace("\\", "/").rsplit("/", 1)[-1] for w in written if w != main]
+        also = f" (and {', '.join(f'`{escape(o)}`' for o in others)} beside it)" if others else ""
+        lines += [f"Full report: `{escape(main)}`{also}; upload its folder as a workflow artifact "
+                  "to read it from the run's page.", ""]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -24,6 +24,7 @@ _STATUS_STYLES: dict[str, str] = {
     "pass": "bold green",
     "warn": "bold yellow",
     "fail": "bold red",
+    "not assessed": "bold cyan",
     "skipped": "dim",
     "error": "bold magenta",
 }
@@ -84,7 +85,7 @@ def render_terminal(report: dict[str, Any], console: Console) -> None:
     )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
     table.add_column("Audit", style="bold", ratio=2, overflow="fold")
-    table.add_column("Status", min_width=9, max_width=12, overflow="fold")
+    table.add_column("Status", min_width=9, max_width=14, overflow="fold")
     table.add_column("Headline (95% CI)", ratio=3, overflow="fold")
     table.add_column("Summary", ratio=3, overflow="fold")
     for name, audit in view.audits(report):

@@ -33,6 +33,7 @@ STATUS_WORDS: dict[str, str] = {
     "pass": "PASS",
     "warn": "WARN",
     "fail": "FAIL",
+    "not assessed": "NOT ASSESSED",
     "skipped": "SKIPPED",
     "error": "ERROR",
 }
@@ -42,6 +43,7 @@ STATUS_SYMBOLS: dict[str, str] = {
     "pass": "✓",
     "warn": "!",
     "fail": "✗",
+    "not assessed": "?",
     "skipped": "–",
     "error": "‼",
 }
@@ -93,8 +95,26 @@ def status_word(status: Any) -> str:
 
 
 def status_class(status: Any) -> str:
-    """A CSS-safe name for a status: the status itself if known, else ``unknown``."""
-    return status if isinstance(status, str) and status in STATUS_WORDS else "unknown"
+    """A CSS-safe name for a status: the status itself if known (spaces as ``-``: ``not-assessed``),
+    else ``unknown``."""
+    return status.replace(" ", "-") if isinstance(status, str) and status in STATUS_WORDS else "unknown"
+
+
+def outcome(report: dict[str, Any]) -> dict[str, Any]:
+    """The run's one verdict as :func:`auditor.runner.outcome` stored it (``verdict``,
+    ``exit_code``, ``reasons``, ``failed_gates``, ``not_assessed``); for a report without
+    an ``outcome`` (written by an older version, or by the Python API without gates) the
+    stored ``verdict`` with no reasons."""
+    found = report.get("outcome")
+    found = found if isinstance(found, dict) else {}
+    reasons = found.get("reasons")
+    return {
+        "verdict": found.get("verdict", report.get("verdict")),
+        "exit_code": found.get("exit_code") if is_number(found.get("exit_code")) else None,
+        "reasons": [format_cell(r) for r in reasons] if isinstance(reasons, list) else [],
+        "failed_gates": [format_cell(g) for g in found.get("failed_gates") or [] if isinstance(g, str)],
+        "not_assessed": [format_cell(a) for a in found.get("not_assessed") or [] if isinstance(a, str)],
+    }
 
 
 def status_label(status: Any) -> str:
@@ -459,20 +479,25 @@ def plugin_versions(report: dict[str, Any]) -> Facts:
 
 def _reason(audit: dict[str, Any]) -> str:
     text = str(audit.get("summary") or "").strip().rstrip(".")
-    return text[len("Skipped:"):].strip() if text.lower().startswith("skipped:") else text
+    for prefix in ("skipped:", "not assessed:"):
+        if text.lower().startswith(prefix):
+            return text[len(prefix):].strip()
+    return text
 
 
 def limitations(report: dict[str, Any]) -> list[str]:
     """Limitations written from the report itself, most serious first: what could not be
-    assessed (skipped or failed audits), every error and warning finding, figures that are
-    estimates (findings whose code says so), what the model card leaves out, and the scope
-    of every figure."""
+    assessed (audits that broke, ran but could not judge, or were skipped), every error and
+    warning finding, figures that are estimates (findings whose code says so), what the model
+    card leaves out, and the scope of every figure."""
     broken, skipped, serious, estimates = [], [], [], []
     for name, audit in audits(report):
         title = audit_title(name, audit)
         status = audit.get("status")
         if status == "error":
             broken.append(f"{title} could not be completed: {_reason(audit)}.")
+        elif status == "not assessed":
+            broken.append(f"{title} ran but could not judge (not assessed): {_reason(audit)}.")
         elif status == "skipped":
             skipped.append(f"{title} was not assessed: {_reason(audit)}.")
         for f in findings(audit):
@@ -496,7 +521,7 @@ def attention(report: dict[str, Any]) -> list[str]:
     for name, audit in audits(report):
         found = findings(audit, ("error", "warning"))
         status = audit.get("status")
-        if status in ("error", "skipped"):
+        if status in ("error", "skipped", "not assessed"):
             lines.append(f"{audit_title(name, audit)}: {status_word(status)} ({_reason(audit)}).")
         elif found:
             errors = sum(f["severity"] == "error" for f in found)
