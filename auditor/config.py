@@ -18,7 +18,7 @@ not settable from a file: a repository must not be able to trust a model on the 
 
 For the same reason a config file cannot act on the user's behalf (:func:`refuse_untrusted`):
 the settings that import and run code (:data:`CODE_SETTINGS`: ``model_class``,
-``model_path``, ``trainer``) are refused from a file unless the command line gives the
+``model_args``, ``model_path``, ``trainer``) are refused from a file unless the command line gives the
 option itself or ``--trust-config`` is passed, and the files whose contents go into the
 report (:data:`FILE_SETTINGS`: ``card``, ``history``, ``train_data``) must lie inside the
 current folder. Config files are read within a bound (16 MiB), and a NaN or infinite
@@ -48,10 +48,12 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "history": str,
     "train_data": str,
     "fail_on": str,
+    "not_assessed": str,
     "classes": (list, str),
     "task": str,
     "input_shape": (list, str),
     "model_class": str,
+    "model_args": str,
     "model_path": str,
     "trainer": str,
     "card": str,
@@ -72,7 +74,9 @@ POLICY_TABLES = ("gates", "regression")
 
 
 #: Settings that import and run code, with the option that gives them on the command line.
-CODE_SETTINGS = {"model_class": "--model-class", "trainer": "--trainer", "model_path": "--model-path"}
+CODE_SETTINGS = {
+    "model_class": "--model-class", "model_args": "--model-args", "trainer": "--trainer", "model_path": "--model-path",
+}
 #: Settings naming files whose contents go into the report, with their options.
 FILE_SETTINGS = {"card": "--card", "history": "--history", "train_data": "--train-data"}
 

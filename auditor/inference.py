@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .errors import DataError, UsageError
+from .loading.sniff import TORCHSCRIPT_TRACEBACK, meaningful_line
 
 DEFAULT_BATCH_CPU = 65_536
 DEFAULT_BATCH_CUDA = 262_144
@@ -59,15 +60,24 @@ def first_tensor(output: Any) -> torch.Tensor:
     )
 
 
-def _rejected(exc: Exception, n_features: int, shape: Sequence[int] | None) -> DataError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])
-    detail = next((line.strip() for line in first if "shape" in line or "size" in line), first[0].strip())
-    given = f"{n_features} features" if shape is None else f"inputs of shape {tuple(shape)}"
-    return DataError(
-        f"The model rejected {given} per row: {detail[:300]}",
-        hint="Check --features (and --input-shape for CNN/LSTM models): they must match what the "
-        "model was trained on.",
-    )
+def _rejected(exc: BaseException, n_features: int, shape: Sequence[int] | None) -> DataError:
+    detail = meaningful_line(exc)
+    if TORCHSCRIPT_TRACEBACK not in str(exc):
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = next((line for line in lines if "shape" in line or "size" in line), detail)[:300]
+    if shape is None:
+        given = f"rejected {n_features} features per row, fed as a (batch, {n_features}) tensor"
+        hint = ("Check --features: they must be the columns the model was trained on, in order. A "
+                "sequence model (LSTM, GRU) needs --input-shape T,F and a CNN --input-shape C,H,W, "
+                f"whose product is {n_features}.")
+    else:
+        dims = ", ".join(str(int(s)) for s in shape)
+        given = (f"rejected inputs of shape ({dims}) per row (--input-shape {','.join(str(int(s)) for s in shape)}, "
+                 f"or the model's metadata: {n_features} features fed as a (batch, {dims}) tensor)")
+        hint = ("Check --input-shape against what the model was trained on: T,F for a sequence model "
+                "(steps, then features per step; batch_first), C,H,W for a CNN; and that --features "
+                "lists the columns in that order.")
+    return DataError(f"The model {given}: {detail}", hint=hint)
 
 
 def _rows(start: int, stop: int) -> str:
@@ -150,11 +160,13 @@ def run_inference(
                 torch.cuda.empty_cache()
                 batch = max(1, batch // 2)
                 continue
-            except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
+            except DataError:
+                raise  # first_tensor's own message: the output is not a tensor
+            except Exception as exc:  # noqa: BLE001 - any failure of the model's forward is about its input
                 if "Guard failed" in str(exc) and "size()[0]" in str(exc):
                     raise DataError(
                         f"The model was exported for a fixed batch size and rejected a batch of "
-                        f"{stop - start} rows ({str(exc).strip()[:120]}).",
+                        f"{stop - start} rows ({meaningful_line(exc, 120)}).",
                         hint="Re-export it with a dynamic batch dimension: torch.export.export(model, "
                         "(x,), dynamic_shapes=({0: torch.export.Dim('batch')},)).",
                     ) from None

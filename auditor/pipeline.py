@@ -180,6 +180,7 @@ def _execute(
             model_class=cfg.model_class,
             model_path=cfg.model_path,
             trust=cfg.trust_model,
+            model_args=cfg.model_args,
         )
         timings["load_model"] = time.perf_counter() - t
 

@@ -37,6 +37,7 @@ class RunConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     command: str = ""
+    model_args: dict[str, Any] | None = None
 
 
 class Progress:

@@ -77,10 +77,22 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(uniques, dtype=str), inverse
 
 
+def _indexes(y_raw: np.ndarray, observed: Sequence[str], n_classes: int) -> bool:
+    """Whether the target holds class indices: integers (or whole floats) from 0 to
+    ``n_classes - 1``, so that value i names the model's i-th output."""
+    return _is_numeric(y_raw) and all(label.isdigit() and int(label) < n_classes for label in observed)
+
+
+def _index_codes(observed: Sequence[str], inverse: np.ndarray) -> np.ndarray:
+    """Each row's class index, for a target of class indices (see :func:`_indexes`)."""
+    return np.array([int(label) for label in observed], dtype=np.int64)[inverse]
+
+
 def _encode_classes(
     y_raw: np.ndarray, class_names: Sequence[str] | None, n_classes: int, target: str
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    observed, inverse = _factorize(y_raw)
+    observed_array, inverse = _factorize(y_raw)
+    observed = [str(label) for label in observed_array.tolist()]  # plain str: no numpy repr in messages
     if class_names is None:
         numeric = _is_numeric(y_raw) and all(s.lstrip("-").isdigit() for s in observed)
         if not numeric:
@@ -107,12 +119,16 @@ def _encode_classes(
             hint="Give one class name per output, in output order.",
         )
     unknown = sorted(set(observed) - set(names))
+    if unknown and _indexes(y_raw, observed, len(names)):
+        # --classes malignant,benign on a 0/1 target: value i is the i-th output's class
+        return _index_codes(observed, inverse), names
     if unknown:
         raise DataError(
             f"The target {target!r} holds values the model cannot produce: "
             f"{', '.join(repr(str(u)) for u in unknown[:6])} (the model's classes: "
             f"{', '.join(repr(n) for n in names[:10])}).",
-            hint="Check --target and --classes, or that this model was trained for these labels.",
+            hint="Check --target and --classes, or that this model was trained for these labels. A target of "
+            "integers 0..K-1 is read as output indices: value i is the i-th class name.",
         )
     index = {name: i for i, name in enumerate(names)}
     mapping = np.array([index[label] for label in observed], dtype=np.int64)

@@ -60,6 +60,8 @@ from .inputs import (
     MEMORY_BUDGET_VARIABLE,
     BoundedStream,
     InputTooLarge,
+    binary_kind,
+    not_a_table,
     human_size as _human,
     line_limit,
     memory_budget,
@@ -85,9 +87,9 @@ def _format_of(path: Path) -> str:
     if not path.exists():
         raise DataError(f"The data file {str(path)!r} does not exist.", hint="Check the --data path.")
     if path.is_dir():
-        raise DataError(f"The data path {str(path)!r} is a directory; a CSV or Parquet file was expected.")
+        raise not_a_table("The data path", path, "a folder")
     with open_regular(path, "The data file") as handle:  # a FIFO or a device is refused, not waited on
-        head = handle.read(8)
+        head = handle.read(512)
     if not head:
         raise DataError(
             f"The data file {path.name} is empty (0 bytes).",
@@ -97,11 +99,11 @@ def _format_of(path: Path) -> str:
         return "parquet"
     if head.startswith(b"\x1f\x8b"):
         return "csv.gz"
-    if head.startswith(b"PK") or head[:1] == b"\x80":
-        raise DataError(
-            f"The data file {path.name} looks like a saved model or archive, not CSV or Parquet.",
-            hint="Did you swap the model and --data arguments?",
-        )
+    kind = binary_kind(path, head)
+    if kind is not None:  # an image, array, archive or document: never read as text
+        raise not_a_table("The data file", path, kind)
+    if head[:1] == b"\x80":
+        raise not_a_table("The data file", path, "a saved model (torch.save or torch.jit.save)")
     return "csv"
 
 

@@ -214,6 +214,86 @@ def check_input(
             check_input(inner, what, allow_symlinks=allow_symlinks, within=root)
 
 
+# --- what a data file that is not a table is ------------------------------------------------------
+
+#: What auditor reads as data, and what to do with images until it reads them.
+TABLES_ONLY = (
+    "auditor reads tables (CSV, CSV.gz, Parquet); image folders are not supported yet: flatten the "
+    "pixels into CSV columns and pass --input-shape C,H,W"
+)
+#: The inputs that are data files (a folder or a binary file there gets :data:`TABLES_ONLY`).
+DATA_INPUTS = ("The data file", "The training data")
+
+# (magic bytes at offset 0, what the file is); longer and more specific signatures first.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x00\x00\x01\x00", "an ICO image"),
+    (b"\x93NUMPY", "a NumPy array file (.npy)"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+    (b"%PDF-", "a PDF document"),
+    (b"ARROW1", "an Arrow/Feather file"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office document (.xls)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"\x28\xb5\x2f\xfd", "a Zstandard archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+)
+
+
+def binary_kind(path: Path | str, head: bytes) -> str | None:
+    """What a data file whose first bytes are ``head`` (512 or more) is, when its magic bytes
+    say it is an image, an array, an archive or a document, never a table; None otherwise.
+    A zip is told apart by its member names (NumPy .npz, Excel .xlsx, a torch.save model)."""
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    if head[:2] == b"BM" and head[6:10] == b"\x00\x00\x00\x00" and len(head) > 26:
+        return "a BMP image"
+    if head[257:262] == b"ustar":
+        return "a tar archive"
+    if head[:4] == b"PK\x03\x04" or head[:4] == b"PK\x05\x06":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()[:10_000]
+        except (OSError, zipfile.BadZipFile, ValueError):
+            return "a ZIP archive"
+        if any(n.endswith(("data.pkl", "/version", "/.data/version")) or "/code/" in n for n in names):
+            return "a saved model (torch.save or torch.jit.save)"
+        if names and all(n.endswith(".npy") for n in names):
+            return "a NumPy archive (.npz)"
+        if any(n.startswith("xl/") for n in names):
+            return "an Excel workbook (.xlsx)"
+        images = sum(n.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")) for n in names)
+        return "a ZIP archive of images" if images else "a ZIP archive"
+    return None
+
+
+def not_a_table(what: str, path: Path | str, kind: str) -> DataError:
+    """The one message for a data file (``what``) that is ``kind`` ("a PNG image", "a folder")."""
+    path = Path(path)
+    name = repr(str(path)) if kind == "a folder" else path.name
+    if kind.startswith("a saved model"):
+        return DataError(
+            f"{what} {name} looks like {kind}, not data: auditor reads tables (CSV, CSV.gz, Parquet).",
+            hint="Did you swap the model and --data arguments? The model comes first: audit model.pt --data test.csv.",
+        )
+    if "Excel" in kind or ".xls" in kind:
+        hint = "Save the sheet as 'CSV UTF-8' (Excel: File > Save As), or as Parquet."
+    else:
+        hint = ("One row per image: its pixels in C,H,W order as columns, then the target column; the "
+                "model gets each row reshaped to --input-shape.")
+    return DataError(f"{what} {name} is {kind}. {TABLES_ONLY}.", hint=hint)
+
+
 # --- reading within a bound ---------------------------------------------------------------------
 
 
@@ -227,6 +307,8 @@ def open_regular(path: Path | str, what: str, error: ErrorType = DataError) -> B
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = _special(mode) or ("a folder" if stat.S_ISDIR(mode) else "not a regular file")
+            if kind == "a folder" and what in DATA_INPUTS:
+                raise not_a_table(what, path, kind)
             raise error(f"{what} {path.name!r} is {kind}, not a regular file.", hint="Pass a regular file.")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
@@ -309,3 +391,41 @@ class BoundedStream(io.RawIOBase):
             self._inner.close()
         finally:
             super().close()
+
+
+# --- option values given as JSON -----------------------------------------------------------------
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "true/false", type(None): "null"}
+_MODEL_ARGS_EXAMPLE = "--model-args '{\"hidden\": 64, \"dropout\": 0.1}'"
+
+
+def model_args(value: Any) -> dict[str, Any] | None:
+    """``--model-args`` (setting ``model_args``): a JSON object of keyword arguments for the
+    class ``--model-class`` names, as a dict (None stays None); a :class:`UsageError` when it
+    is not JSON or not an object whose keys are Python identifiers."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        parsed: Any = value
+    else:
+        text = str(value)
+        try:
+            parsed = loads_json(text, "--model-args", UsageError)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"--model-args must be a JSON object of keyword arguments; got {text[:80]!r}, which is not "
+                f"JSON ({exc.msg} at character {exc.pos + 1}).",
+                hint=f"For example {_MODEL_ARGS_EXAMPLE} (JSON: double quotes, true/false/null).",
+            ) from None
+    if not isinstance(parsed, dict):
+        raise UsageError(
+            f"--model-args must be a JSON object of keyword arguments; got a JSON {_JSON_TYPES.get(type(parsed), 'value')}.",
+            hint=f"For example {_MODEL_ARGS_EXAMPLE}.",
+        )
+    bad = [key for key in parsed if not str(key).isidentifier()]
+    if bad:
+        raise UsageError(
+            f"--model-args: {bad[0]!r} is not a parameter name (keys are the constructor's keyword arguments).",
+            hint=f"For example {_MODEL_ARGS_EXAMPLE}.",
+        )
+    return dict(parsed)

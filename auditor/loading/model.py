@@ -144,6 +144,42 @@ def _unsafe_globals(path: Path) -> list[str]:
     return _not_allowed(found) or ([] if found else ["<no pickle found>"])
 
 
+def _main_classes(globals_: list[str]) -> list[str]:
+    """The globals a pickle names in ``__main__``: classes (or functions) defined in the script
+    that saved it, which no other program can import."""
+    return [g for g in dict.fromkeys(globals_) if g.startswith("__main__.")]
+
+
+def _main_fix(main: list[str]) -> str:
+    """How to save a model whose class lived in the training script, so that auditor loads it."""
+    cls = main[0].split(".", 1)[1].split(".")[0] or "Net"
+    return (
+        "In the training script, save TorchScript instead: torch.jit.save(torch.jit.script(model), "
+        f"'model.pt'); or put {cls} in a module without top-level training code (mynets.py; "
+        f"'from mynets import {cls}' in the training script), save torch.save(model.state_dict(), "
+        f"'weights.pt') and pass --model-class mynets:{cls} --model-path . (plus --model-args "
+        "'{\"hidden\": 64}' for its constructor's arguments); a whole model saved with the class "
+        "imported from that module loads with --trust-model."
+    )
+
+
+def _main_problem(main: list[str]) -> str:
+    more = f" (and {len(main) - 1} more)" if len(main) > 1 else ""
+    return (
+        f"its class {main[0]}{more} was defined in the script that saved it (__main__), and Python can "
+        "rebuild a pickled object only where its class can be imported, so no other program (auditor "
+        "included, even with --trust-model) can load it"
+    )
+
+
+def _pickled_in_main(path: Path, main: list[str]) -> ModelLoadError:
+    return ModelLoadError(
+        f"{shown(path.name)} holds a whole model saved with torch.save(model), and it cannot be "
+        f"loaded: {_main_problem(main)}; the file is not corrupt.",
+        hint=_main_fix(main),
+    )
+
+
 def _refuse_pickle(path: Path, what: str, globals_: list[str]) -> UntrustedModelError:
     named = [g for g in dict.fromkeys(globals_) if not g.startswith("<")]
     notes = [g for g in dict.fromkeys(globals_) if g.startswith("<")]
@@ -153,6 +189,13 @@ def _refuse_pickle(path: Path, what: str, globals_: list[str]) -> UntrustedModel
         imports = f" It would import: {', '.join(named[:8])}{more}."
     elif notes:
         imports = " What it would import cannot be read without running it."
+    main = _main_classes(globals_)
+    if main:
+        return UntrustedModelError(
+            f"Refusing to load {shown(path.name)}: it is {what}, and unpickling it can run any code its "
+            f"author chose.{imports} Also, {_main_problem(main)}.",
+            hint=_main_fix(main),
+        )
     return UntrustedModelError(
         f"Refusing to load {shown(path.name)}: it is {what}, and unpickling it can run any code its "
         f"author chose.{imports}",
@@ -160,9 +203,40 @@ def _refuse_pickle(path: Path, what: str, globals_: list[str]) -> UntrustedModel
     )
 
 
+def _on_path(folder: str) -> bool:
+    """Whether ``folder`` is on ``sys.path`` (the empty entry is the current folder)."""
+    here = Path(folder).resolve()
+    return any(Path(entry or ".").resolve() == here for entry in sys.path)
+
+
+def _add_to_path(path: str | None) -> None:
+    if path:
+        folder = str(Path(path).resolve())
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
+def _cannot_import(
+    module_name: str, option: str, exc: ImportError, path: str | None, kind: str = "class"
+) -> UsageError:
+    """Why ``module_name`` cannot be imported, and whether the current folder was searched."""
+    if path:
+        where = f"it was looked for in --model-path {path!r} and the installed packages"
+        hint = (f"Check that {module_name.replace('.', '/')}.py is inside {path!r}, or install its package. "
+                f"Put the {kind} in a module without top-level training code.")
+    else:
+        here = "is" if _on_path(".") else "is not"
+        where = f"the current folder {here} on the import path and no --model-path was given"
+        hint = ("Pass --model-path . (or the folder that holds the module), or install its package. "
+                f"Put the {kind} in a module without top-level training code: importing the module runs it.")
+    return UsageError(f"Cannot import the module {module_name!r} named by {option} ({exc}): {where}.", hint=hint)
+
+
 def import_object(spec: str, path: str | None, *, option: str = "--model-class", kind: str = "class") -> Any:
     """The object ``pkg.module:attr`` names, importing from ``path`` too when given; a
-    :class:`UsageError` naming ``option`` when it cannot be found."""
+    :class:`UsageError` naming ``option`` when it cannot be found. Importing runs the module's
+    top level: a module whose top level fails (a training script that trains and saves when
+    imported) is a :class:`UsageError` that says so."""
     example = "package.module:ClassName" if kind == "class" else "package.module:function_name"
     if ":" not in spec:
         raise UsageError(
@@ -170,16 +244,19 @@ def import_object(spec: str, path: str | None, *, option: str = "--model-class",
             hint=f"Separate the module and the {kind} with a colon.",
         )
     module_name, _, attr = spec.partition(":")
-    if path:
-        folder = str(Path(path).resolve())
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+    _add_to_path(path)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        raise _cannot_import(module_name, option, exc, path, kind) from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own top-level code failed
+        from .sniff import meaningful_line
+
         raise UsageError(
-            f"Cannot import the module {module_name!r} named by {option} ({exc}).",
-            hint="Pass --model-path DIR with the folder that holds it, or install its package.",
+            f"Importing {module_name!r} for {option} ran its top-level code, which failed: put the {kind} in "
+            f"a module without top-level training code ({type(exc).__name__}: {meaningful_line(exc, 200)}).",
+            hint=f"{option} imports the module, which runs everything at its top level (a training script "
+            "trains again): move the class to mynets.py and import it from the training script.",
         ) from None
     target: Any = module
     for part in attr.split("."):
@@ -189,14 +266,35 @@ def import_object(spec: str, path: str | None, *, option: str = "--model-class",
     return target
 
 
-def _instantiate(spec: str, model_path: str | None) -> torch.nn.Module:
+def _instantiate(spec: str, model_path: str | None, model_args: dict[str, Any] | None = None) -> torch.nn.Module:
+    """The model ``spec`` builds, called with ``model_args`` (``--model-args``) as keyword
+    arguments; a constructor that refuses them is a :class:`UsageError` naming the parameter."""
+    import inspect
+
     factory = import_object(spec, model_path)
+    args = dict(model_args or {})
+    given = f"--model-args {json.dumps(args)}" if args else "no arguments"
     try:
-        module = factory()
-    except TypeError as exc:
+        signature: inspect.Signature | None = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin without a signature: let the call say
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**args)
+        except TypeError as exc:
+            params = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+            takes = f"it takes {', '.join(params)}" if params else "it takes no arguments"
+            raise UsageError(
+                f"Cannot build {spec} with {given}: {exc} ({takes}).",
+                hint="Pass the constructor's keyword arguments as JSON, e.g. --model-args "
+                "'{\"hidden\": 64}', with the values the weights were trained with.",
+            ) from None
+    try:
+        module = factory(**args)
+    except (TypeError, ValueError) as exc:
         raise UsageError(
-            f"Cannot build {spec} with no arguments ({exc}).",
-            hint="Point --model-class at a function that takes no arguments and returns the model.",
+            f"Cannot build {spec} with {given}: {type(exc).__name__}: {str(exc)[:300]}",
+            hint="Pass the constructor's keyword arguments as JSON, e.g. --model-args '{\"hidden\": 64}'.",
         ) from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"{spec} returned {type(module).__name__}, not a torch.nn.Module.")
@@ -583,6 +681,7 @@ def load_model(
     model_class: str | None = None,
     model_path: str | None = None,
     trust: bool = False,
+    model_args: dict[str, Any] | None = None,
 ) -> LoadedModel:
     """Load the model at ``path`` onto ``device``, refusing pickles unless ``trust``."""
     fmt: ModelFormat = sniff_model_format(path)
@@ -614,7 +713,7 @@ def load_model(
             state = safetensors.torch.load_file(str(path))
             with safetensors.safe_open(str(path), framework="pt") as handle:
                 embedded = (handle.metadata() or {}).get("auditor")
-            module = _instantiate(model_class, model_path)
+            module = _instantiate(model_class, model_path, model_args)
             _load_weights_into(module, state, path, model_class)
             module = module.to(device)
         else:  # torch_zip or legacy pickle: torch.save output
@@ -631,7 +730,7 @@ def load_model(
                         hint="Pass --model-class package.module:ClassName (and --model-path DIR), "
                         "or save the model with torch.jit.save(torch.jit.script(model), 'model.pt').",
                     )
-                module = _instantiate(model_class, model_path)
+                module = _instantiate(model_class, model_path, model_args)
                 _load_weights_into(module, _state_dict_from(obj, path), path, model_class)
                 module = module.to(device)
                 kind = "state_dict"
@@ -641,12 +740,20 @@ def load_model(
                     what = "a pickle file (a plain pickle or a legacy non-zip torch.save)"
                 raise _refuse_pickle(path, what, unsafe)
             else:
-                obj = torch.load(str(path), map_location=device, weights_only=False)
+                main = _main_classes(unsafe)
+                if main:  # its class is not importable here: say why, before torch says "corrupt"
+                    raise _pickled_in_main(path, main)
+                _add_to_path(model_path)  # the pickle imports its classes: from --model-path too
+                try:
+                    obj = torch.load(str(path), map_location=device, weights_only=False)
+                except ImportError as exc:
+                    missing = getattr(exc, "name", None) or str(exc)
+                    raise _cannot_import(missing, f"the pickle in {shown(path.name)}", exc, model_path) from None
                 if isinstance(obj, torch.nn.Module):
                     module = obj
                     kind = "pickle"
                 elif model_class:
-                    module = _instantiate(model_class, model_path)
+                    module = _instantiate(model_class, model_path, model_args)
                     _load_weights_into(module, _state_dict_from(obj, path), path, model_class)
                     module = module.to(device)
                     kind = "state_dict"

@@ -472,9 +472,9 @@ def export_findings(program: Any, where: str) -> list[Finding]:
         if not isinstance(value, str):
             return
         if key in _NAME_KEYS and value and not _IDENTIFIER.match(value):
-            refuse(f"a {key} that is not an identifier", _GENERATED)
+            refuse(f"{'an' if key[0] in 'aeiou' else 'a'} {key} that is not an identifier", _GENERATED)
         elif key in _PATH_KEYS and value and not all(_PATH_PART.match(p) for p in value.split(".")):
-            refuse(f"a {key} with quotes, spaces or control characters", _GENERATED)
+            refuse(f"{'an' if key[0] in 'aeiou' else 'a'} {key} with quotes, spaces or control characters", _GENERATED)
 
     if isinstance(program, dict):
         for guard in program.get("guards_code") or []:

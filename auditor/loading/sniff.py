@@ -52,6 +52,27 @@ def shown(name: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+#: What marks a TorchScript error's message: a traceback of the compiled code follows its first line.
+TORCHSCRIPT_TRACEBACK = "Traceback of TorchScript"
+
+
+def meaningful_line(exc: BaseException | str, limit: int = 300) -> str:
+    """The one line of an exception's message worth showing a user. TorchScript errors
+    (``torch.jit.Error``) carry a multi-line traceback of the compiled and the original code
+    and end with the real error (``builtins.RuntimeError: input.size(-1) must be equal to
+    input_size. Expected 5, got 40``): that last line, without the ``builtins.`` prefix.
+    Anything else: its first non-empty line. Never the traceback."""
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__ if isinstance(exc, BaseException) else ""
+    if TORCHSCRIPT_TRACEBACK in text or text.startswith("The following operation failed in the TorchScript"):
+        line = lines[-1].removeprefix("builtins.")
+    else:
+        line = lines[0]
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
+
+
 # --- zip archives read within bounds ----------------------------------------------------------
 #
 # A zip's central directory declares every member's size before anything is decompressed,
