@@ -113,6 +113,11 @@ def settings_for(audits: Any, options: Any) -> MeterSettings | None:
     return None
 
 
+#: The shortest span given a mean power. codecarbon's tracker meters a few milliseconds of its
+#: own start and stop beyond the span our clock times; over 50 ms that is a few per cent.
+MIN_POWER_SECONDS = 0.05
+
+
 @dataclass(frozen=True)
 class Energy:
     """The energy of one span, per component, in kWh (no PUE applied), and its length in
@@ -129,8 +134,10 @@ class Energy:
 
     @property
     def watts(self) -> float | None:
-        """Mean power over the span."""
-        return self.kwh * 3.6e6 / self.seconds if self.seconds > 0 else None
+        """Mean power over the span; None for a span shorter than :data:`MIN_POWER_SECONDS`,
+        whose energy is mostly the tracker's own start and stop (a skipped audit's ~0 s
+        would read as hundreds of watts)."""
+        return self.kwh * 3.6e6 / self.seconds if self.seconds >= MIN_POWER_SECONDS else None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ shrink an attribution map to the size a report shows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,62 @@ class Importance:
     mean: np.ndarray
     tendency: np.ndarray  # correlation of value and attribution (NaN: undefined)
     order: np.ndarray  # features by importance, most first
+
+
+#: Column names that carry their time step: ``t3_pressure`` or ``step3_pressure`` (the step
+#: first), ``pressure_t3`` or ``pressure_step3`` (the step last); ``_``, ``-`` or ``.`` between.
+_STEP_FIRST = re.compile(r"^(?:t|step)(\d+)[_.-](.+)$", re.IGNORECASE)
+_STEP_LAST = re.compile(r"^(.+)[_.-](?:t|step)(\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SequenceFeatures:
+    """The F features of a sequence model fed flat rows of T x F columns (column ``t * F + f``
+    is feature ``f`` at time step ``t``): each feature's name, its columns, and how the names
+    were found (a sentence for the report)."""
+
+    names: list[str]
+    groups: list[list[int]]
+    how: str
+    misordered: str | None = None  # the columns carry steps, in another order than T x F rows
+
+
+def sequence_features(columns: list[str], steps: int, width: int) -> SequenceFeatures:
+    """Name the ``width`` features of flat sequence rows from the column names when every
+    column follows one pattern that carries its step (``t{step}_{name}``, ``{name}_t{step}``,
+    ``step`` for ``t`` too), the step counted from 0 matching the column's place and each
+    feature's name the same at every step; otherwise number them ``feature 0`` .. ``feature
+    F-1``. A feature is never named after one step's column: it stands for all of them.
+    Columns that carry their steps in another order than the reshape reads them are told in
+    ``misordered``."""
+    groups = [[t * width + f for t in range(steps)] for f in range(width)]
+    misordered = None
+    layout = f"column t·{width}+f is feature f at time step t, steps counted from 0"
+    for pattern, step_at, name_at, shape in ((_STEP_FIRST, 1, 2, "t{step}_{name}"), (_STEP_LAST, 2, 1, "{name}_t{step}")):
+        found = [pattern.match(c) for c in columns]
+        if len(columns) != steps * width or not all(found):
+            continue
+        parts = [(int(m.group(step_at)), m.group(name_at)) for m in found if m is not None]
+        names = [parts[f][1] for f in range(width)]
+        if len(set(names)) == width and all(
+            parts[t * width + f] == (t, names[f]) for t in range(steps) for f in range(width)
+        ):
+            return SequenceFeatures(names, groups, (
+                f"Sequence features are named from the data's columns, which follow the pattern {shape} ({layout})."
+            ))
+        if misordered is None and len(set(parts)) == len(parts) and {t for t, _ in parts} == set(range(steps)):
+            first = next(i for i, (t, _) in enumerate(parts) if t != i // width)
+            misordered = (
+                f"The data's columns follow the pattern {shape} but not in the order --input-shape "
+                f"{steps},{width} reads them (the {width} features of step 0, then those of step 1, ...): column "
+                f"{first + 1} is {columns[first]!r}, where the reshape expects a column of step {first // width}. "
+                "Reorder the columns step by step, or check --input-shape."
+            )
+    return SequenceFeatures([f"feature {f}" for f in range(width)], groups, misordered=misordered, how=(
+        f"Sequence features are numbered feature 0 to feature {width - 1} ({layout}): the data's columns do "
+        "not follow the pattern t{step}_{name} or {name}_t{step}, so no name is read from them; name the "
+        "columns t0_<name>, t1_<name>, ... to see names."
+    ))
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:

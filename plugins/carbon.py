@@ -25,6 +25,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
+from auditor.energy import MIN_POWER_SECONDS
 from auditor.errors import UsageError
 from auditor.plugin import Audit, Option
 from auditor.result import AuditResult, Chart, Finding, Metric, Table
@@ -371,6 +372,9 @@ class _Report:
             rows=rows,
             caption=("Each phase measured with its own codecarbon tracker; nested phases (—) are part of the "
                      "phase above. Energy includes PUE. "
+                     + (f"Phases shorter than {MIN_POWER_SECONDS:g} s (a skipped or very quick audit) show no mean "
+                        "power: their energy is mostly the meter's own start and stop. "
+                        if any(r[7] is None and r[3] is not None for r in rows) else "")
                      + (f"Not metered (they ran while codecarbon started, {_num(self.m.metered_from)} s): "
                         f"{', '.join(unmetered)}; the whole-run figure begins after them." if unmetered else "")),
         ))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from auditor.attribution_methods import METHODS
-from auditor.importance import Importance, downsample, importance, spearman
+from auditor.importance import Importance, downsample, importance, sequence_features, spearman
 from auditor.permutation import PermutationImportance, permutation_importance
 from auditor.plugin import Audit, Option
 from auditor.result import AuditResult, Chart, Finding, Metric, Table, status_from_findings
@@ -73,6 +73,15 @@ class _Layout:
     shape: tuple[int, ...] | None
     names: list[str]  # one per reported feature (tabular: columns; sequence: the F features)
     groups: list[list[int]]  # flat columns of each reported feature
+    naming: str | None = None  # sequence: how the features' names were found
+    misordered: str | None = None  # sequence: columns whose steps the reshape reads in another order
+
+    def column(self, j: int, columns: Sequence[str]) -> str:
+        """Flat column ``j`` as the report names it (sequence: its feature and step)."""
+        if self.kind == "sequence" and self.shape is not None:
+            step, feature = divmod(j, self.shape[1])
+            return f"{self.names[feature]} at step {step}"
+        return columns[j]
 
 
 def _layout(ctx: AuditContext) -> _Layout:
@@ -82,10 +91,8 @@ def _layout(ctx: AuditContext) -> _Layout:
         return _Layout("image", shape, names, [[j] for j in range(len(names))])
     if shape is not None and len(shape) == 2:
         steps, width = shape
-        return _Layout(
-            "sequence", shape, [names[f] for f in range(width)],
-            [[t * width + f for t in range(steps)] for f in range(width)],
-        )
+        found = sequence_features(names, steps, width)  # never step 0's column names: a feature spans every step
+        return _Layout("sequence", shape, found.names, found.groups, found.how, found.misordered)
     return _Layout("tabular", None, names, [[j] for j in range(len(names))])
 
 
@@ -184,6 +191,7 @@ class _Run:
             self.explained_one_pass = pred.value
         self.sample = stratified_sample(strata, int(options["samples"]), ctx.seed)
         self.scale = 1.0
+        self.busiest_step: tuple[int, float] | None = None  # sequence: the step moving the output most, its share
         if not self.task.is_classification:
             spread = float(np.std(pred.value[self.sample]))
             self.scale = spread if spread > 0 else 1.0
@@ -316,7 +324,7 @@ class _Run:
             )
             if problem is not None:
                 if dead:
-                    names = ", ".join(repr(self.ctx.data.feature_names[j]) for j in dead[:5])
+                    names = ", ".join(repr(self.layout.column(j, self.ctx.data.feature_names)) for j in dead[:5])
                     problem += f" ({names}{', ...' if len(dead) > 5 else ''})"
                 self.findings.append(Finding(
                     "info", "perturbation-fallback",
@@ -365,6 +373,10 @@ class _Run:
             f"{'class' if self.task.is_classification else 'decile of the target'} (seed {ctx.seed}); "
             f"{found.passes:,} rows were run through the model for it."
         )
+        if self.layout.naming is not None:
+            self.notes.append(self.layout.naming)
+        if self.layout.misordered is not None:
+            self.findings.append(Finding("warning", "sequence-columns-misordered", self.layout.misordered))
         self._completeness(found, method, n_sample)
         grouped = importance(values, self.X[self.sample], self.layout.groups)
         permuted = self._permutation()
@@ -706,7 +718,7 @@ class _Run:
             {
                 "x_label": "Time step", "y_label": "Mean |attribution| (summed over features)",
                 "series": [{"name": "mean |attribution|", "x": list(range(steps)), "y": [float(v) for v in per_step]}],
-                "diagonal": False,
+                "diagonal": False, "y_from_zero": True,
             },
             caption="How much each time step moves the output, summed over the features.",
         ))
@@ -721,6 +733,9 @@ class _Run:
             },
             caption="Mean |attribution| of each feature at each time step over the sample.",
         ))
+        if per_step.sum() > 0:
+            busiest = int(np.argmax(per_step))
+            self.busiest_step = (busiest, float(per_step[busiest] / per_step.sum()))
         self.tables.append(Table(
             "time_steps", "Importance per time step", ["Time step", "Mean |attribution|", "Share"],
             [[t, float(v), float(v / per_step.sum()) if per_step.sum() > 0 else None] for t, v in enumerate(per_step)],
@@ -814,6 +829,11 @@ class _Run:
             )
         else:
             text = f"{self.output_name[0].upper()}{self.output_name[1:]} is driven most by " + _join(leading)
+            if self.layout.kind == "sequence":
+                text += " (each feature summed over its time steps)"
+                if self.busiest_step is not None:
+                    step, share = self.busiest_step
+                    text += f"; time step {step} carries the most ({share:.0%})"
         rho = self.metrics.get("agreement")
         if permuted is not None and rho is not None and rho.value is not None:
             verdict = "agree" if rho.value >= float(self.options["min_agreement"]) else "disagree"

@@ -106,6 +106,21 @@ def _gates(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _card_model_name(report: dict[str, Any]) -> str | None:
+    """The model's name as the model card gives it (section "model", field "name"), or None
+    without a card or that field: the page is headed by it, the file name follows."""
+    card = report.get("card")
+    if not isinstance(card, dict):
+        return None
+    for section in card.get("sections") or []:
+        if isinstance(section, dict) and section.get("key") == "model":
+            for field in section.get("fields") or []:
+                if isinstance(field, dict) and field.get("key") == "name":
+                    value = field.get("value")
+                    return value.strip() or None if isinstance(value, str) else None
+    return None
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page."""
     report = clean_strings(report)
@@ -114,10 +129,12 @@ def render_html(report: dict[str, Any]) -> str:
     return _ENVIRONMENT.get_template("report.html.j2").render(
         verdict_class=view.status_class(report.get("verdict")),
         verdict_label=view.status_label(report.get("verdict")),
+        verdict_exit=view.outcome(report)["exit_code"],
         status_counts=view.status_counts(report),
         tool=view.tool_name(report),
         schema_version=format_cell(report.get("schema_version") or MISSING),
-        model_name=view.model_name(report),
+        model_name=_card_model_name(report) or view.model_name(report),
+        model_file=format_cell(view.section(report, "model").get("path") or "") if _card_model_name(report) else "",
         data_path=view.data_path(report),
         started=format_cell(view.section(report, "run").get("started") or MISSING),
         gates=gates,

@@ -324,6 +324,7 @@ def _curve(data: dict[str, Any]) -> Drawing:
     if y_scale not in (None, "linear", "log"):
         raise ChartDataError(f"'y_scale' must be 'linear', 'log' or null, not {y_scale!r}")
     y_log = y_scale == "log"
+    from_zero = bool(data.get("y_from_zero")) and not y_log  # magnitudes: the axis starts at 0
     markers = _markers(data)
     lines = []
     for s in series:
@@ -337,7 +338,7 @@ def _curve(data: dict[str, Any]) -> Drawing:
     x_label, y_label = _axis_label(data, "x_label"), _axis_label(data, "y_label")
     plot = _plot(
         [v for _, xs, _ in lines for v in _finite(xs)] + [mx for mx, _ in markers],
-        [v for _, _, ys in lines for v in _finite(ys)],
+        [v for _, _, ys in lines for v in _finite(ys)] + ([0.0] if from_zero else []),
         x_label,
         y_label,
         y_log=y_log,
