@@ -166,7 +166,8 @@ class DefaultGroup(click.Group):
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage("audit", "MODEL --data PATH [OPTIONS]")
-        formatter.write_usage("audit", "COMMAND [ARGS]...")
+        # the second form under the first, aligned with it, not a second "Usage:" heading
+        formatter.write_text(f"{'':{len('Usage: ')}}audit COMMAND [ARGS]...")
         formatter.write_paragraph()
         formatter.write_text(
             "Audit a trained PyTorch model: metrics with 95% confidence intervals and every "
@@ -183,8 +184,9 @@ class DefaultGroup(click.Group):
         formatter.write_text(EXAMPLES)
         formatter.write_paragraph()
         formatter.write_text(
-            "Exit codes: 0 passed (warnings allowed), 1 a gate failed, a metric regressed or an "
-            "audit failed (--fail-on), 2 bad usage or input, 3 an audit or auditor itself broke "
+            "Exit codes: 0 passed (warnings and audits 'not assessed' allowed), 1 a gate failed, "
+            "a metric regressed or an audit failed (--fail-on; --not-assessed fail), 2 bad usage "
+            "or input, 3 an audit or auditor itself broke "
             "(an audit raised, returned a malformed result or timed out, or a plugin failed to "
             "load), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); an interrupted run writes "
             "no report. Settings may also live in [tool.auditor] in ./pyproject.toml."
@@ -233,7 +235,10 @@ class RichProgress:
             self._progress.remove_task(task)
 
 
-def _formats(value: str | Sequence[str] | None) -> list[str]:
+def _formats(value: str | Sequence[str] | None, *, with_json: bool = True) -> list[str]:
+    """The formats to write. A run always writes report.json too (``with_json``), whatever
+    ``--format`` says: it is the source every other format is rendered from, and the only way
+    to re-render the run (``audit render``) or compare it (``audit compare``) later."""
     from .config import split_list
     from .report import RENDERERS
 
@@ -244,6 +249,8 @@ def _formats(value: str | Sequence[str] | None) -> list[str]:
             f"Unknown report format(s): {', '.join(unknown)}.",
             hint=f"Choose from: {', '.join(RENDERERS)}.",
         )
+    if with_json and "json" not in formats:
+        formats.append("json")
     if "pdf" in formats:  # before any work: the PDF needs a browser to print it
         from .report.pdf import require_pdf
 
@@ -305,7 +312,8 @@ def cli() -> None:
 @click.option("--classes", help="Class labels in the model's output order, e.g. '<=50K,>50K'. Default: the model's class_names, else 0..K-1.")
 @click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), help="Default auto: from the model's output width and the target.")
 @click.option("--input-shape", help="Reshape each flat row for the model, e.g. 1,8,8 (CNN) or T,F (LSTM).")
-@click.option("--model-class", help="pkg.module:Class (or a no-argument factory) to load state_dict/safetensors weights into.")
+@click.option("--model-class", help="pkg.module:Class (or a factory function) to load state_dict/safetensors weights into. Importing the module runs its top level: put the class in a module without top-level training code.")
+@click.option("--model-args", metavar="JSON", help="Keyword arguments for --model-class, as a JSON object, e.g. '{\"hidden\": 64}'.")
 @click.option("--model-path", help="Folder to import --model-class and --trainer from.")
 @click.option("--trainer", metavar="PKG.MODULE:FUNCTION", help="Your training function, train_fn(X, y) -> nn.Module: the crossval audit retrains it on every fold (true k-fold cross-validation) and places the given model's score among the retrained ones. Imported like --model-class (see --model-path).")
 @click.option("--trust-model", is_flag=True, default=False, help="Allow a pickled model (runs code from the file). Only for files you trust.")
@@ -317,13 +325,14 @@ def cli() -> None:
 @click.option("--audit-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop any audit still running after SECONDS and report it as an error; the other audits still run (exit 3). Default: none; also audit_timeout in [tool.auditor]. Enforced with SIGALRM on POSIX (Linux, macOS), not on Windows; an audit inside one long native call (a big tensor operation) is stopped when that call returns.")
 @click.option("--inference-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop the run when loading the model or one inference pass takes longer than SECONDS (default 1800): a model that loops forever ends with exit 2 and no report. Enforced from outside the process that runs the model; also inference_timeout in [tool.auditor].")
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder. Default: reports/<model-stem>/.")
-@click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json; pdf prints report.html with headless Chromium).")
+@click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json; pdf prints report.html with headless Chromium). report.json is always written: it is what `audit render` and `audit compare` read.")
 @click.option("--audits", help="Comma-separated audits to run (default: all installed; see 'audit plugins').")
 @click.option("--skip", help="Comma-separated audits not to run.")
 @click.option("-o", "--option", "overrides", multiple=True, metavar="AUDIT.OPTION=VALUE", help="Set an audit's option, e.g. -o metrics.n_resamples=2000. Repeatable.")
 @click.option("--policy", type=click.Path(path_type=Path), help="Gates for CI: a TOML file with [gates] (e.g. \"metrics.roc_auc\" = \">= 0.9\") and [regression]; also [tool.auditor.gates] in pyproject.toml. A failed gate exits 1.")
 @click.option("--baseline", type=click.Path(path_type=Path), help="A previous report.json (e.g. from main) to check for regressions ([regression] tolerances in the policy).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), help="Which findings fail the run (exit 1). Default: error.")
+@click.option("--not-assessed", "not_assessed", type=click.Choice(["warn", "fail", "pass"]), help="What an audit that ran but could not judge (status 'not assessed': groups or folds too small, a history too short) counts as: warn (default: exit 0, exit 1 under --fail-on warning), fail (exit 1) or pass.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="A TOML file of settings (same keys as [tool.auditor]).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table; errors still print.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -399,6 +408,8 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
 
     formats = _formats(_pick(kw.get("formats"), settings, "format"))
     model: Path = kw["model"]
+    from .loading.inputs import model_args  # --model-args: checked here, before the run starts
+
     cfg = RunConfig(
         model=model,
         data=kw["data"],
@@ -424,6 +435,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         settings=settings,
         overrides=parse_overrides(kw.get("overrides") or ()),
         command=kw.get("command") or shlex.join(["audit", *sys.argv[1:]]),
+        model_args=model_args(_pick(kw.get("model_args"), settings, "model_args")),
     )
     if cfg.trainer:  # imported only when an audit the run selects retrains with it
         from .plugin import used
@@ -445,15 +457,24 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     with RichProgress(enabled=show) as progress:
         execution = _execute(cfg, installed, progress, kw, settings)
     report = execution.report
-    gates = evaluate(report, policy, baseline, fail_on=fail_on,
+    not_assessed = _pick(kw.get("not_assessed"), settings, "not_assessed", "warn")
+    gates = evaluate(report, policy, baseline, fail_on=fail_on, not_assessed=not_assessed,
                      baseline_path=None if baseline_path is None else str(baseline_path))
-    if policy is not None or baseline is not None or kw.get("fail_on") or "fail_on" in settings:
+    if (policy is not None or baseline is not None or kw.get("fail_on") or "fail_on" in settings
+            or kw.get("not_assessed") or "not_assessed" in settings):
         report["gates"] = gates
+    from .report.json_report import all_audits
+    from .runner import outcome
+
+    # The one verdict: every output (terminal, report.json/md/html, JUnit, the step summary)
+    # shows it, and the exit code is its exit code.
+    report["outcome"] = outcome(all_audits(report), gates, not_assessed=not_assessed)
+    report["verdict"] = report["outcome"]["verdict"]
     with _interrupts_deferred():
         written = write_reports(report, out, formats)
         click.get_current_context().meta["auditor.written"] = f"{out}{os.sep}"
     document = canonical(report)
-    for line in publish(document):
+    for line in publish(document, written=[str(p) for p in written]):
         click.echo(line)
     if kw.get("debug"):
         from .report.format import clean_text
@@ -471,14 +492,12 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
             f"Reports written to {out}{os.sep}: " + ", ".join(p.name for p in written),
             markup=False,
         )
-    if report["verdict"] == "error":
-        return EXIT_INTERNAL
-    return EXIT_OK if gates["passed"] else EXIT_FAILED
+    return int(report["outcome"]["exit_code"])
 
 
 @cli.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True, help="Report folder.")
-@click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json).")
+@click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json); report.json is always written.")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -590,17 +609,28 @@ def plugins_command(as_json: bool) -> None:
 @cli.command("compare")
 @click.argument("before", type=click.Path(path_type=Path))
 @click.argument("after", type=click.Path(path_type=Path))
-@click.option("--markdown", is_flag=True, help="Print a Markdown table (for a PR comment) instead.")
-def compare_command(before: Path, after: Path, markdown: bool) -> None:
-    """Show how every metric changed between two report.json files (e.g. main and a branch)."""
-    from .compare import compare_markdown, compare_reports, compare_table
+@click.option("--changed-only", is_flag=True, help="Show only rows that moved (better, worse, changed, added, removed).")
+@click.option("--ignore", "ignore", multiple=True, metavar="PATTERN",
+              help="Leave out rows whose audit, metric key, label or a part of the key (split at . and *) "
+              "matches this shell-style pattern; repeatable. E.g. --ignore sex (a sensitive column's rows), "
+              "--ignore carbon, --ignore 'gap_*'.")
+@click.option("--markdown", is_flag=True, help="Print Markdown (for a PR comment) instead of tables.")
+def compare_command(before: Path, after: Path, changed_only: bool, ignore: tuple[str, ...], markdown: bool) -> None:
+    """Show how every metric changed between two report.json files (e.g. main and a branch).
+
+    The audits' statuses and metrics come first; the measured figures (energy and time), which
+    differ on every run whatever changed, come last under their own heading.
+    """
+    from .compare import compare_markdown, compare_reports, compare_table, report_label, select
     from .report import load_report
 
-    rows = compare_reports(load_report(before), load_report(after))
+    a, b = load_report(before), load_report(after)
+    selection = select(compare_reports(a, b), changed_only=changed_only, ignore=ignore)
+    label_a, label_b = report_label(before, a), report_label(after, b)
     if markdown:
-        click.echo(compare_markdown(rows, before.name, after.name))
+        click.echo(compare_markdown(selection, label_a, label_b))
     else:
-        _console().print(compare_table(rows, str(before), str(after)))
+        _console().print(compare_table(selection, label_a, label_b))
 
 
 @cli.command("render")
@@ -613,7 +643,7 @@ def render_command(report_json: Path, formats: str, out: Path | None) -> None:
     from .report.json_report import load_report
 
     report = load_report(report_json)
-    written = write_reports(report, out or report_json.parent, _formats(formats))
+    written = write_reports(report, out or report_json.parent, _formats(formats, with_json=False))
     click.echo("Wrote " + ", ".join(str(p) for p in written))
 
 
