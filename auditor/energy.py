@@ -21,8 +21,9 @@ codecarbon is handled with care, because it was built to be configured from outs
 * its logger re-installs a stderr handler on import and for every tracker, so its lines
   are collected here instead (the warnings reach the report as notes);
 * its first tracker takes 1-2 s to detect the hardware (py-cpuinfo runs a subprocess that
-  sleeps to time the CPU), so that runs in a background thread while the model and data
-  load; only the phases that must be measured (the inference pass, the audits) wait.
+  sleeps to time the CPU): the server contained runs are forked from asks py-cpuinfo and
+  lscpu once (:func:`prepare_for_confinement`), and the rest runs in a background thread
+  while the model and data load; only the phases that must be measured wait.
 """
 
 from __future__ import annotations
@@ -337,54 +338,6 @@ def _hardware(tracker: Any, settings: MeterSettings, notes: list[str]) -> Hardwa
     )
 
 
-_warming: dict[MeterSettings, threading.Thread] = {}
-_warm_notes: dict[MeterSettings, list[str]] = {}
-_warm_lock = threading.Lock()
-
-
-def warm_up(settings: MeterSettings) -> None:
-    """Start codecarbon's slow hardware detection in the background, now, without measuring
-    anything: the command line calls this before it imports torch, so that a meter made
-    later starts in milliseconds. Safe to call more than once; failures surface later."""
-
-    def detect() -> None:
-        collector = _Collect()
-        try:
-            tracker = _new_tracker(settings, collector)
-            tracker.start()
-            tracker.stop()
-        except Exception:  # noqa: BLE001 - the meter reports the same failure when it starts
-            pass
-        finally:
-            _quiet(_Collect())  # until a meter collects them, codecarbon's lines go nowhere
-            _warm_notes[settings] = list(collector.lines)
-
-    def preload() -> None:
-        # codecarbon's tables (read with pandas) are needed after py-cpuinfo's subprocess,
-        # which mostly sleeps to time the CPU: load them meanwhile, off the critical path.
-        try:
-            from codecarbon.input import DataSource
-
-            DataSource().get_global_energy_mix_data()
-        except Exception:  # noqa: BLE001 - detection loads them itself if this failed
-            pass
-
-    import_codecarbon()
-    with _warm_lock:
-        if settings not in _warming:
-            if not _warming:
-                threading.Thread(target=preload, name="auditor-energy-tables", daemon=True).start()
-            _warming[settings] = threading.Thread(target=detect, name="auditor-energy-warm-up", daemon=True)
-            _warming[settings].start()
-
-
-
-def _warmed(settings: MeterSettings) -> bool:
-    """Whether :func:`warm_up` ran to its end for these settings."""
-    thread = _warming.get(settings)
-    return thread is not None and not thread.is_alive()
-
-
 class NullMeter:
     """Times nothing and measures nothing: the meter when no audit needs energy."""
 
@@ -429,12 +382,6 @@ class EnergyMeter:
 
     def _prepare(self) -> None:
         try:
-            warming = _warming.get(self.settings)
-            if warming is not None:
-                warming.join()
-                for line in _warm_notes.get(self.settings, []):
-                    if line not in self._collector.lines:
-                        self._collector.lines.append(line)
             tracker = _new_tracker(self.settings, self._collector)
             tracker.start()  # detects the hardware: the slow part
             _quiet(self._collector)
@@ -457,8 +404,6 @@ class EnergyMeter:
         ``wait`` a span that begins before codecarbon is ready is timed only."""
         full = "/".join([*(o.name for o in self._open), name]) if self._open else name
         tracker = None
-        if not wait and self._ready_at is None and _warmed(self.settings):
-            wait = True  # the slow part is done: the meter is milliseconds away
         if (wait and self.ready()) or (not wait and self._ready_at is not None):
             try:
                 tracker = _new_tracker(self.settings, self._collector)

@@ -5,8 +5,8 @@ energy meter's own costs.
    child process, with the carbon audit (the default) and with ``--skip carbon``, in ABBA
    order so that drift hits both; medians and the difference.
 2. The meter alone, in fresh child processes: how long codecarbon takes to be ready when
-   nothing warmed it (its hardware detection), and with the command line's warm-up started
-   1.5 s earlier (about the time importing torch takes); then the cost of one measured
+   nothing warmed it (its hardware detection), and after what the server contained runs are
+   forked from asks first (py-cpuinfo and lscpu, ``prepare_for_confinement``); then the cost of one measured
    phase (a tracker started and stopped) once warm; and the CPU time the running trackers'
    sampling threads take over a fixed 3 s workload.
 
@@ -44,9 +44,8 @@ print(json.dumps({"ready": ready}))
 
 WARMED = """
 import time, json
-from auditor.energy import EnergyMeter, MeterSettings, warm_up
-warm_up(MeterSettings())
-time.sleep(1.5)  # what importing torch and loading a model take, meanwhile
+from auditor.energy import EnergyMeter, MeterSettings, prepare_for_confinement
+prepare_for_confinement()  # what the server a run is forked from does before any run
 t = time.perf_counter()
 meter = EnergyMeter(MeterSettings())
 meter.ready()
