@@ -116,6 +116,17 @@ Examples:
 """
 
 
+#: The longest error line printed: a message may quote a name from the input (a column name
+#: of 50 MB is one header line), and one line must stay one screen line, not a flood.
+MAX_ERROR_CHARS = 2000
+
+
+def _short(message: str) -> str:
+    if len(message) <= MAX_ERROR_CHARS:
+        return message
+    return message[:MAX_ERROR_CHARS] + f"… (cut at {MAX_ERROR_CHARS:,} characters)"
+
+
 class DefaultGroup(click.Group):
     """A group whose default command is ``run``: ``audit MODEL ...`` means ``audit run MODEL ...``."""
 
@@ -152,13 +163,13 @@ class DefaultGroup(click.Group):
         except AuditorError as exc:
             if debug:
                 traceback.print_exc()
-            click.echo(f"Error: {_line(exc)}", err=True)
+            click.echo(f"Error: {_short(_line(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
             if debug:
                 traceback.print_exc()
             click.echo(
-                f"Internal error: {_line(f'{type(exc).__name__}: {exc}')} (run with --debug for the "
+                f"Internal error: {_short(_line(f'{type(exc).__name__}: {exc}'))} (run with --debug for the "
                 "traceback, and please report it).",
                 err=True,
             )
@@ -370,9 +381,14 @@ def _check_input_files(kw: dict[str, Any], settings: dict[str, Any]) -> None:
     from .loading.inputs import check_input
 
     model = Path(kw["model"])
+    if not model.name or model.is_dir():
+        raise UsageError(
+            f"The model path '{model}' is a folder, not a model file.",
+            hint="Pass the file the model was saved to, e.g. model.pt.",
+        )
     files = {
         "The model file": model,
-        "The model metadata file": model.with_name(model.stem + ".auditor.json") if model.name else None,
+        "The model metadata file": model.with_name(model.stem + ".auditor.json"),
         "The data file": _path(kw.get("data")),
         "The training data": _path(_pick(kw.get("train_data"), settings, "train_data")),
         "The training history": _path(_pick(kw.get("history"), settings, "history")),

@@ -446,3 +446,21 @@ def test_the_help_teaches_both_flags():
 
 if sys.platform == "win32":  # pragma: no cover - FIFOs, /dev and /proc are POSIX
     pytestmark = pytest.mark.skip("POSIX inputs")
+
+
+@pytest.mark.parametrize("model", [".", "folder"])
+def test_a_folder_given_as_the_model_is_a_usage_error(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "x.csv").write_text("a,target\n1,0\n")
+    result = invoke(model, "--data", "x.csv")
+    assert_clean_input_error(result, "is a folder, not a model file")
+
+
+def test_an_error_that_quotes_a_huge_header_stays_one_short_line(breast_cancer, tmp_path):
+    data = tmp_path / "big.csv"
+    data.write_text("a" * 200_000 + "\n1\n")
+    result = invoke(breast_cancer.folder / "model.pt", "--data", data, "--out", tmp_path / "out")
+    assert_clean_input_error(result, "No target column found")
+    assert len(result.stderr) < 2_200
+    assert not (tmp_path / "out").exists()
