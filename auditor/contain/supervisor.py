@@ -73,7 +73,8 @@ class Confinement:
             "processes": "no fork or exec (seccomp); no new privileges",
             "summary": (
                 f"It ran in a confined process (Landlock ABI {self.landlock_abi}: reads only the named "
-                "inputs and the Python installation, writes nothing outside a private scratch folder; "
+                "inputs, the Python installation, system libraries and hardware descriptions, writes "
+                "nothing outside a private scratch folder; "
                 "seccomp: no network, no new processes)."
             ),
         }
