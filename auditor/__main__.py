@@ -1,3 +1,3 @@
-from .cli import main
+from auditor.cli import main
 
 main()

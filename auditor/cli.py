@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import click
 
-from . import __version__
-from .errors import AuditorError, UsageError
+from auditor import __version__
+from auditor.contract.errors import AuditorError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 128 + 2, 128 + 15
@@ -142,7 +142,7 @@ class DefaultGroup(click.Group):
         visible, so that they cannot drive the terminal or start a CI runner's command."""
 
         def _line(text: Any) -> str:
-            from .report.format import one_line
+            from auditor.report.numbers import one_line
 
             return one_line(text)
 
@@ -250,8 +250,8 @@ def _formats(value: str | Sequence[str] | None, *, with_json: bool = True) -> li
     """The formats to write. A run always writes report.json too (``with_json``), whatever
     ``--format`` says: it is the source every other format is rendered from, and the only way
     to re-render the run (``audit render``) or compare it (``audit compare``) later."""
-    from .config import split_list
-    from .report import RENDERERS
+    from auditor.run.config import split_list
+    from auditor.report import RENDERERS
 
     formats = split_list(value) or list(DEFAULT_FORMATS)
     unknown = [f for f in formats if f not in RENDERERS]
@@ -263,14 +263,14 @@ def _formats(value: str | Sequence[str] | None, *, with_json: bool = True) -> li
     if with_json and "json" not in formats:
         formats.append("json")
     if "pdf" in formats:  # before any work: the PDF needs a browser to print it
-        from .report.pdf import require_pdf
+        from auditor.report.pdf import require_pdf
 
         require_pdf()
     return formats
 
 
 def _shape(value: Any) -> list[int] | None:
-    from .config import split_list
+    from auditor.run.config import split_list
 
     parts = split_list(value)
     if not parts:
@@ -281,14 +281,14 @@ def _shape(value: Any) -> list[int] | None:
         raise UsageError(
             f"--input-shape must be comma-separated integers like 1,28,28; got {value!r}."
         ) from None
-    from .loading.metadata import input_shape
+    from auditor.loading.metadata import input_shape
 
     return input_shape(shape, "--input-shape")  # each size from 1 to 2**31 - 1
 
 
 def _sensitive(cli_value: Sequence[str] | None, settings: dict[str, Any]) -> list[str] | None:
     """--sensitive may repeat and may hold commas; else [tool.auditor] sensitive."""
-    from .config import split_list
+    from auditor.run.config import split_list
 
     if cli_value:
         return [name for value in cli_value for name in split_list(value) or []]
@@ -357,9 +357,9 @@ def run_command(**kw: Any) -> None:
 def _execute(cfg: Any, installed: dict[str, Any], progress: Any, kw: dict[str, Any], settings: dict[str, Any]) -> Any:
     """Run the audit in a confined child process (see :mod:`auditor.contain`); with
     --debug, the child's tracebacks and log (what the model printed) reach stderr."""
-    from .config import inference_timeout
-    from .contain.supervisor import DEFAULT_INFERENCE_TIMEOUT, execute_contained
-    from .report.format import clean_text
+    from auditor.run.config import inference_timeout
+    from auditor.contain.supervisor import DEFAULT_INFERENCE_TIMEOUT, execute_contained
+    from auditor.report.numbers import clean_text
 
     timeout = inference_timeout(_pick(kw.get("inference_timeout"), settings, "inference_timeout"))
     debug = bool(kw.get("debug"))
@@ -378,7 +378,7 @@ def _check_input_files(kw: dict[str, Any], settings: dict[str, Any]) -> None:
     """Every input file the run will read, checked before anything reads it: no FIFO,
     device, /proc or /sys file, nor a link out of its folder without --allow-symlinks (see
     :mod:`auditor.loading.inputs`). The policy and the baseline are checked where they load."""
-    from .loading.inputs import check_input
+    from auditor.loading.inputs import check_input
 
     model = Path(kw["model"])
     if not model.name or model.is_dir():
@@ -401,11 +401,16 @@ def _check_input_files(kw: dict[str, Any], settings: dict[str, Any]) -> None:
 
 
 def _run(kw: dict[str, Any], *, demo: bool) -> int:
-    from .config import (
-        audit_timeout, check_settings, load_settings, parse_overrides, refuse_untrusted, split_list,
+    from auditor.run.config import (
+        audit_timeout,
+        check_settings,
+        load_settings,
+        parse_overrides,
+        refuse_untrusted,
+        split_list,
     )
-    from .contain import server
-    from .registry import discover_plugins
+    from auditor.contain import server
+    from auditor.run.registry import discover_plugins
 
     server.start()  # the process runs are forked from: its imports overlap all that follows
     discovery = discover_plugins()
@@ -416,15 +421,15 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     refuse_untrusted(settings, kw, Path.cwd(), trust=bool(kw.get("trust_config")))
     _check_input_files(kw, settings)
 
-    from .gates import evaluate, load_baseline, load_policy
-    from .github import publish
-    from .runconfig import RunConfig
-    from .report import write_reports
-    from .report.write import canonical
+    from auditor.ci.gates import evaluate, load_baseline, load_policy
+    from auditor.ci.github import publish
+    from auditor.run.runconfig import RunConfig
+    from auditor.report import write_reports
+    from auditor.report.write import canonical
 
     formats = _formats(_pick(kw.get("formats"), settings, "format"))
     model: Path = kw["model"]
-    from .loading.inputs import model_args  # --model-args: checked here, before the run starts
+    from auditor.loading.inputs import model_args# --model-args: checked here, before the run starts
 
     cfg = RunConfig(
         model=model,
@@ -454,12 +459,12 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         model_args=model_args(_pick(kw.get("model_args"), settings, "model_args")),
     )
     if cfg.trainer:  # imported only when an audit the run selects retrains with it
-        from .plugin import used
-        from .registry import select_audits
+        from auditor.contract.plugin import used
+        from auditor.run.registry import select_audits
 
         if not used(select_audits(installed, cfg.audits, cfg.skip, discovery.broken), "trainer"):
             cfg.trainer = None
-    from .report.format import folder_name  # the model's stem, never "..", "." or empty
+    from auditor.report.numbers import folder_name# the model's stem, never "..", "." or empty
 
     out = Path(_pick(kw.get("out"), settings, "out", "") or Path("reports") / folder_name(model.stem))
     fail_on = _pick(kw.get("fail_on"), settings, "fail_on", "error")
@@ -479,8 +484,8 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     if (policy is not None or baseline is not None or kw.get("fail_on") or "fail_on" in settings
             or kw.get("not_assessed") or "not_assessed" in settings):
         report["gates"] = gates
-    from .report.json_report import all_audits
-    from .runner import outcome
+    from auditor.report.json_report import all_audits
+    from auditor.run.runner import outcome
 
     # The one verdict: every output (terminal, report.json/md/html, JUnit, the step summary)
     # shows it, and the exit code is its exit code.
@@ -493,14 +498,14 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     for line in publish(document, written=[str(p) for p in written]):
         click.echo(line)
     if kw.get("debug"):
-        from .report.format import clean_text
+        from auditor.report.numbers import clean_text
 
         if execution.log:
             click.echo(f"--- the run's log ---\n{clean_text(execution.log)}", err=True)
         for name, text in execution.tracebacks.items():
             click.echo(f"--- traceback of audit {name} ---\n{text}", err=True)
     if not quiet:
-        from .report.terminal import render_terminal
+        from auditor.report.terminal import render_terminal
 
         console = _console()
         render_terminal(document, console)
@@ -526,7 +531,7 @@ def demo_command(**kw: Any) -> None:
     overfitting from the recorded history and the training data. The fairness verdict is
     FAIL, and that is the point of the demo: the exit code is 0 unless an audit broke (3).
     """
-    from .bundled import demo_files
+    from auditor.loading.bundled import demo_files
 
     demo = demo_files()
     kw.update(
@@ -553,7 +558,7 @@ def plugins_command(as_json: bool) -> None:
     """
     import json
 
-    from .registry import discover_plugins
+    from auditor.run.registry import discover_plugins
 
     discovery = discover_plugins()
     listing = [
@@ -637,8 +642,8 @@ def compare_command(before: Path, after: Path, changed_only: bool, ignore: tuple
     The audits' statuses and metrics come first; the measured figures (energy and time), which
     differ on every run whatever changed, come last under their own heading.
     """
-    from .compare import compare_markdown, compare_reports, compare_table, report_label, select
-    from .report import load_report
+    from auditor.ci.compare import compare_markdown, compare_reports, compare_table, report_label, select
+    from auditor.report import load_report
 
     a, b = load_report(before), load_report(after)
     selection = select(compare_reports(a, b), changed_only=changed_only, ignore=ignore)
@@ -655,8 +660,8 @@ def compare_command(before: Path, after: Path, changed_only: bool, ignore: tuple
 @click.option("--out", type=click.Path(path_type=Path), help="Folder to write to. Default: the JSON file's folder.")
 def render_command(report_json: Path, formats: str, out: Path | None) -> None:
     """Re-render reports from a report.json alone (no model or data needed)."""
-    from .report import write_reports
-    from .report.json_report import load_report
+    from auditor.report import write_reports
+    from auditor.report.json_report import load_report
 
     report = load_report(report_json)
     written = write_reports(report, out or report_json.parent, _formats(formats, with_json=False))
@@ -698,7 +703,7 @@ def card_init_command(path: Path | None, fmt: str | None, force: bool) -> None:
     explained in a comment, with an example; the required ones are marked. Fill it in and
     pass it to the audit with --card.
     """
-    from .card import write_template
+    from auditor.compliance.card import write_template
 
     written = write_template(path, fmt, force=force)
     click.echo(f"Wrote a model card template to {written}")

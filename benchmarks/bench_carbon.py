@@ -34,7 +34,7 @@ OUT_DIR = Path(__file__).resolve().parent / "out"
 COLD = """
 import time, json
 t = time.perf_counter()
-from auditor.energy import EnergyMeter, MeterSettings
+from auditor.run.energy import EnergyMeter, MeterSettings
 meter = EnergyMeter(MeterSettings())
 meter.ready()
 ready = time.perf_counter() - t
@@ -44,7 +44,7 @@ print(json.dumps({"ready": ready}))
 
 WARMED = """
 import time, json
-from auditor.energy import EnergyMeter, MeterSettings, prepare_for_confinement
+from auditor.run.energy import EnergyMeter, MeterSettings, prepare_for_confinement
 prepare_for_confinement()  # what the server a run is forked from does before any run
 t = time.perf_counter()
 meter = EnergyMeter(MeterSettings())
@@ -56,7 +56,7 @@ meter.stop()
 PHASES = """
 import time, json, statistics
 import numpy as np
-from auditor.energy import EnergyMeter, MeterSettings
+from auditor.run.energy import EnergyMeter, MeterSettings
 meter = EnergyMeter(MeterSettings())
 meter.ready()
 costs = []
@@ -102,7 +102,7 @@ def audit_command() -> list[str]:
 
 
 def demo_run(skip_carbon: bool, out: Path) -> float:
-    from auditor.bundled import demo_files
+    from auditor.loading.bundled import demo_files
 
     demo = demo_files()
     args = [*audit_command(), str(demo.model), "--data", str(demo.data), "--history", str(demo.history),

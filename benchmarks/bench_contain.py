@@ -32,9 +32,9 @@ IN_PROCESS = """
 import sys, time
 from pathlib import Path
 t = time.perf_counter()
-from auditor.bundled import demo_files
-from auditor.pipeline import RunConfig, execute
-from auditor.registry import discover_plugins
+from auditor.loading.bundled import demo_files
+from auditor.run.pipeline import RunConfig, execute
+from auditor.run.registry import discover_plugins
 from auditor.report import write_reports
 demo = demo_files()
 discovery = discover_plugins()
@@ -49,7 +49,7 @@ import json, os, sys, time
 from pathlib import Path
 import torch
 from auditor.contain import landlock, seccomp
-from auditor.contain.policy import Allowances, python_installation
+from auditor.contain.rules import Allowances, python_installation
 t = time.perf_counter()
 allow = Allowances(python=python_installation(Path.cwd()), system=[Path("/usr"), Path("/lib")])
 allow.ruleset(os.getpid()).restrict_self(landlock.abi_version())
@@ -61,10 +61,10 @@ PER_BATCH = """
 import json, os, statistics, time
 from pathlib import Path
 import torch
-from auditor.bundled import demo_files
+from auditor.loading.bundled import demo_files
 from auditor.contain import landlock, seccomp
-from auditor.contain.policy import Allowances, python_installation
-from auditor.inference import run_inference
+from auditor.contain.rules import Allowances, python_installation
+from auditor.run.inference import run_inference
 module = torch.jit.load(str(demo_files().model))
 X = torch.randn(1_000_000, 40).numpy()
 
@@ -87,10 +87,10 @@ print(json.dumps({"free_s": free, "confined_s": confined}))
 
 WARM = """
 import json, statistics, sys, time
-from auditor.bundled import demo_files
+from auditor.loading.bundled import demo_files
 from auditor.contain import execute_contained
-from auditor.pipeline import RunConfig, execute
-from auditor.registry import discover_plugins
+from auditor.run.pipeline import RunConfig, execute
+from auditor.run.registry import discover_plugins
 demo = demo_files()
 discovery = discover_plugins()
 cfg = RunConfig(model=demo.model, data=demo.data, audits=["metrics"], command="audit")

@@ -3,11 +3,11 @@
 Three parts, each at every ``--sizes`` row count, ``--folds`` folds (default 5), medians of
 ``--repeats`` timed runs after one untimed warm-up:
 
-1. **Folds.** :func:`auditor.folds.make_split` against scikit-learn's splitter with the same
+1. **Folds.** :func:`auditor_plugins.crossval.splits.make_split` against scikit-learn's splitter with the same
    seed, its ``split`` materialised into one fold number per row: ``StratifiedKFold(k,
    shuffle=True, random_state=0)`` on the binary target, and ``KFold`` for unstratified
    folds. The two fold arrays must be equal (the script stops if not).
-2. **Fold metrics.** :mod:`auditor.fold_stats` (every fold at once: bincounts and batched
+2. **Fold metrics.** :mod:`auditor.stats.fold_metrics` (every fold at once: bincounts and batched
    kernels) against the honest alternative, a Python loop over the folds calling
    scikit-learn's metric functions on each fold's rows, computing the same set: binary
    (accuracy, balanced accuracy, precision, recall, F1, ROC-AUC, average precision, MCC, log
@@ -42,10 +42,10 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from auditor import fold_stats
-from auditor.context import AuditContext, Dataset, Predictions, Task
-from auditor.folds import make_split
-from auditor_plugins.crossval import CrossValidationAudit
+from auditor.stats import fold_metrics as fold_stats
+from auditor.contract.context import AuditContext, Dataset, Predictions, Task
+from auditor_plugins.crossval.splits import make_split
+from auditor_plugins.crossval.audit import CrossValidationAudit
 
 SEED = 0
 TOLERANCE = 1e-9

@@ -32,7 +32,7 @@ of the model (TorchScript specialises per copy):
    output, three copies) fits in half the free memory; else the largest passes that do.
 3. **floor, fastest pass size**: the fastest of passes of 2^16 .. 2^20 input values (one
    timed call each after warm-up; all printed), around the attribution's 2^18 on CPU.
-4. **attribute**: ``auditor.attribution.attribute`` with ``Settings(method=
+4. **attribute**: ``auditor_plugins.explain.attribution.attribute`` with ``Settings(method=
    "integrated_gradients", n_steps=50, max_steps=50)`` (no re-integration), everything the
    audit's attribution step does, including the forward passes over the rows and baseline for
    the completeness check; and again with ``batch_size`` = the fastest floor's pass size.
@@ -40,7 +40,7 @@ of the model (TorchScript specialises per copy):
    forward function returning each row's class probabilities, ``target=`` per row,
    ``internal_batch_size`` = the attribution's points per pass: captum then differentiates one
    scalar per point, where ``attribute`` differentiates their sum.
-6. **explain audit**: the whole audit through ``auditor.pipeline.execute`` (model and CSV
+6. **explain audit**: the whole audit through ``auditor.run.pipeline.execute`` (model and CSV
    loading, the inference pass, the repeatability check, the gradient probe, the attributions
    with re-integration up to 400 steps, permutation importance for the MLP, tables and
    charts), default options (``explain.samples`` = the rows above), and for the MLP also
@@ -83,11 +83,11 @@ import torch
 from sklearn import datasets
 from torch import nn
 
-from auditor import attribution
-from auditor.attribution import Settings, batch_rows
-from auditor.context import Task
-from auditor.inference import resolve_device
-from auditor.sample import stratified_sample
+from auditor_plugins.explain import attribution
+from auditor_plugins.explain.attribution import Settings, batch_rows
+from auditor.contract.context import Task
+from auditor.run.inference import resolve_device
+from auditor_plugins.explain.sample import stratified_sample
 
 warnings.filterwarnings("ignore", module="captum")
 
@@ -358,8 +358,8 @@ class Measurement:
 
 def run_audit(case: Case, device: torch.device, samples: int, permutation: bool) -> tuple[float, float, str]:
     """The explain audit through ``execute``: (its own seconds, execute's seconds, status)."""
-    from auditor.pipeline import RunConfig, execute
-    from auditor_plugins.explain import ExplainAudit
+    from auditor.run.pipeline import RunConfig, execute
+    from auditor_plugins.explain.audit import ExplainAudit
 
     overrides: dict[str, str] = {}
     if samples != DEFAULT_SAMPLES:

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from auditor.context import AuditContext, Dataset, Groups, Predictions, Task
-from auditor_plugins.fairness import FairnessAudit
+from auditor.contract.context import AuditContext, Dataset, Groups, Predictions, Task
+from auditor_plugins.fairness.audit import FairnessAudit
 
 
 def synthetic_context(n: int, seed: int = 0) -> AuditContext:

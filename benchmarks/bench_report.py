@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    from auditor.bundled import demo_files
+    from auditor.loading.bundled import demo_files
     from auditor.report import RENDERERS
     from auditor.report.json_report import load_report
 

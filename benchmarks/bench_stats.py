@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from auditor.context import AuditContext, Dataset, Predictions, Task
-from auditor_plugins.metrics import MetricsAudit
+from auditor.contract.context import AuditContext, Dataset, Predictions, Task
+from auditor_plugins.metrics.audit import MetricsAudit
 
 
 def synthetic_context(n: int, seed: int = 0) -> AuditContext:

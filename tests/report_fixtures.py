@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from auditor.result import AuditResult, Chart, Finding, Metric, Table
+from auditor.contract.result import AuditResult, Chart, Finding, Metric, Table
 
 #: What injected script would set ``document.title`` to.
 PWNED = "PWNED"
@@ -257,7 +257,7 @@ def _tampered_audit() -> dict[str, Any]:
 
 
 def _gate(t: Text, name: str, kind: str, passed: bool, message: str, **fields: Any) -> dict[str, Any]:
-    """One gate result as auditor.gates writes it."""
+    """One gate result as auditor.ci.gates writes it."""
     result = {
         "name": t(name), "kind": kind, "passed": passed, "message": t(message), "path": None,
         "audit": None, "metric": None, "field": None, "rule": None, "value": None, "threshold": None,
@@ -378,7 +378,7 @@ def _report(t: Text) -> dict[str, Any]:
 
 
 def _card(t: Text) -> dict[str, Any]:
-    """A model card as report.json holds it (auditor.card.card_section), two required fields empty."""
+    """A model card as report.json holds it (auditor.compliance.card.card_section), two required fields empty."""
     def field(key: str, label: str, value: Any, required: bool = False) -> dict[str, Any]:
         return {"key": key, "label": t(label), "value": value, "required": required}
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditor.energy import EnergyMeter, MeterError, MeterSettings
-from auditor.grid import intensity
-from auditor.pipeline import RunConfig, execute
-from auditor.plugin import Audit, Option
-from auditor.registry import discover
-from auditor.result import AuditResult
-from auditor_plugins.carbon import CAR_G_PER_KM, parse_duration
+from auditor.run.energy import EnergyMeter, MeterError, MeterSettings
+from auditor_plugins.carbon.grid import intensity
+from auditor.run.pipeline import RunConfig, execute
+from auditor.contract.plugin import Audit, Option
+from auditor.run.registry import discover
+from auditor.contract.result import AuditResult
+from auditor_plugins.carbon.audit import CAR_G_PER_KM, parse_duration
 from cli_helpers import assert_clean_input_error, invoke, read_report
 
 CODECARBON_DATA = Path(__import__("codecarbon").__file__).parent / "data" / "private_infra"
@@ -231,7 +231,7 @@ def history_seconds(path: Path) -> float:
 
 
 def test_training_is_estimated_from_the_history_epoch_times(tmp_path):
-    from auditor.bundled import demo_files
+    from auditor.loading.bundled import demo_files
 
     demo = demo_files()
     result = invoke(demo.model, "--data", demo.data, "--history", demo.history, "--out", tmp_path, "-q",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.card import SCHEMA, card_section, load_card, template
-from auditor.errors import UsageError
+from auditor.compliance.card import SCHEMA, card_section, load_card, template
+from auditor.contract.errors import UsageError
 from cli_helpers import assert_clean_input_error, invoke
 
 COMPLETE_TOML = '''\

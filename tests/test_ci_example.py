@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from auditor.bundled import demo_files
+from auditor.loading.bundled import demo_files
 from cli_helpers import invoke, read_report
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "ci"

@@ -163,7 +163,7 @@ def test_plugins_lists_the_builtin_audits_with_their_options():
     result = invoke("plugins", "--json")
     assert result.exit_code == 0
     listing = {item["name"]: item for item in json.loads(result.stdout)}
-    assert listing["metrics"]["module"] == "auditor_plugins.metrics"
+    assert listing["metrics"]["module"] == "auditor_plugins.metrics.audit"
     assert "n_resamples" in {o["name"] for o in listing["metrics"]["options"]}
 
 

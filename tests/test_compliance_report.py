@@ -17,11 +17,11 @@ import yaml
 from report_fixtures import INJECTED_ID, PWNED, compliance_report, hostile_compliance_report, sample_report
 from test_html_in_browser import Dom
 
-from auditor.bundled import demo_files
-from auditor.card import SCHEMA
-from auditor.github import publish
+from auditor.loading.bundled import demo_files
+from auditor.compliance.card import SCHEMA
+from auditor.ci.github import publish
 from auditor.report import view
-from auditor.report.format import clean_strings
+from auditor.report.numbers import clean_strings
 from auditor.report.html import render_html
 from auditor.report.markdown import render_markdown
 from cli_helpers import assert_clean_input_error, invoke, read_report

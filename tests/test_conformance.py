@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.bundled import demo_files
-from auditor.pipeline import RunConfig, execute
-from auditor.registry import discover
+from auditor.loading.bundled import demo_files
+from auditor.run.pipeline import RunConfig, execute
+from auditor.run.registry import discover
 from auditor.testing import check_audit
 
 INSTALLED = discover()
@@ -45,7 +45,7 @@ def test_registered_audit_conforms(name, task, contexts):
 def test_context_fields_match_their_documentation():
     import dataclasses
 
-    from auditor import context
+    from auditor.contract import context
 
     doc = context.__doc__
     for cls in (context.AuditContext, context.Dataset, context.Task, context.Predictions):

@@ -18,12 +18,12 @@ from sklearn.model_selection import (
     StratifiedKFold,
 )
 
-from auditor import fold_stats
-from auditor.folds import FoldError, make_split
-from auditor.retrain import load_trainer
-from auditor.seeding import seeded
-from auditor.spread import place, seed_and_fold_sd, summarise
-from auditor.errors import UsageError
+from auditor.stats import fold_metrics as fold_stats
+from auditor_plugins.crossval.splits import FoldError, make_split
+from auditor.run.retrain import load_trainer
+from auditor.run.seeding import seeded
+from auditor_plugins.crossval.spread import place, seed_and_fold_sd, summarise
+from auditor.contract.errors import UsageError
 from cli_helpers import assert_clean_input_error, invoke, read_report
 
 import trainers
@@ -521,7 +521,7 @@ def test_seeded_restores_every_global_generator():
 def test_the_bundled_retraining_example_runs_as_the_readme_says(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from auditor.bundled import demo_files
+    from auditor.loading.bundled import demo_files
 
     examples = Path(__file__).resolve().parent.parent / "examples" / "retrain"
     monkeypatch.syspath_prepend(str(examples))

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from auditor.bundled import demo_files
+from auditor.loading.bundled import demo_files
 
 
 def audit_json(out: Path, threads: int) -> str:

@@ -18,11 +18,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 from sklearn.model_selection import train_test_split
 
-from auditor import attribution
-from auditor.attribution import Explained, Settings
-from auditor.context import Task
-from auditor.sample import allocate, deciles, stratified_sample
-from auditor.importance import downsample, importance, spearman
+from auditor_plugins.explain import attribution
+from auditor_plugins.explain.attribution import Explained, Settings
+from auditor.contract.context import Task
+from auditor_plugins.explain.sample import allocate, deciles, stratified_sample
+from auditor_plugins.explain.importance import downsample, importance, spearman
 from cli_helpers import invoke, read_report
 
 # what captum tells its own users when the tests call it directly (the audit silences these)
@@ -585,9 +585,9 @@ def test_a_step_function_falls_back_to_feature_ablation(tmp_path, breast_cancer)
 def test_without_a_target_the_examples_are_the_most_and_least_confident(breast_cancer):
     """A context without a target (a plugin author's, say): no permutation importance, and
     the examples are the model's most and least confident rows."""
-    from auditor.pipeline import RunConfig, execute
+    from auditor.run.pipeline import RunConfig, execute
     from auditor.testing import check_audit
-    from auditor_plugins.explain import ExplainAudit
+    from auditor_plugins.explain.audit import ExplainAudit
 
     ctx = execute(
         RunConfig(model=breast_cancer.folder / "model.pt", data=breast_cancer.folder / "test.csv", audits=["explain"]),
@@ -684,7 +684,7 @@ def test_the_stratified_sample_keeps_class_shares_and_every_class():
 def test_roc_auc_of_each_permuted_copy_equals_scikit_learns():
     from sklearn.metrics import roc_auc_score
 
-    from auditor.permutation import block_roc_auc
+    from auditor_plugins.explain.permutation import block_roc_auc
 
     rng = np.random.default_rng(0)
     for k in (2, 4):

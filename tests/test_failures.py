@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import torch
 
-from auditor import runner
-from auditor.inference import run_inference
+from auditor.run import runner
+from auditor.run.inference import run_inference
 from auditor.report import write as report_write
 from cli_helpers import install_plugin, invoke, read_report
 
@@ -39,7 +39,7 @@ PLUGINS = {
         sys.exit("this plugin only works on its author's machine")
     '''),
     "broken_init": ("BrokenInit", '''
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class BrokenInit(Audit):
             name = "broken_init"
@@ -53,7 +53,7 @@ PLUGINS = {
                 raise AssertionError("never created, never run")
     '''),
     "raises": ("Raises", '''
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class Raises(Audit):
             name = "raises"
@@ -65,7 +65,7 @@ PLUGINS = {
     '''),
     "exits": ("Exits", '''
         import sys
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class Exits(Audit):
             name = "exits"
@@ -77,8 +77,8 @@ PLUGINS = {
     '''),
     "malformed": ("Malformed", '''
         import os
-        from auditor.plugin import Audit
-        from auditor.result import AuditResult, Finding
+        from auditor.contract.plugin import Audit
+        from auditor.contract.result import AuditResult, Finding
 
         class Malformed(Audit):
             name = "malformed"
@@ -102,13 +102,13 @@ PLUGINS = {
                     result.findings.append(Finding("error", "x", "y"))
                     object.__setattr__(result.findings[0], "severity", "catastrophic")
                 elif kind == "object_in_table":
-                    from auditor.result import Table
+                    from auditor.contract.result import Table
                     result.tables.append(Table("t", "T", ["a"], [[object()]]))
                 return result
     '''),
     "sleepy": ("Sleepy", '''
         import time
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class Sleepy(Audit):
             name = "sleepy"
@@ -121,7 +121,7 @@ PLUGINS = {
     '''),
     "spinning": ("Spinning", '''
         import time
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class Spinning(Audit):
             name = "spinning"
@@ -142,7 +142,7 @@ PLUGINS = {
         import tempfile
         import time
         from pathlib import Path
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class Slow(Audit):
             name = "slow"
@@ -352,7 +352,7 @@ def test_outside_the_main_thread_the_timeout_is_not_enforced_and_the_result_says
         name, title, description, needs, options = "quick", "Quick", "Returns at once.", (), ()
 
         def run(self, ctx, options):
-            from auditor.result import AuditResult
+            from auditor.contract.result import AuditResult
 
             return AuditResult(audit="quick", title="Quick", status="pass", summary="Done.")
 
@@ -430,7 +430,7 @@ def test_a_signal_during_an_audit_ends_the_run_with_one_line_and_no_report(
 
 
 def test_a_renderer_that_crashes_leaves_no_file(audit_run, monkeypatch):
-    from auditor.report import registry
+    from auditor.report import renderers as registry
 
     def broken_markdown(document):
         raise RuntimeError("the Markdown renderer has a bug")

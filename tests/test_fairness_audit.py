@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from auditor.context import AuditContext, Dataset, Groups, Predictions, Task
-from auditor.result import AuditResult
+from auditor.contract.context import AuditContext, Dataset, Groups, Predictions, Task
+from auditor.contract.result import AuditResult
 from auditor.testing import check_audit
-from auditor_plugins.fairness import FairnessAudit
+from auditor_plugins.fairness.audit import FairnessAudit
 
 AUDIT = FairnessAudit()
 DEFAULTS = FairnessAudit.defaults()

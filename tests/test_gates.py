@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.errors import UsageError
-from auditor.gates import evaluate, load_baseline, load_policy
-from auditor.policy import policy_from_tables
+from auditor.contract.errors import UsageError
+from auditor.ci.gates import evaluate, load_baseline, load_policy
+from auditor.ci.policy import policy_from_tables
 
 RESULT_KEYS = {
     "name", "kind", "passed", "message", "path", "audit", "metric", "field", "rule", "value",

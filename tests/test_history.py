@@ -20,7 +20,7 @@ import pytest
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from auditor.errors import DataError
+from auditor.contract.errors import DataError
 from auditor.loading.history import load_history
 from history_recording import LAYOUTS, RecordedRun, recorded_histories  # noqa: F401 (a fixture)
 

@@ -26,7 +26,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.errors import AuditorError, ModelLoadError, UntrustedModelError
+from auditor.contract.errors import AuditorError, ModelLoadError, UntrustedModelError
 from auditor.loading.model import LoadedModel, load_model
 from cli_helpers import assert_clean_input_error, invoke, read_report
 
@@ -211,7 +211,7 @@ def test_every_hostile_kind_is_refused_in_a_fresh_interpreter_with_weights_only_
     script = (
         "import json, sys, torch\n"
         "from pathlib import Path\n"
-        "from auditor.errors import UntrustedModelError\n"
+        "from auditor.contract.errors import UntrustedModelError\n"
         "from auditor.loading.model import load_model\n"
         "refused = []\n"
         "for model, marker in json.loads(sys.argv[1]):\n"
@@ -399,7 +399,7 @@ def test_torchscript_with_broken_code_and_unreadable_debug_info_is_a_clean_error
     )
     proc = subprocess.run(  # in a child: if this regresses, it must not take pytest down with it
         [sys.executable, "-c", "import sys, torch; from pathlib import Path; "
-         "from auditor.loading.model import load_model; from auditor.errors import ModelLoadError\n"
+         "from auditor.loading.model import load_model; from auditor.contract.errors import ModelLoadError\n"
          "try:\n    load_model(Path(sys.argv[1]), device=torch.device('cpu'))\n"
          "except ModelLoadError as exc:\n    print(exc)\n", str(model)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120,

@@ -19,10 +19,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from auditor.context import AuditContext, Dataset, Predictions, Task
-from auditor.errors import UsageError
-from auditor.result import AuditResult
-from auditor_plugins.metrics import MetricsAudit
+from auditor.contract.context import AuditContext, Dataset, Predictions, Task
+from auditor.contract.errors import UsageError
+from auditor.contract.result import AuditResult
+from auditor_plugins.metrics.audit import MetricsAudit
 
 AUDIT = MetricsAudit()
 DEFAULTS = MetricsAudit.defaults()

@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch import nn
 
-from auditor.errors import ModelLoadError, UntrustedModelError
+from auditor.contract.errors import ModelLoadError, UntrustedModelError
 from auditor.loading import programs
 from auditor.loading.model import load_model
 from cli_helpers import assert_clean_input_error, invoke, read_report

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import torch
 
-from auditor.runner import _run_one
+from auditor.run.runner import _run_one
 from cli_helpers import assert_clean_input_error, invoke, read_report
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -19,12 +19,12 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from auditor.compare import compare_reports
-from auditor.gates import evaluate
+from auditor.ci.compare import compare_reports
+from auditor.ci.gates import evaluate
 from auditor.report import view
-from auditor.result import STATUSES, AuditResult
-from auditor.runner import outcome, verdict
-from auditor_plugins.fairness import detectable_h, detectable_rates
+from auditor.contract.result import STATUSES, AuditResult
+from auditor.run.runner import outcome, verdict
+from auditor_plugins.fairness.audit import detectable_h, detectable_rates
 from cli_helpers import invoke, read_report
 
 B_ROWS = 23

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.report.format import folder_name, log_safe, one_line
+from auditor.report.numbers import folder_name, log_safe, one_line
 from auditor.report.markdown import escape
 from cli_helpers import invoke, read_report
 

@@ -1,4 +1,4 @@
-"""Over- and underfitting detection (auditor.overfit) on real recorded training curves and on
+"""Over- and underfitting detection (auditor_plugins.overfitting.curves) on real recorded training curves and on
 controlled ones.
 
 The recorded runs are real: small torch MLPs trained here on scikit-learn's breast-cancer
@@ -20,7 +20,7 @@ import torch
 from sklearn import datasets
 from sklearn.preprocessing import StandardScaler
 
-from auditor import overfit as of
+from auditor_plugins.overfitting import curves as of
 
 DEMO_HISTORY = Path(__file__).parents[1] / "auditor" / "demo" / "history.csv"
 

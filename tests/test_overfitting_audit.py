@@ -25,11 +25,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from auditor.context import AuditContext, Dataset, History, Predictions, Task, TrainData
+from auditor.contract.context import AuditContext, Dataset, History, Predictions, Task, TrainData
 from auditor.report.svg import render_chart
-from auditor.result import AuditResult
+from auditor.contract.result import AuditResult
 from auditor.testing import check_audit
-from auditor_plugins.overfitting import OverfittingAudit
+from auditor_plugins.overfitting.audit import OverfittingAudit
 
 AUDIT = OverfittingAudit()
 DEFAULTS = OverfittingAudit.defaults()

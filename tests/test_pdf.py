@@ -34,7 +34,7 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, RectangleObject, TextStringObject
 from report_fixtures import PAYLOAD, PWNED, hostile_report, sample_report
 
-from auditor.errors import UsageError
+from auditor.contract.errors import UsageError
 from auditor.report import view
 from auditor.report.html import render_html
 from auditor.report.pdf import (

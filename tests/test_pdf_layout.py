@@ -15,7 +15,7 @@ import unicodedata
 import pytest
 from pypdf import PdfReader
 
-from auditor.report.format import format_cell
+from auditor.report.numbers import format_cell
 from auditor.report.pdf import pdf_available
 from cli_helpers import invoke, read_report
 

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 
-from auditor.registry import discover
+from auditor.run.registry import discover
 from cli_helpers import install_plugin, invoke, read_report
 
 PLUGINS = {
     "exploding": '''
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class Exploding(Audit):
             name = "exploding"
@@ -25,7 +25,7 @@ PLUGINS = {
                 raise ZeroDivisionError("the plugin divided by zero")
     ''',
     "needs_groups": '''
-        from auditor.plugin import Audit
+        from auditor.contract.plugin import Audit
 
         class NeedsGroups(Audit):
             name = "needs_groups"
@@ -98,7 +98,7 @@ def test_builtin_audits_are_registered_as_entry_points_like_any_plugin():
     from importlib.metadata import entry_points
 
     names = {ep.name: ep.value for ep in entry_points(group="auditor.audits")}
-    assert names["metrics"] == "auditor_plugins.metrics:MetricsAudit"
+    assert names["metrics"] == "auditor_plugins.metrics.audit:MetricsAudit"
 
 
 def test_discovering_the_builtin_audits_does_not_import_torch():
@@ -107,7 +107,7 @@ def test_discovering_the_builtin_audits_does_not_import_torch():
     script = (
         "import json, sys\n"
         "from importlib.metadata import distribution\n"
-        "from auditor.registry import discover\n"
+        "from auditor.run.registry import discover\n"
         "builtin = [ep.name for ep in distribution('auditor').entry_points if ep.group == 'auditor.audits']\n"
         "found = discover()\n"
         "print(json.dumps({'builtin': builtin, 'found': sorted(found), 'torch': 'torch' in sys.modules}))\n"

@@ -30,12 +30,12 @@ import pytest
 import torch
 from sklearn import datasets
 
-from auditor.bundled import demo_files
-from auditor.context import AuditContext, Dataset, Groups, Predictions, Task
-from auditor.pipeline import RunConfig, execute
-from auditor.privacy import KINDS, detect, match_name, scan_values, tokens
+from auditor.loading.bundled import demo_files
+from auditor.contract.context import AuditContext, Dataset, Groups, Predictions, Task
+from auditor.run.pipeline import RunConfig, execute
+from auditor_plugins.privacy.patterns import KINDS, detect, match_name, scan_values, tokens
 from auditor.testing import check_audit
-from auditor_plugins.privacy import PrivacyAudit, read_sample
+from auditor_plugins.privacy.audit import PrivacyAudit, read_sample
 from cli_helpers import assert_clean_input_error, invoke, read_report
 
 AUDIT = PrivacyAudit()

@@ -9,8 +9,8 @@ import stat
 import pytest
 from report_fixtures import hostile_report, sample_report
 
-from auditor.document import SCHEMA_VERSION
-from auditor.errors import UsageError
+from auditor.run.assemble import SCHEMA_VERSION
+from auditor.contract.errors import UsageError
 from auditor.report import FILE_NAMES, RENDERERS, load_report, render_json, write_atomic, write_reports
 from auditor.report.json_report import SUPPORTED_MAJOR
 

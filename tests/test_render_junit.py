@@ -70,13 +70,13 @@ def test_junit_has_the_essentials_ci_systems_read(build):
 def test_one_suite_for_gates_and_one_for_audits():
     root = parse(render_junit(sample_report()))
     assert root.get("name") == "auditor"
-    assert [s.get("name") for s in root.findall("testsuite")] == ["auditor.gates", "auditor.audits"]
+    assert [s.get("name") for s in root.findall("testsuite")] == ["auditor.ci.gates", "auditor.audits"]
     assert all(c.get("classname") == s.get("name") for s in root.findall("testsuite") for c in s.iter("testcase"))
 
 
 def test_one_test_case_per_gate_failed_with_its_message():
     report = sample_report()
-    gates = cases(parse(render_junit(report)), "auditor.gates")
+    gates = cases(parse(render_junit(report)), "auditor.ci.gates")
     results = report["gates"]["results"]
     assert [c.get("name") for c in gates] == [r["name"] for r in results]
     for case, result in zip(gates, results):
@@ -131,7 +131,7 @@ def test_an_unknown_audit_status_or_gate_outcome_is_never_a_pass():
     root = parse(render_junit(hostile_report()))
     tampered = [c for c in cases(root, "auditor.audits") if c.get("name").startswith("tampered")]
     assert [outcome(c) for c in tampered] == ["error"]
-    gate = [c for c in cases(root, "auditor.gates") if c.get("name").startswith("tampered gate")]
+    gate = [c for c in cases(root, "auditor.ci.gates") if c.get("name").startswith("tampered gate")]
     assert [outcome(c) for c in gate] == ["failure"]
 
 
@@ -150,10 +150,10 @@ def test_hostile_strings_give_well_formed_xml_and_come_back_intact():
     assert_junit_essentials(root)
     expected = xml_text(hostile)
     assert expected == '<a href="x">&amp; \'quoted\' "double"</a>]]>\t\n\r end'
-    assert cases(root, "auditor.gates")[0].get("name") == expected
-    assert cases(root, "auditor.gates")[1].find("failure").get("message") == expected
+    assert cases(root, "auditor.ci.gates")[0].get("name") == expected
+    assert cases(root, "auditor.ci.gates")[1].find("failure").get("message") == expected
     assert expected in [c.get("name") for c in cases(root, "auditor.audits")]
-    assert xml_text(PAYLOAD) in cases(root, "auditor.gates")[2].get("name")
+    assert xml_text(PAYLOAD) in cases(root, "auditor.ci.gates")[2].get("name")
 
 
 def test_rendering_is_deterministic():

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from auditor.groups import groups_from_column
+from auditor.loading.groups import groups_from_column
 from cli_helpers import assert_clean_input_error, invoke, read_report
 
 

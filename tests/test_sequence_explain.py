@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from auditor.importance import sequence_features
+from auditor_plugins.explain.importance import sequence_features
 from cli_helpers import invoke, read_report
 
 STEPS, WIDTH, DRIVER = 8, 8, 2

@@ -28,11 +28,11 @@ The parent trusts nothing the child sends: JSON only (never a pickle), size-boun
 Where the kernel offers no Landlock, or seccomp is unsupported, a model that carries code
 (TorchScript, torch.export, a pickle) is refused unless ``--trust-model``, and the report
 says the run was not confined. See :mod:`auditor.contain.landlock`,
-:mod:`auditor.contain.seccomp`, :mod:`auditor.contain.policy`.
+:mod:`auditor.contain.seccomp`, :mod:`auditor.contain.rules`.
 """
 
 from __future__ import annotations
 
-from .supervisor import Confinement, ContainedRun, available, execute_contained
+from auditor.contain.supervisor import Confinement, ContainedRun, available, execute_contained
 
 __all__ = ["Confinement", "ContainedRun", "available", "execute_contained"]

@@ -1,5 +1,5 @@
 """Imported by the forkserver only: preloads what every contained run needs."""
 
-from .server import preload
+from auditor.contain.server import preload
 
 preload()

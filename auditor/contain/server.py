@@ -11,7 +11,7 @@ threads when it forks.
 
 The server also asks what codecarbon would otherwise learn by starting programs, which a
 confined run may not do (the CPU's model from py-cpuinfo, the socket count from lscpu):
-see :func:`auditor.energy.prepare_for_confinement`.
+see :func:`auditor.run.energy.prepare_for_confinement`.
 
 The parent sends the server only what multiprocessing sends (the pickled job, parent to
 child); the child answers on a pipe with JSON, never a pickle.
@@ -65,7 +65,7 @@ def preload() -> None:
 
     def cpu_model() -> None:
         try:
-            from auditor.energy import prepare_for_confinement
+            from auditor.run.energy import prepare_for_confinement
 
             prepare_for_confinement()
         except Exception:  # noqa: BLE001 - the meter reports what it could not detect
@@ -81,7 +81,7 @@ def preload() -> None:
             except Exception:  # noqa: BLE001 - the run imports it again and reports the failure
                 pass
         try:
-            from auditor.registry import discover_plugins
+            from auditor.run.registry import discover_plugins
 
             discover_plugins()
         except Exception:  # noqa: BLE001 - same

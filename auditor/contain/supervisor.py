@@ -19,11 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .. import errors
-from ..errors import AuditorError, ModelLoadError, UntrustedModelError
-from ..report.format import one_line
-from . import landlock, policy, seccomp, server
-from .worker import MAX_MESSAGE, Job, main
+from auditor.contract import errors
+from auditor.contract.errors import AuditorError, ModelLoadError, UntrustedModelError
+from auditor.report.numbers import one_line
+from auditor.contain import landlock, rules as policy, seccomp, server
+from auditor.contain.worker import MAX_MESSAGE, Job, main
 from multiprocessing.connection import wait
 
 from rich.markup import escape
@@ -129,7 +129,7 @@ def _refuse_unconfined(cfg: Any, confinement: Confinement) -> None:
     """Without confinement, a model that carries code runs only with ``--trust-model``."""
     if cfg.trust_model:
         return
-    from ..loading.sniff import sniff_model_format
+    from auditor.loading.sniff import sniff_model_format
 
     kind = sniff_model_format(Path(cfg.model))
     if kind in _CODE_KINDS:
@@ -249,12 +249,12 @@ def execute_contained(
     *,
     inference_timeout: float | None = DEFAULT_INFERENCE_TIMEOUT,
 ) -> ContainedRun:
-    """Run :func:`auditor.pipeline.execute` for ``cfg`` in a confined child process and
+    """Run :func:`auditor.run.pipeline.execute` for ``cfg`` in a confined child process and
     return its report. Raises the child's :class:`AuditorError` as its own (same message,
     same exit code), :class:`ModelTimeoutError` when a model step runs past
     ``inference_timeout`` seconds, :class:`RunProcessError` when the child dies."""
     if progress is None:
-        from ..runconfig import Progress
+        from auditor.run.runconfig import Progress
 
         progress = Progress()
     confinement = available()

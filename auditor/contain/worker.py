@@ -3,7 +3,7 @@
 Runs in a process forked from the preloaded server (see :mod:`auditor.contain.server`):
 it takes the parent's environment, confines itself while it still has one thread (so
 every thread and process it could start inherits the rules), then calls
-:func:`auditor.pipeline.execute` and sends the report back as JSON. Nothing it sends is
+:func:`auditor.run.pipeline.execute` and sends the report back as JSON. Nothing it sends is
 trusted by the parent: model code ran here.
 """
 
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .policy import Allowances
+from auditor.contain.rules import Allowances
 
 #: Largest message the parent accepts from the child (a report is far smaller).
 MAX_MESSAGE = 256 * 1024 * 1024
@@ -113,11 +113,11 @@ def _close_inherited(keep: int) -> None:
 
 
 def _confine(job: Job) -> None:
-    from . import landlock, seccomp
+    from auditor.contain import landlock, seccomp
 
     job.allowances.ruleset(os.getpid()).restrict_self(landlock.abi_version())
     seccomp.install()
-    from ..energy import confined
+    from auditor.run.energy import confined
 
     confined()
 
@@ -205,9 +205,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _run(job: Job, channel: _Channel) -> None:
-    from ..errors import AuditorError
-    from ..pipeline import execute
-    from ..registry import discover_plugins
+    from auditor.contract.errors import AuditorError
+    from auditor.run.pipeline import execute
+    from auditor.run.registry import discover_plugins
 
     try:
         discovery = discover_plugins()

@@ -51,12 +51,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..context import Dataset, Groups
-from ..errors import DataError, UsageError
-from ..arrow import column_to_numpy
-from ..groups import groups_from_column
-from ..hashing import sha256_file
-from .inputs import (
+from auditor.contract.context import Dataset, Groups
+from auditor.contract.errors import DataError, UsageError
+from auditor.loading.arrow import column_to_numpy
+from auditor.loading.groups import groups_from_column
+from auditor.loading.hashing import sha256_file
+from auditor.loading.inputs import (
     MEMORY_BUDGET_VARIABLE,
     BoundedStream,
     InputTooLarge,

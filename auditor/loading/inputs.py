@@ -35,7 +35,7 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from ..errors import AuditorError, DataError, UsageError
+from auditor.contract.errors import AuditorError, DataError, UsageError
 
 ErrorType = Callable[..., AuditorError]
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from ..errors import AuditorError, ModelLoadError, UsageError
+from auditor.contract.errors import AuditorError, ModelLoadError, UsageError
 
 TASKS = ("auto", "binary", "multiclass", "regression")
 OUTPUTS = ("logits", "probabilities", "log_probabilities")
@@ -114,7 +114,7 @@ def input_shape(value: Any, source: str, error: type[AuditorError] = UsageError)
 
 def check_metadata(meta: Mapping[str, Any], label: str) -> dict[str, Any]:
     """``meta`` with every field the run reads checked and normalised (see the module
-    docstring); a :class:`~auditor.errors.ModelLoadError` (exit 2) naming the field and
+    docstring); a :class:`~auditor.contract.errors.ModelLoadError` (exit 2) naming the field and
     ``label`` (where the metadata came from) otherwise. Fields set to null are kept as null
     (not declared: a sidecar's null overrides an embedded value)."""
 

@@ -29,11 +29,11 @@ from typing import Any, Iterator
 
 import torch
 
-from ..errors import ModelLoadError, UntrustedModelError, UsageError
-from ..hashing import sha256_file
-from ..inference import first_tensor
-from . import programs
-from .sniff import (
+from auditor.contract.errors import ModelLoadError, UntrustedModelError, UsageError
+from auditor.loading.hashing import sha256_file
+from auditor.run.inference import first_tensor
+from auditor.loading import programs
+from auditor.loading.sniff import (
     UNREADABLE,
     MemberReader,
     ModelFormat,
@@ -250,7 +250,7 @@ def import_object(spec: str, path: str | None, *, option: str = "--model-class",
     except ImportError as exc:
         raise _cannot_import(module_name, option, exc, path, kind) from None
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own top-level code failed
-        from .sniff import meaningful_line
+        from auditor.loading.sniff import meaningful_line
 
         raise UsageError(
             f"Importing {module_name!r} for {option} ran its top-level code, which failed: put the {kind} in "
@@ -641,7 +641,7 @@ def _static_batch(program: Any) -> int | None:
 def _read_metadata(path: Path, embedded: str | None) -> dict[str, Any]:
     """The model's metadata: embedded, then the sidecar's fields over it, each source checked
     by :func:`auditor.loading.metadata.check_metadata` (a wrong field is exit 2 naming it)."""
-    from .metadata import check_metadata, describe
+    from auditor.loading.metadata import check_metadata, describe
 
     meta: dict[str, Any] = {}
     sources = []
@@ -649,7 +649,7 @@ def _read_metadata(path: Path, embedded: str | None) -> dict[str, Any]:
         sources.append((f"auditor.json embedded in {path.name}", embedded))
     sidecar = path.with_name(path.stem + ".auditor.json")
     if sidecar.exists():  # a FIFO or a device is refused, not waited on; metadata is small
-        from .inputs import read_bytes, small_limit
+        from auditor.loading.inputs import read_bytes, small_limit
 
         raw = read_bytes(sidecar, "The model metadata file", limit=small_limit(), error=ModelLoadError)
         try:
@@ -657,7 +657,7 @@ def _read_metadata(path: Path, embedded: str | None) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise ModelLoadError(f"The model metadata ({sidecar.name}) is not UTF-8 text.", hint="Save it as UTF-8.") from None
     for label, text in sources:
-        from .inputs import loads_json
+        from auditor.loading.inputs import loads_json
 
         try:
             loaded = loads_json(text, f"The model metadata ({label})", ModelLoadError)

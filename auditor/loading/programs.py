@@ -63,7 +63,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .sniff import shown
+from auditor.loading.sniff import shown
 
 #: Operator namespaces a program may call (see the module docstring).
 NAMESPACES = frozenset({"aten", "prim", "quantized"})

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from ..errors import ModelLoadError
+from auditor.contract.errors import ModelLoadError
 
 ModelFormat = Literal["torchscript", "export", "torch_zip", "safetensors", "pickle"]
 
@@ -46,7 +46,7 @@ def _is_safetensors(head: bytes, size: int) -> bool:
 def shown(name: str, limit: int = 120) -> str:
     """A name from inside a model file (a zip member, an operator) as it may appear in a
     one-line message: control characters made visible (newlines and tabs too), cut short."""
-    from ..report.format import clean_text
+    from auditor.report.numbers import clean_text
 
     text = clean_text(name).replace("\n", "\u240a").replace("\t", "\u2409")
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"

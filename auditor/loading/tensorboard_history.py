@@ -37,10 +37,18 @@ from typing import Any
 
 import numpy as np
 
-from ..context import History
-from ..errors import DataError
-from .history import Points, build_history, display_name, epochs_at_steps, key_of, recognise, whole_epochs
-from .inputs import read_limit, too_large
+from auditor.contract.context import History
+from auditor.contract.errors import DataError
+from auditor.loading.history import (
+    Points,
+    build_history,
+    display_name,
+    epochs_at_steps,
+    key_of,
+    recognise,
+    whole_epochs,
+)
+from auditor.loading.inputs import read_limit, too_large
 
 
 def _event_files(folder: Path) -> list[Path]:

@@ -3,21 +3,21 @@
 Every renderer reads one input, the dict that report.json holds, so ``audit render
 report.json`` rebuilds every format without the model or the data. The formats written to
 files are registered in :data:`RENDERERS` and :data:`FILE_NAMES` (see
-:mod:`auditor.report.registry`); the terminal summary is printed, not written.
+:mod:`auditor.report.renderers`); the terminal summary is printed, not written.
 
-The optional ``gates`` section's schema is in :func:`auditor.gates.evaluate`'s module docstring.
+The optional ``gates`` section's schema is in :func:`auditor.ci.gates.evaluate`'s module docstring.
 """
 
 from __future__ import annotations
 
-from .html import render_html
-from .json_report import load_report, render_json
-from .junit import render_junit
-from .markdown import render_markdown
-from .pdf import render_pdf
-from .registry import FILE_NAMES, RENDERERS
-from .terminal import render_terminal
-from .write import write_atomic, write_reports
+from auditor.report.html import render_html
+from auditor.report.json_report import load_report, render_json
+from auditor.report.junit import render_junit
+from auditor.report.markdown import render_markdown
+from auditor.report.pdf import render_pdf
+from auditor.report.renderers import FILE_NAMES, RENDERERS
+from auditor.report.terminal import render_terminal
+from auditor.report.write import write_atomic, write_reports
 
 __all__ = [
     "FILE_NAMES",

@@ -13,8 +13,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from . import view
-from .format import (
+from auditor.report import view
+from auditor.report.numbers import (
     MISSING,
     clean_strings,
     format_cell,
@@ -23,7 +23,7 @@ from .format import (
     format_number,
     format_share,
 )
-from .svg import ChartDataError, render_chart
+from auditor.report.svg import ChartDataError, render_chart
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("auditor.report", "templates"),

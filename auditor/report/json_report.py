@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import UsageError
+from auditor.contract.errors import UsageError
 
 #: The major schema version this auditor reads (``schema_version`` "1.x"): minor versions
-#: only add fields. ``auditor.document.SCHEMA_VERSION`` is the version it writes.
+#: only add fields. ``auditor.run.assemble.SCHEMA_VERSION`` is the version it writes.
 SUPPORTED_MAJOR = 1
 
 
@@ -37,7 +37,7 @@ def render_json(report: dict[str, Any]) -> str:
 
 def load_report(path: Path | str) -> dict[str, Any]:
     """Read a report.json written by auditor, or raise :class:`UsageError` saying why not."""
-    from ..loading.inputs import loads_json, read_bytes, read_limit
+    from auditor.loading.inputs import loads_json, read_bytes, read_limit
 
     fix = "Pass a report.json written by `audit`."
     try:  # a FIFO or a device is refused, not waited on; the size is bound by the memory budget

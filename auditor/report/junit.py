@@ -1,6 +1,6 @@
 """report.junit.xml: the gates and the audits as JUnit XML, which CI systems show natively.
 
-Two ``<testsuite>`` elements under ``<testsuites name="auditor">``: ``auditor.gates``, one
+Two ``<testsuite>`` elements under ``<testsuites name="auditor">``: ``auditor.ci.gates``, one
 test case per gate result (left out when the run had no gates), and ``auditor.audits``, one
 test case per audit. Separate suites because GitLab, Jenkins and the GitHub test-report
 actions give each suite its own line of counts, so "a gate failed" (what fails the build)
@@ -30,14 +30,14 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from . import view
-from .format import format_cell, is_number
+from auditor.report import view
+from auditor.report.numbers import format_cell, is_number
 
 # Everything but tab, newline, CR and the characters XML 1.0 allows, less DEL and the C1
 # controls, which it allows but discourages (a CI log viewer would pass them to a terminal).
 _NOT_XML = re.compile("[^\t\n\r\u0020-\u007e\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
-_CLASS_GATES = "auditor.gates"
+_CLASS_GATES = "auditor.ci.gates"
 _CLASS_AUDITS = "auditor.audits"
 #: The child element of a test case for each outcome, and the suite attribute counting it.
 _OUTCOMES = (("failure", "failures"), ("error", "errors"), ("skipped", "skipped"))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import view
-from .format import (
+from auditor.report import view
+from auditor.report.numbers import (
     MISSING,
     clean_strings,
     format_cell,

@@ -24,7 +24,7 @@ the same bytes, as the other formats do.
 
 The browser is ``$AUDITOR_CHROMIUM`` when set (a path, or a name looked up on PATH), else the
 first of :data:`BROWSER_NAMES` on PATH. A browser that is missing, fails or runs past
-:data:`TIMEOUT_S` raises :class:`~auditor.errors.UsageError`; since every format is rendered
+:data:`TIMEOUT_S` raises :class:`~auditor.contract.errors.UsageError`; since every format is rendered
 before any file is written (see :mod:`auditor.report.write`), no report.pdf is then written.
 """
 
@@ -40,9 +40,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import UsageError
-from . import view
-from .html import render_html
+from auditor.contract.errors import UsageError
+from auditor.report import view
+from auditor.report.html import render_html
 
 #: Environment variable naming the browser to print with (a path, or a name on PATH).
 BROWSER_ENV = "AUDITOR_CHROMIUM"

@@ -1,4 +1,4 @@
-"""Charts drawn as inline SVG from a chart's data (the kinds of :class:`auditor.result.Chart`).
+"""Charts drawn as inline SVG from a chart's data (the kinds of :class:`auditor.contract.result.Chart`).
 
 Every element is built from a :class:`markupsafe.Markup` template whose arguments
 ``Markup.format`` escapes, so a class name or series name can never become markup. The
@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from markupsafe import Markup
 
-from .format import format_count, format_number, format_share, is_number
-from .png import encode_rgb
+from auditor.report.numbers import format_count, format_number, format_share, is_number
+from auditor.report.png import encode_rgb
 
 #: Okabe–Ito colours, most distinguishable first (yellow left out: unreadable on white).
 PALETTE: tuple[str, ...] = (

@@ -2,7 +2,7 @@
 
 Strings from the report are put on screen as :class:`rich.text.Text`, never parsed as rich
 markup (a column called ``[bold]x[/]`` prints literally), and their control characters,
-newlines included, are made visible first (:func:`auditor.report.format.log_safe`), so data
+newlines included, are made visible first (:func:`auditor.report.numbers.log_safe`), so data
 cannot send escape sequences to the terminal, and no name or message starts a line of its
 own: in a CI log a line ``::warning ...`` is a command to the runner, so ``::`` in data is
 split by a zero-width space too. Status is shown by a word and a symbol, colour only adds to it.
@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import view
-from .format import MISSING, clean_strings, format_metric, log_safe
+from auditor.report import view
+from auditor.report.numbers import MISSING, clean_strings, format_metric, log_safe
 
 _STATUS_STYLES: dict[str, str] = {
     "pass": "bold green",

@@ -8,7 +8,7 @@ data and the run.
 
 The gates section (``report["gates"]``, absent or null without ``--policy``/``--baseline``) is
 read as ``{"policy", "baseline", "results": [{"name", "kind", "passed", "message", "noise",
-"noisy", ...}]}`` (the shape :mod:`auditor.gates` documents); the other fields of a result
+"noisy", ...}]}`` (the shape :mod:`auditor.ci.gates` documents); the other fields of a result
 (rule, value, threshold, delta...) are already said in its message.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .json_report import all_audits
-from .format import (
+from auditor.report.json_report import all_audits
+from auditor.report.numbers import (
     MISSING,
     format_bytes,
     format_cell,
@@ -101,7 +101,7 @@ def status_class(status: Any) -> str:
 
 
 def outcome(report: dict[str, Any]) -> dict[str, Any]:
-    """The run's one verdict as :func:`auditor.runner.outcome` stored it (``verdict``,
+    """The run's one verdict as :func:`auditor.run.runner.outcome` stored it (``verdict``,
     ``exit_code``, ``reasons``, ``failed_gates``, ``not_assessed``); for a report without
     an ``outcome`` (written by an older version, or by the Python API without gates) the
     stored ``verdict`` with no reasons."""

@@ -16,9 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from .json_report import render_json
-from .registry import FILE_NAMES, RENDERERS
+from auditor.contract.errors import UsageError
+from auditor.report.json_report import render_json
+from auditor.report.renderers import FILE_NAMES, RENDERERS
 
 
 def _temporary(target: Path) -> Path:

@@ -1,0 +1,2 @@
+"""Documents for review boards: the model card (:mod:`.card`) the compliance report is built
+around."""

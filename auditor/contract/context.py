@@ -1,0 +1,191 @@
+"""The audit context: the model, the data and the predictions, computed once and shared.
+
+Audits read what they need from here and never re-run the inference it holds (perturbing
+inputs goes through ``infer``). The fields below are the whole public surface for plugin
+authors; ``tests/test_conformance.py`` checks that this docstring and the dataclasses agree.
+
+``AuditContext``
+    ``model`` (:class:`auditor.loading.model.LoadedModel`), ``data`` (:class:`Dataset`),
+    ``task`` (:class:`Task`), ``predictions`` (:class:`Predictions`), ``seed`` (int),
+    ``device`` (str, e.g. ``"cpu"`` or ``"cuda:0"``), ``forward_passes`` (int: how many
+    times the model was run over the data; one per dataset), ``sensitive`` (dict of
+    :class:`Groups` by column name, in the order the user named them; empty when none),
+    ``history`` (:class:`History` from ``--history``, or None), ``train`` (:class:`TrainData`
+    from ``--train-data``, or None), ``input_shape`` (tuple of int from ``--input-shape`` or
+    the model's metadata: how each flat row is reshaped for the model; None when rows go in
+    flat), ``trainer`` (:class:`auditor.run.retrain.Trainer` from ``--trainer``, or None: the
+    user's training function, for audits that retrain), ``progress`` (a callable
+    ``progress(description, total)`` returning a context manager that yields
+    ``advance(n)``: a progress bar for slow work; silent under ``--quiet`` and in tests),
+    ``infer`` (a callable ``infer(X) -> raw outputs`` running the model over *new* rows, float32
+    rows x features, with the batching, device and ``input_shape`` of the one pass, for audits
+    that must perturb inputs, such as permutation importance; None when no model can be run),
+    ``measure`` (a callable ``measure(name)`` returning a context manager: marks a part of an
+    audit whose energy is worth its own line, such as retraining; it is measured when an
+    audit needing ``energy`` runs, and costs nothing otherwise), ``energy``
+    (:class:`auditor.run.energy.Measurement` of the run so far, given only to audits that
+    declare the need ``energy``, which run after all the others; else None).
+
+``History``
+    A training history, one entry per epoch: ``source`` (the file or folder name),
+    ``format`` (``csv``, ``lightning_csv``, ``json``, ``keras_json`` or ``tensorboard``),
+    ``epochs`` (int64, ascending), ``series`` (every logged per-epoch quantity by its name
+    in the log, float64, NaN where an epoch has no value), ``train_loss`` and ``val_loss``
+    (the keys of ``series`` recognised as the training and validation loss, or None),
+    ``seconds`` (float64 seconds per epoch when the log has them, else None).
+
+``TrainData``
+    The training data run through the same one-pass inference: ``data`` (:class:`Dataset`,
+    with ``y`` encoded like the audit data's) and ``predictions`` (:class:`Predictions`).
+
+``Groups``
+    ``column`` (the sensitive column's name), ``codes`` (int64 array, one group index per
+    row), ``labels`` (tuple of str: ``labels[i]`` names group i; missing values form the
+    group ``"(missing)"``), ``binned`` (str or None: how a numeric column with many values
+    was cut into groups, e.g. ``"quartiles"``), ``fed_to_model`` (bool: the column is also
+    one of the model's features).
+
+``Dataset``
+    ``path``, ``sha256``, ``n_rows``, ``columns`` (every column in the file, in order),
+    ``feature_names`` (fed to the model, in order), ``X`` (float32 array, rows x features,
+    before any ``--input-shape`` reshape; column-major in memory), ``target_name`` (or None), ``y`` (int64 class
+    indices for classification, float64 for regression, or None), ``named`` (dict: the
+    columns that audit options of type ``column`` name, e.g. ``crossval.group``, by column
+    name, values as the file holds them, numbers or text; empty when none).
+
+``Task``
+    ``kind`` (``binary``, ``multiclass`` or ``regression``), ``class_names`` (tuple of str,
+    index i is the model's output i; empty for regression), ``output`` (how the raw outputs
+    were read: ``logits``, ``probabilities``, ``log_probabilities`` or ``values``),
+    ``n_outputs`` (the model's output width).
+
+``Predictions``
+    ``raw`` (float32, rows x n_outputs, exactly as the model returned them), ``proba``
+    (float64, rows x K, class probabilities; binary has K = 2 with column 1 the positive
+    class; None for regression), ``label`` (int64 predicted class index, or None),
+    ``value`` (float64 regression predictions, or None); ``take(rows)`` gives those of
+    some rows only.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, ContextManager, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from auditor.run.energy import Measurement
+    from auditor.loading.model import LoadedModel
+    from auditor.run.retrain import Trainer
+
+#: ``progress(description, total)``: a context manager yielding ``advance(n)``.
+ProgressStep = Callable[[str, "int | None"], ContextManager[Callable[[int], None]]]
+
+
+def _silent_progress(description: str, total: int | None = None) -> ContextManager[Callable[[int], None]]:
+    return nullcontext(lambda advance: None)
+
+
+def _unmeasured(name: str) -> ContextManager[None]:
+    return nullcontext()
+
+TaskKind = Literal["binary", "multiclass", "regression"]
+OutputKind = Literal["logits", "probabilities", "log_probabilities", "values"]
+
+
+@dataclass
+class Dataset:
+    path: str
+    sha256: str
+    n_rows: int
+    columns: list[str]
+    feature_names: list[str]
+    X: np.ndarray
+    target_name: str | None = None
+    y: np.ndarray | None = None
+    named: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: TaskKind
+    class_names: tuple[str, ...]
+    output: OutputKind
+    n_outputs: int
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind != "regression"
+
+
+@dataclass
+class Predictions:
+    raw: np.ndarray
+    proba: np.ndarray | None = None
+    label: np.ndarray | None = None
+    value: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> "Predictions":
+        """The predictions of ``rows`` only (e.g. a sample)."""
+        return Predictions(
+            raw=self.raw[rows],
+            proba=None if self.proba is None else self.proba[rows],
+            label=None if self.label is None else self.label[rows],
+            value=None if self.value is None else self.value[rows],
+        )
+
+
+@dataclass(frozen=True)
+class Groups:
+    column: str
+    codes: np.ndarray
+    labels: tuple[str, ...]
+    binned: str | None = None
+    fed_to_model: bool = False
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=len(self.labels))
+
+
+@dataclass(frozen=True)
+class History:
+    source: str
+    format: str
+    epochs: np.ndarray
+    series: dict[str, np.ndarray]
+    train_loss: str | None = None
+    val_loss: str | None = None
+    seconds: np.ndarray | None = None
+
+
+@dataclass
+class TrainData:
+    data: Dataset
+    predictions: Predictions
+
+
+@dataclass
+class AuditContext:
+    model: "LoadedModel"
+    data: Dataset
+    task: Task
+    predictions: Predictions
+    seed: int = 0
+    device: str = "cpu"
+    forward_passes: int = 1
+    sensitive: dict[str, Groups] = field(default_factory=dict)
+    history: History | None = None
+    train: TrainData | None = None
+    input_shape: tuple[int, ...] | None = None
+    trainer: "Trainer | None" = None
+    progress: ProgressStep = _silent_progress
+    infer: Callable[[np.ndarray], np.ndarray] | None = None
+    measure: Callable[[str], ContextManager[None]] = _unmeasured
+    energy: "Measurement | None" = None
+
+    @property
+    def has_target(self) -> bool:
+        return self.data.y is not None

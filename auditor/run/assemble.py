@@ -1,0 +1,178 @@
+"""Assemble the report document: the plain dict that report.json holds.
+
+Renderers read this dict and nothing else. Everything that varies between identical
+runs lives under ``run`` (timings, dates, the machine) and ``measurements`` (the results of
+audits that measure the run itself, such as energy and carbon), so the rest is
+byte-identical. :func:`auditor.report.json_report.all_audits` gives both kinds of result
+together, in the order they ran.
+
+With a policy, a baseline or ``--fail-on``, the command line adds a ``gates`` section after
+the audits ran: the output of :func:`auditor.ci.gates.evaluate`, whose docstring gives its schema.
+
+``code`` is the provenance of the user's code the run imported: one entry for the source
+file that defines the model's class (a state_dict or safetensors model, ``--model-class``)
+and one for the file that defines the ``--trainer`` function, each
+``{"option", "spec", "file", "sha256", "size_bytes"}`` (``file``: its name, without folders;
+``sha256``/``size_bytes`` None when there is no source file); an empty list when the run
+imported none.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from auditor import __version__
+from auditor.loading.architecture import summarize
+from auditor.loading.hashing import sha256_file
+from auditor.contract.context import AuditContext
+from auditor.contract.result import AuditResult
+from auditor.run.runner import verdict
+
+SCHEMA_VERSION = "1.1"  # 1.1: the measurements section
+
+
+def class_balance(y: np.ndarray | None, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Count and share of each class in the target."""
+    if y is None or not names:
+        return []
+    counts = np.bincount(y, minlength=len(names))
+    total = int(counts.sum())
+    return [
+        {"class": name, "count": int(c), "share": float(c) / total if total else None}
+        for name, c in zip(names, counts)
+    ]
+
+
+def _file_facts(path: Path | None) -> dict[str, Any]:
+    """sha256 and size of an input file (a folder, such as a TensorBoard log, has neither)."""
+    if path is None or not Path(path).is_file():
+        return {"sha256": None, "size_bytes": None}
+    return {"sha256": sha256_file(Path(path)), "size_bytes": Path(path).stat().st_size}
+
+
+def _source_facts(option: str, spec: str, obj: Any) -> dict[str, Any]:
+    """Where ``obj`` (a class or function the user's code defines) comes from, hashed."""
+    try:
+        source = inspect.getsourcefile(obj) or inspect.getfile(obj)
+    except (TypeError, OSError):
+        source = None
+    facts = _file_facts(Path(source)) if source else {"sha256": None, "size_bytes": None}
+    return {"option": option, "spec": spec, "file": Path(source).name if source else None, **facts}
+
+
+def code_provenance(ctx: AuditContext) -> list[dict[str, Any]]:
+    """The report's ``code`` section: the source files of ``--model-class`` and ``--trainer``."""
+    found = []
+    if ctx.model.format in ("state_dict", "safetensors"):  # built from --model-class
+        cls = type(ctx.model.module)
+        found.append(_source_facts("--model-class", f"{cls.__module__}:{cls.__qualname__}", cls))
+    if ctx.trainer is not None:
+        found.append(_source_facts("--trainer", ctx.trainer.spec, ctx.trainer.fn))
+    return found
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    versions = {
+        "auditor": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    if torch.version.cuda:
+        versions["cuda"] = str(torch.version.cuda)
+    return versions
+
+
+def build_report(
+    ctx: AuditContext,
+    results: Mapping[str, AuditResult],
+    *,
+    command: str,
+    started: float,
+    timings: Mapping[str, Any],
+    measured: Sequence[str] = (),
+    card: Mapping[str, Any] | None = None,
+    history_path: Path | None = None,
+    plugins: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    model = ctx.model
+    data = ctx.data
+    structure = summarize(model.module)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "auditor", "version": __version__},
+        "verdict": verdict(results),
+        "model": {
+            "path": model.path.name,
+            "name": model.name,
+            "format": model.format,
+            "sha256": model.sha256,
+            "size_bytes": model.size_bytes,
+            "trust": model.trust,
+            "metadata": model.metadata,
+            **structure,
+        },
+        "data": {
+            "path": Path(data.path).name,
+            "sha256": data.sha256,
+            "size_bytes": Path(data.path).stat().st_size,
+            "rows": data.n_rows,
+            "columns": len(data.columns),
+            "features": list(data.feature_names),
+            "target": data.target_name,
+            "task": ctx.task.kind,
+            "output": ctx.task.output,
+            "class_names": list(ctx.task.class_names),
+            "class_balance": class_balance(data.y, ctx.task.class_names),
+            "sensitive": [
+                {
+                    "column": groups.column,
+                    "groups": len(groups.labels),
+                    "binned": groups.binned,
+                    "fed_to_model": groups.fed_to_model,
+                }
+                for groups in ctx.sensitive.values()
+            ],
+        },
+        "train_data": None if ctx.train is None else {
+            "path": Path(ctx.train.data.path).name,
+            "sha256": ctx.train.data.sha256,
+            "size_bytes": Path(ctx.train.data.path).stat().st_size,
+            "rows": ctx.train.data.n_rows,
+            "class_balance": class_balance(ctx.train.data.y, ctx.task.class_names),
+        },
+        "card": None if card is None else dict(card),
+        "code": code_provenance(ctx),
+        "history": None if ctx.history is None else {
+            "source": ctx.history.source,
+            **_file_facts(history_path),
+            "format": ctx.history.format,
+            "epochs": int(len(ctx.history.epochs)),
+            "series": sorted(ctx.history.series),
+            "train_loss": ctx.history.train_loss,
+            "val_loss": ctx.history.val_loss,
+        },
+        "audits": {name: result.to_dict() for name, result in results.items() if name not in measured},
+        "measurements": {name: result.to_dict() for name, result in results.items() if name in measured},
+        "run": {
+            "command": command,
+            "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "seed": ctx.seed,
+            "device": ctx.device,
+            "forward_passes": ctx.forward_passes,
+            "versions": _versions(),
+            "plugins": dict(plugins or {}),
+            "platform": platform.platform(),
+            "argv": list(sys.argv),
+            "timings": dict(timings),
+        },
+    }

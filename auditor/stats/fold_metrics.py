@@ -1,0 +1,125 @@
+"""Metrics of every fold at once: one pass over the rows, no Python loop of metric calls.
+
+A fold is a set of rows, so a fold's confusion matrix, its (label, score) cell counts and
+its sums of errors are ``np.bincount`` over ``fold * size + code``; the batched kernels of
+:mod:`auditor.stats.bootstrap` then turn the ``(folds, ...)`` counts into metrics exactly as they
+turn bootstrap resamples into replicates. The values equal scikit-learn's on each fold's
+rows (the tests compute those independently), with the conventions of :mod:`auditor.stats.metrics`:
+``zero_division=0``; NaN where a metric is undefined on a fold (ROC-AUC when a class is
+absent from it, R² on a constant target, MAPE when the target has a zero).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from auditor.stats import bootstrap as bs
+
+
+def _check(folds: np.ndarray, n_rows: int, n_folds: int) -> np.ndarray:
+    folds = np.asarray(folds)
+    if folds.shape != (n_rows,) or not np.issubdtype(folds.dtype, np.integer):
+        raise ValueError(f"expected one integer fold number per row ({n_rows}); got {folds.shape} {folds.dtype}")
+    if n_rows and (folds.min() < 0 or folds.max() >= n_folds):
+        raise ValueError(f"fold numbers must lie in [0, {n_folds})")
+    if np.any(np.bincount(folds, minlength=n_folds) == 0):
+        raise ValueError("every fold needs at least one row")
+    return folds.astype(np.int64, copy=False)
+
+
+def class_counts(y: np.ndarray, folds: np.ndarray, n_folds: int, n_classes: int) -> np.ndarray:
+    """Rows of each class in each fold, ``(n_folds, n_classes)``."""
+    return np.bincount(folds * n_classes + y, minlength=n_folds * n_classes).reshape(n_folds, n_classes)
+
+
+def _fold_means(values: np.ndarray, folds: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    return np.bincount(folds, weights=values, minlength=sizes.size) / sizes
+
+
+def _and_total(counts: np.ndarray, total: bool) -> np.ndarray:
+    """Per-fold counts, with the all-rows counts (their sum) appended when ``total``."""
+    return np.concatenate([counts, counts.sum(axis=0, keepdims=True)]) if total else counts
+
+
+def classification(
+    y: np.ndarray,
+    proba: np.ndarray,
+    label: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    *,
+    total: bool = False,
+) -> dict[str, np.ndarray]:
+    """Every point metric of :func:`auditor.stats.metrics.classification_metrics` (but the majority
+    baseline) for each fold: ``{key: (n_folds,)}``; with ``total``, ``(n_folds + 1,)``, the
+    last entry the metric on all rows (from the summed counts, at no extra pass)."""
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    label = np.asarray(label, dtype=np.int64)
+    n, k = proba.shape
+    folds = _check(folds, n, n_folds)
+    binary = k == 2
+    batch = n_folds + int(total)
+    sizes = _and_total(np.bincount(folds, minlength=n_folds).astype(np.float64), total)
+
+    cm = np.bincount((folds * k + y) * k + label, minlength=n_folds * k * k).reshape(n_folds, k, k)
+    out = dict(bs.confusion_kernel(_and_total(cm, total), binary))
+
+    aucs, aps = [], []
+    for c in (1,) if binary else range(k):
+        ranked = bs.RankedScores.build(y == c, proba[:, c])
+        counts = np.bincount(folds * ranked.n_cells + ranked.cell, minlength=n_folds * ranked.n_cells)
+        counts = _and_total(counts.reshape(n_folds, ranked.n_cells), total)
+        auc, ap = bs.RankingKernel(ranked, batch)(counts[:, ranked.neg.size :], counts[:, : ranked.neg.size])
+        aucs.append(auc)
+        aps.append(ap)
+    out["roc_auc"] = np.mean(aucs, axis=0)  # NaN on a fold where any class is absent
+    out["average_precision"] = np.mean(aps, axis=0)
+
+    def means(values: np.ndarray) -> np.ndarray:
+        return _and_total(np.bincount(folds, weights=values, minlength=n_folds), total) / sizes
+
+    eps = np.finfo(np.float64).eps
+    out["log_loss"] = means(-np.log(np.clip(proba[np.arange(n), y], eps, 1.0 - eps)))
+    if binary:
+        out["brier"] = means((proba[:, 1] - y) ** 2)
+    averaged = ("precision", "recall", "f1") if binary else (
+        *(f"{m}_macro" for m in ("precision", "recall", "f1")),
+        *(f"{m}_weighted" for m in ("precision", "recall", "f1")),
+    )
+    order = ("accuracy", "balanced_accuracy", *averaged, "roc_auc", "average_precision", "mcc", "log_loss", "brier")
+    return {key: np.asarray(out[key], dtype=np.float64) for key in order if key in out}
+
+
+def regression(y: np.ndarray, pred: np.ndarray, folds: np.ndarray, n_folds: int) -> dict[str, np.ndarray]:
+    """Every metric of :func:`auditor.stats.metrics.regression_metrics` for each fold: ``{key: (n_folds,)}``."""
+    y = np.asarray(y, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    n = y.size
+    folds = _check(folds, n, n_folds)
+    sizes = np.bincount(folds, minlength=n_folds)
+    abs_err = np.abs(y - pred)
+    sse = np.bincount(folds, weights=abs_err * abs_err, minlength=n_folds)
+    centred = y - (np.bincount(folds, weights=y, minlength=n_folds) / sizes)[folds]
+    sst = np.bincount(folds, weights=centred * centred, minlength=n_folds)
+    mse = sse / sizes
+
+    # Rows grouped by fold (a stable radix sort of small integers, O(n)); each fold's
+    # maximum is one reduceat, its median a partition of its own run (O(n) in all).
+    keys = folds.astype(np.int16) if n_folds < 2**15 else folds
+    grouped = abs_err[np.argsort(keys, kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    median = np.array([np.median(grouped[a:a + c]) for a, c in zip(starts, sizes)])
+
+    ape = abs_err / np.maximum(np.abs(y), np.finfo(np.float64).eps)
+    zeros = np.bincount(folds, weights=(y == 0).astype(np.float64), minlength=n_folds)
+    mape = np.where(zeros > 0, np.nan, _fold_means(ape, folds, sizes.astype(np.float64)))
+    return {
+        "mae": _fold_means(abs_err, folds, sizes.astype(np.float64)),
+        "mse": mse,
+        "rmse": np.sqrt(mse),
+        "r2": 1.0 - bs.ratio(sse, sst, empty=np.nan),
+        "median_absolute_error": median,
+        "max_error": np.maximum.reduceat(grouped, starts),
+        "mape": mape,
+    }

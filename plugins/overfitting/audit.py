@@ -1,0 +1,649 @@
+"""The built-in "overfitting" audit: the training history and the train-vs-test gap.
+
+Two independent inputs, either or both:
+
+- ``--history`` (``ctx.history``): the per-epoch curves. :func:`auditor_plugins.overfitting.curves.analyse_history`
+  finds the best epoch, the generalisation gap and its trend, and gives a verdict:
+  overfitting (the smoothed validation curve worsens for a sustained stretch while the
+  training loss keeps falling), underfitting (both losses still falling at the end, or
+  flat while training barely moved), healthy, or "worsening" (validation worsens but the
+  training loss does not fall).
+- ``--train-data`` (``ctx.train``): the metrics audit's metric suite on the training and
+  the test data and the gap between them, with intervals
+  (:func:`auditor_plugins.overfitting.curves.metric_gaps`).
+
+It reads the context only: it never calls the model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from auditor_plugins.overfitting import curves as of
+from auditor.stats import metrics as stats
+from auditor.contract.plugin import Audit, Option
+from auditor.contract.result import (
+    AuditResult,
+    Chart,
+    ResultPart as _Part,
+    Direction,
+    Finding,
+    Metric,
+    Table,
+    status_from_findings,
+)
+from auditor_plugins.metrics.audit import (
+    INTERVAL_OPTIONS,
+    METRIC_DEFINITIONS,
+    MULTICLASS_DESCRIPTIONS,
+    check_memory,
+    in_sentence,
+    sentence_number,
+)
+
+if TYPE_CHECKING:
+    from auditor.contract.context import AuditContext, History
+
+#: Points per series in a training-curve chart, at most (longer histories are thinned evenly).
+MAX_CHART_POINTS = 500
+#: A curve chart gets a log y axis when its positive values span more than this many decades.
+LOG_DECADES = 1.5
+#: The metric whose train-vs-test gap drives the finding, in order of preference.
+_GAP_HEADLINES = {
+    "binary": ("roc_auc", "accuracy"),
+    "multiclass": ("roc_auc", "accuracy"),
+    "regression": ("r2",),
+}
+_KEY_UNSAFE = re.compile(r"[^a-z0-9_]+")
+
+
+def _key(name: str) -> str:
+    """A series name as a metric-key fragment: ``val/acc`` -> ``val_acc``."""
+    return _KEY_UNSAFE.sub("_", name.lower()).strip("_") or "monitored"
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.1%}"
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' if n != 1 else ''}"
+
+
+def _counterpart(history: History, name: str) -> str | None:
+    """The training series matching a validation series name, for display only
+    (``val_accuracy`` -> ``train_accuracy`` or ``accuracy``)."""
+    for prefix in ("val_", "val/", "validation_", "validation/", "valid_", "val-"):
+        if name.lower().startswith(prefix):
+            rest = name[len(prefix):]
+            for candidate in (f"train_{rest}", f"train/{rest}", f"training_{rest}", rest):
+                if candidate in history.series and candidate != name:
+                    return candidate
+    return None
+
+
+def _thin(epochs: np.ndarray, values: np.ndarray) -> tuple[list[float], list[float | None]]:
+    """A series for a chart: NaN as None, at most :data:`MAX_CHART_POINTS` evenly spaced
+    points (the first and last kept)."""
+    idx = np.arange(epochs.size)
+    if epochs.size > MAX_CHART_POINTS:
+        idx = np.unique(np.linspace(0, epochs.size - 1, MAX_CHART_POINTS).round().astype(int))
+    return (
+        [float(epochs[i]) for i in idx],
+        [float(values[i]) if math.isfinite(values[i]) else None for i in idx],
+    )
+
+
+def _log_scale(*series: np.ndarray) -> bool:
+    values = np.concatenate([s[np.isfinite(s)] for s in series])
+    if values.size == 0 or np.any(values <= 0):
+        return False
+    return math.log10(values.max() / values.min()) > LOG_DECADES
+
+
+class OverfittingAudit(Audit):
+    """Overfitting and underfitting from the training curves and the train-vs-test gap."""
+
+    name = "overfitting"
+    title = "Overfitting"
+    description = (
+        "Over- or underfitting from the training history (best epoch, generalisation gap, early "
+        "stopping) and the train-vs-test metric gap with intervals."
+    )
+    needs = ("target",)
+    options = (
+        Option("monitor", "str", "", "History series judged for the best epoch; empty: the validation loss."),
+        Option(
+            "mode", "str", "auto",
+            "Whether the monitored series is better low (min) or high (max); auto: min when its "
+            "name contains 'loss' or 'error'.",
+            choices=("auto", "min", "max"),
+        ),
+        Option("train_key", "str", "", "History series of the training loss; empty: the one recognised."),
+        Option("val_key", "str", "", "History series of the validation loss; empty: the one recognised."),
+        Option(
+            "patience", "int", 5,
+            "Epochs a rise must last, and the patience of the suggested early stopping.", min=1, max=10_000,
+        ),
+        Option(
+            "smoothing", "int", 5,
+            "Window (epochs) of the centred moving average; even windows are widened by one.",
+            min=1, max=1001,
+        ),
+        Option(
+            "min_rise", "float", 0.02,
+            "Smallest rise of the smoothed validation curve that counts, relative to its best value.",
+            min=0.0, max=100.0,
+        ),
+        Option(
+            "noise_z", "float", 3.0,
+            "A rise must also exceed this many standard errors of the curve's own epoch-to-epoch noise.",
+            min=0.0, max=100.0,
+        ),
+        Option(
+            "underfit_slope", "float", 0.01,
+            "A loss is still falling when it drops by more than this share of its level per epoch "
+            "(and significantly) over the last epochs.",
+            min=0.0, max=1.0,
+        ),
+        Option(
+            "underfit_progress", "float", 0.05,
+            "Flat curves are underfit when the final training loss is within this share of the first epoch's.",
+            min=0.0, max=1.0,
+        ),
+        Option(
+            "max_val_degradation", "float", 0.10,
+            "Overfitting is an error when the final monitored value is this much worse (relative) than its best.",
+            min=0.0,
+        ),
+        Option(
+            "max_gap", "float", 0.05,
+            "Largest acceptable train-minus-test gap of the headline metric (ROC-AUC, accuracy or R²).",
+            min=0.0,
+        ),
+        *INTERVAL_OPTIONS,
+    )
+
+    def check_context(self, ctx: AuditContext, options: Mapping[str, Any]) -> None:
+        """Before any audit runs: refuse (exit 2) a class count whose train-vs-test metric
+        arrays would not fit in memory (see :func:`auditor_plugins.metrics.audit.check_memory`)."""
+        if ctx.train is not None and ctx.task.is_classification:
+            rows = max(ctx.data.n_rows, ctx.train.data.n_rows)
+            check_memory(self.name, rows, len(ctx.task.class_names) or ctx.task.n_outputs,
+                         int(options["n_resamples"]))
+
+    def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
+        if ctx.history is None and ctx.train is None:
+            return AuditResult.skipped(
+                self.name, self.title, "needs --history or --train-data (a training history or the training data)"
+            )
+        parts: list[_Part] = []
+        if ctx.history is not None:
+            part = _history_part(ctx.history, options)
+            if part is None:
+                if ctx.train is None:
+                    return AuditResult.skipped(self.name, self.title, _no_validation(ctx.history))
+                part = _Part(
+                    findings=[Finding("info", "no-validation-series", _no_validation(ctx.history))],
+                    notes=[_no_validation(ctx.history)],
+                )
+            parts.append(part)
+        if ctx.train is not None:
+            parts.append(_train_part(ctx, options))
+        findings = [f for p in parts for f in p.findings]
+        summary = "; ".join(p.summary for p in parts if p.summary) or "No verdict."
+        summary = summary[0].upper() + summary[1:]
+        unjudged = not any(p.assessed for p in parts)
+        if unjudged:
+            summary = ("Not assessed: " + summary[0].lower() + summary[1:]).rstrip(".") + (
+                f". A verdict needs at least {of.MIN_EPOCHS} epochs with a monitored value, or --train-data "
+                "for the train-versus-test gap")
+        return AuditResult(
+            audit=self.name,
+            title=self.title,
+            status="not assessed" if unjudged else status_from_findings(findings),
+            summary=summary if summary.endswith(".") else summary + ".",
+            metrics={k: v for p in parts for k, v in p.metrics.items()},
+            findings=findings,
+            tables=[t for p in parts for t in p.tables],
+            charts=[c for p in parts for c in p.charts],
+            notes=[n for p in parts for n in p.notes],
+            options=dict(options),
+        )
+
+
+def _no_validation(history: History) -> str:
+    names = ", ".join(repr(n) for n in history.series) or "none"
+    return (
+        f"The training history {history.source!r} has no validation series with a value to judge (its series: "
+        f"{names}); name one with -o overfitting.monitor=NAME or -o overfitting.val_key=NAME."
+    )
+
+
+def _series(history: History, name: str, option: str) -> np.ndarray:
+    if name not in history.series:
+        names = ", ".join(repr(n) for n in history.series) or "none"
+        raise ValueError(
+            f"the option overfitting.{option}={name!r} names no series of the history {history.source!r} "
+            f"(its series: {names})"
+        )
+    return np.asarray(history.series[name], dtype=np.float64)
+
+
+# ---- the history --------------------------------------------------------------------------
+
+
+def _history_part(history: History, options: Mapping[str, Any]) -> _Part | None:
+    """The history's metrics, findings, table and charts; None when there is no validation
+    series to judge."""
+    train_key = options["train_key"] or history.train_loss
+    val_key = options["val_key"] or history.val_loss
+    monitor = options["monitor"] or val_key
+    train = _series(history, train_key, "train_key") if train_key else None
+    val = _series(history, val_key, "val_key") if val_key else None
+    if monitor is None:
+        return None
+    monitored = _series(history, monitor, "monitor" if options["monitor"] else "val_key")
+    if not np.any(np.isfinite(monitored)):
+        return None
+    mode: of.Mode = of.auto_mode(monitor) if options["mode"] == "auto" else options["mode"]
+    patience = int(options["patience"])
+    a = of.analyse_history(
+        history.epochs, monitored, monitor=monitor, mode=mode, train_loss=train, val_loss=val,
+        patience=patience, smoothing=int(options["smoothing"]), min_rise=float(options["min_rise"]),
+        noise_z=float(options["noise_z"]), underfit_slope=float(options["underfit_slope"]),
+        underfit_progress=float(options["underfit_progress"]),
+    )
+    is_loss = monitor == val_key
+    name = "validation loss" if is_loss else f"'{monitor}'"
+    suffix = "val_loss" if is_loss else _key(monitor)
+    better: Direction = "lower" if mode == "min" else "higher"
+    metrics = {
+        "best_epoch": Metric(
+            a.best_epoch, "Best epoch", direction="none",
+            description=f"Epoch where the raw {name} was best ({'lowest' if mode == 'min' else 'highest'}).",
+        ),
+        f"best_{suffix}": Metric(a.best_value, f"Best {name}", direction=better,
+                                 description=f"The {name} at the best epoch."),
+        f"final_{suffix}": Metric(a.final_value, f"Final {name}", direction=better,
+                                  description=f"The {name} at the last epoch that logged it."),
+        "epochs_past_best": Metric(
+            a.epochs_past_best, "Epochs past the best", direction="lower",
+            description="Epochs trained after the best epoch (the history's last epoch minus the best epoch).",
+        ),
+        "val_degradation": Metric(
+            a.degradation, "Validation degradation", direction="lower", headline=True,
+            description=f"How much worse the final {name} is than its best, relative to the best "
+            "(0 when the last epoch is the best).",
+        ),
+        "generalization_gap": Metric(
+            a.gap_final, "Generalisation gap", direction="lower", headline=True,
+            description="Validation loss minus training loss at the last epoch that logged both.",
+        ),
+        "generalization_gap_at_best": Metric(
+            a.gap_at_best, "Generalisation gap at the best epoch", direction="lower",
+            description="Validation loss minus training loss at the best epoch.",
+        ),
+        "gap_trend": Metric(
+            a.gap_trend, "Generalisation gap trend", direction="lower",
+            description=f"OLS slope of the generalisation gap per epoch over the last "
+            f"{a.gap_trend_epochs or 'third of the'} epochs (positive: widening).",
+        ),
+    }
+    sentence = _history_sentence(a, name, options, train_key is not None)
+    findings = _history_findings(a, sentence, name, options)
+    recommended = a.best_epoch if a.epochs_past_best > 0 else None
+    rows: list[list[Any]] = [
+        ["verdict", a.verdict],
+        ["monitored series", f"{monitor} ({'lower' if mode == 'min' else 'higher'} is better)"],
+        ["best epoch", a.best_epoch],
+        [f"best {name}", a.best_value],
+        ["last epoch", a.last_epoch],
+        [f"final {name}", a.final_value],
+        ["epochs past the best", a.epochs_past_best],
+        ["change from best to final (relative, + = worse)", a.degradation],
+        ["smoothed curve best at epoch", a.smoothed_best_epoch],
+        ["overfitting onset epoch", a.onset_epoch],
+        ["smoothed rise after it (relative)", a.rise],
+        ["rise threshold (relative)", a.rise_threshold],
+        ["epoch-to-epoch noise (SD)", a.noise],
+        ["training loss change over that stretch (relative)", a.train_change],
+        ["generalisation gap at the best epoch", a.gap_at_best],
+        ["generalisation gap at the end", a.gap_final],
+        ["generalisation gap trend (per epoch)", a.gap_trend],
+        ["recommended stopping epoch", recommended],
+        [f"early stopping (patience {patience}) would stop at epoch", a.stop_epoch],
+        ["and keep the weights of epoch", a.stop_kept_epoch],
+    ]
+    table = Table(
+        name="history",
+        title="Training history",
+        columns=["quantity", "value"],
+        rows=rows,
+        caption=sentence,
+    )
+    window = a.window
+    notes = [
+        f"History {history.source!r} ({history.format}), {_epochs(a.epochs.size)} with a value of "
+        f"{monitor}. Best epoch: the raw {name}'s {'minimum' if mode == 'min' else 'maximum'}.",
+        f"Smoothing: centred moving average over {window} epochs, truncated at both ends (the "
+        f"first and last epochs average only the epochs that exist, which understates a final "
+        f"rise rather than inventing one); epochs without a value are left out.",
+        f"Overfitting: at least {patience} epochs after the smoothed curve's best, every smoothed "
+        f"value over the last {patience} epochs worse than that best by more than "
+        f"max({options['min_rise']:g} x |best|, {options['noise_z']:g} standard errors of the "
+        "curve's epoch-to-epoch noise), a significantly rising OLS trend of the raw values after "
+        "it, and a smoothed training loss lower at the end than there. Without that last "
+        "condition the verdict is 'worsening'.",
+        f"Underfitting: both losses falling by more than {options['underfit_slope']:g} of their "
+        f"level per epoch, significantly (OLS t-test), over the last max({patience}, n/3) epochs; "
+        f"or neither falling and the final training loss within {options['underfit_progress']:g} "
+        "(relative) of the first epoch's.",
+    ]
+    if train_key is None or val_key is None:
+        notes.append(
+            "The history has no " + ("training" if train_key is None else "validation")
+            + " loss, so the generalisation gap is undefined"
+            + (" and overfitting cannot be told from a worsening optimisation." if train_key is None else ".")
+        )
+    charts = _history_charts(history, a, train_key, val_key, monitor, is_loss)
+    return _Part(metrics, findings, [table], charts, notes, _history_summary(a, name),
+                 assessed=a.verdict != "undetermined")
+
+
+def _history_sentence(a: of.HistoryAnalysis, name: str, options: Mapping[str, Any], has_train: bool) -> str:
+    """The verdict as a sentence a reviewer can read."""
+    worse_verb = "rose" if a.mode == "min" else "fell"
+    lowest = "lowest" if a.mode == "min" else "highest"
+    best = f"{name[0].upper()}{name[1:]} was {lowest} at epoch {a.best_epoch} ({sentence_number(a.best_value)})"
+    change = (a.final_value - a.best_value) / abs(a.best_value) if a.best_value else math.nan
+    moved = (
+        f" and {worse_verb} for {a.epochs_past_best} more epochs to {sentence_number(a.final_value)}"
+        + (f" ({_pct(change)})" if math.isfinite(change) else "")
+        if a.epochs_past_best > 0 and a.final_value != a.best_value
+        else (" at the last epoch" if a.epochs_past_best == 0 else "")
+    )
+    if a.verdict == "overfitting":
+        severe = a.degradation is not None and a.degradation > float(options["max_val_degradation"])
+        kind = "overfitting" if severe else "mild overfitting"
+        return (
+            f"{best}{moved} while training loss kept falling ({_pct(a.train_change or 0)} from the onset "
+            f"at epoch {a.onset_epoch}): {kind}; stopping at epoch {a.best_epoch} would have kept the "
+            "best model."
+        )
+    if a.verdict == "worsening":
+        why = "training loss rose too" if has_train else "the history has no training loss to compare"
+        return (
+            f"{best}{moved}, a sustained worsening from epoch {a.onset_epoch}, but {why}: that points at "
+            "the optimisation (learning rate, instability) rather than at overfitting."
+        )
+    if a.verdict == "underfitting" and a.underfit_reason == "still-falling":
+        assert a.train_end is not None and a.val_end is not None
+        return (
+            f"Training and validation loss were both still falling at the end "
+            f"({a.train_end.relative:.1%} and {a.val_end.relative:.1%} per epoch over the last "
+            f"{_epochs(a.val_end.window)}): underfitting; more epochs (or a higher learning rate) "
+            "should help."
+        )
+    if a.verdict == "underfitting":
+        return (
+            f"Training loss barely moved in {_epochs(a.epochs.size)} ({_pct(-(a.train_progress or 0))} "
+            "from the first epoch) and neither loss is falling: underfitting (too little capacity, "
+            "too low a learning rate, or features with little signal)."
+        )
+    if a.verdict == "undetermined":
+        return f"{best}; only {_epochs(a.epochs.size)} logged, too few for a verdict."
+    rise = ""
+    if a.rise is not None and a.rise > 0 and a.rise_threshold is not None:
+        rise = (
+            f"; the smoothed curve ended {a.rise:.1%} {'above' if a.mode == 'min' else 'below'} its best, "
+            f"under the {a.rise_threshold:.1%} that counts as a sustained rise"
+        )
+    return f"{best}{moved}{rise}; no sign of over- or underfitting: healthy training."
+
+
+def _history_findings(
+    a: of.HistoryAnalysis, sentence: str, name: str, options: Mapping[str, Any]
+) -> list[Finding]:
+    patience = int(options["patience"])
+    findings = []
+    if a.verdict == "overfitting":
+        limit = float(options["max_val_degradation"])
+        severe = a.degradation is not None and a.degradation > limit
+        extra = (
+            f" The final {name} is {a.degradation:.1%} worse than its best, more than the "
+            f"{limit:.0%} allowed (overfitting.max_val_degradation)." if severe else ""
+        )
+        findings.append(Finding("error" if severe else "warning", "overfitting", sentence + extra))
+    elif a.verdict == "worsening":
+        findings.append(Finding("warning", "validation-worsening", sentence))
+    elif a.verdict == "underfitting":
+        findings.append(Finding("warning", "underfitting", sentence))
+    elif a.verdict == "healthy":
+        findings.append(Finding("info", "healthy-training", sentence))
+    else:
+        findings.append(Finding("info", "history-too-short", sentence))
+    if a.epochs_past_best > 2 * patience:
+        kept = int(np.flatnonzero(a.epochs == a.stop_kept_epoch)[0])
+        findings.append(Finding(
+            "info",
+            "early-stopping",
+            f"Training went on for {a.epochs_past_best} epochs after the best epoch ({a.best_epoch}), "
+            f"more than twice the patience of {patience}: early stopping on the {name} with "
+            f"patience {patience} would have stopped at epoch {a.stop_epoch} and, restoring the best "
+            f"weights, kept epoch {a.stop_kept_epoch}'s model ({name} {sentence_number(float(a.values[kept]))}).",
+        ))
+    return findings
+
+
+def _history_summary(a: of.HistoryAnalysis, name: str) -> str:
+    where = f"best {name} at epoch {a.best_epoch} of {a.last_epoch}"
+    if a.verdict == "overfitting":
+        worse = f", the final value {a.degradation:.1%} worse" if a.degradation is not None else ""
+        return f"overfitting from epoch {a.onset_epoch} ({where}{worse})"
+    if a.verdict == "worsening":
+        return f"the {name} worsened from epoch {a.onset_epoch} but training loss did not fall ({where})"
+    if a.verdict == "underfitting":
+        return f"underfitting ({where})"
+    if a.verdict == "undetermined":
+        return f"history too short for a verdict ({where})"
+    return f"healthy training ({where})"
+
+
+def _history_charts(
+    history: History, a: of.HistoryAnalysis, train_key: str | None, val_key: str | None,
+    monitor: str, is_loss: bool,
+) -> list[Chart]:
+    markers = [{"x": a.best_epoch, "label": f"best epoch {a.best_epoch}"}]
+    if a.onset_epoch is not None:
+        markers.append({"x": a.onset_epoch, "label": f"{a.verdict} onset {a.onset_epoch}"})
+    charts = []
+    losses = [(k, label) for k, label in ((train_key, "training loss"), (val_key, "validation loss")) if k]
+    if losses:
+        arrays = [np.asarray(history.series[k], dtype=np.float64) for k, _ in losses]
+        series = []
+        for (key, label), values in zip(losses, arrays):
+            xs, ys = _thin(history.epochs, values)
+            series.append({"name": f"{label} ({key})", "x": xs, "y": ys})
+        data: dict[str, Any] = {"x_label": "Epoch", "y_label": "Loss", "series": series, "diagonal": False}
+        if _log_scale(*arrays):
+            data["y_scale"] = "log"
+        if is_loss:
+            data["markers"] = markers
+        charts.append(Chart(
+            name="loss_curves",
+            title="Training and validation loss",
+            kind="curve",
+            data=data,
+            caption=(
+                "Dashed vertical lines: the best epoch"
+                + (" and the onset of the smoothed validation curve's sustained rise."
+                   if a.onset_epoch is not None else ".")
+                if is_loss else f"The monitored series, {monitor}, and its best epoch are on the next chart."
+            ) + (" Logarithmic y axis." if data.get("y_scale") == "log" else ""),
+        ))
+    if not is_loss:
+        names = [monitor] + ([c] if (c := _counterpart(history, monitor)) else [])
+        arrays = [np.asarray(history.series[k], dtype=np.float64) for k in names]
+        series = []
+        for key, values in zip(names, arrays):
+            xs, ys = _thin(history.epochs, values)
+            series.append({"name": key, "x": xs, "y": ys})
+        data = {"x_label": "Epoch", "y_label": monitor, "series": series, "diagonal": False, "markers": markers}
+        if _log_scale(*arrays):
+            data["y_scale"] = "log"
+        charts.append(Chart(
+            name="monitored_curve",
+            title=f"Monitored: {monitor}",
+            kind="curve",
+            data=data,
+            caption=f"The monitored series ({'lower' if a.mode == 'min' else 'higher'} is better), "
+            "with the best epoch" + (" and the onset of its sustained worsening." if a.onset_epoch else "."),
+        ))
+    return charts
+
+
+# ---- the training data --------------------------------------------------------------------
+
+
+def _train_part(ctx: AuditContext, options: Mapping[str, Any]) -> _Part:
+    assert ctx.train is not None
+    if ctx.data.y is None or ctx.train.data.y is None:
+        raise ValueError("the train-vs-test comparison needs the target in the test and the training data")
+    settings = {
+        "seed": ctx.seed,
+        "n_resamples": int(options["n_resamples"]),
+        "confidence": float(options["confidence"]),
+        "bootstrap_max_rows": int(options["bootstrap_max_rows"]),
+    }
+    kind = ctx.task.kind
+    train_p, test_p = ctx.train.predictions, ctx.predictions
+    confusion = None
+    positive = None
+    if ctx.task.is_classification:
+        if train_p.proba is None or test_p.proba is None:
+            raise ValueError("the context has no class probabilities for the training or the test data")
+        k = test_p.proba.shape[1]
+        names = list(ctx.task.class_names) or [str(i) for i in range(k)]
+        positive = names[1] if kind == "binary" else None
+        y_tr = np.asarray(ctx.train.data.y, np.int64)
+        y_te = np.asarray(ctx.data.y, np.int64)
+        label_tr = np.argmax(train_p.proba, axis=1) if train_p.label is None else train_p.label
+        label_te = np.argmax(test_p.proba, axis=1) if test_p.label is None else test_p.label
+        train_values = stats.classification_metrics(y_tr, train_p.proba, label_tr, class_names=names, **settings)
+        test_values = stats.classification_metrics(y_te, test_p.proba, label_te, class_names=names, **settings)
+        confusion = (of.confusion_of(y_tr, label_tr, k), of.confusion_of(y_te, label_te, k))
+    else:
+        if train_p.value is None or test_p.value is None:
+            raise ValueError("the context has no regression predictions for the training or the test data")
+        train_values = stats.regression_metrics(ctx.train.data.y, train_p.value, **settings)
+        test_values = stats.regression_metrics(ctx.data.y, test_p.value, **settings)
+    gaps = of.metric_gaps(
+        train_values, test_values, confusion=confusion, seed=ctx.seed,
+        n_resamples=settings["n_resamples"], confidence=settings["confidence"],
+    )
+    headline = next(
+        (m for m in _GAP_HEADLINES[kind] if m in gaps and gaps[m].value is not None), None
+    )
+    metrics: dict[str, Metric] = {}
+    rows = []
+    for key, gap in gaps.items():
+        label, direction, description = METRIC_DEFINITIONS[key]
+        if kind == "multiclass" and key in MULTICLASS_DESCRIPTIONS:
+            description = MULTICLASS_DESCRIPTIONS[key]
+        description = description.format(positive=positive)
+        tv = train_values[key]
+        metrics[f"train_{key}"] = Metric(
+            tv.value, f"{label} (training data)", ci=tv.ci, ci_method=tv.ci_method, direction=direction,
+            description=f"{description} On the training data.",
+        )
+        order = "train - test" if of.gap_sign(key) > 0 else "test - train"
+        metrics[f"gap_{key}"] = Metric(
+            gap.value, f"{label} gap", ci=gap.ci, ci_method=gap.ci_method, direction="lower",
+            headline=key == headline,
+            description=f"{label} on the training data minus on the test data, signed so that a "
+            f"positive gap means better on the training data ({order}).",
+        )
+        ci = gap.ci or (None, None)
+        rows.append([label, gap.train, gap.test, gap.value, ci[0], ci[1]])
+    level = f"{round(settings['confidence'] * 100, 1):g}%"
+    findings, summary = _gap_findings(gaps, headline, float(options["max_gap"]), level)
+    table = Table(
+        name="train_vs_test",
+        title="Training vs test metrics",
+        columns=["metric", "train", "test", "gap", "gap CI low", "gap CI high"],
+        rows=rows,
+        caption=f"Gap: positive when the model does better on its training data (train - test for "
+        f"higher-is-better metrics, test - train for lower-is-better ones); {level} intervals. "
+        f"{ctx.train.data.n_rows:,} training rows, {ctx.data.n_rows:,} test rows.",
+    )
+    notes = [
+        "Train-vs-test gap: positive when the model scores better on the data it was trained on: "
+        "train - test for higher-is-better metrics, test - train for lower-is-better ones (log "
+        "loss, Brier score, errors).",
+        _gap_interval_note(metrics, settings["confidence"]),
+        "Training-data metrics use the same methods, seed and resamples as the metrics audit.",
+    ]
+    charts = []
+    if ctx.task.is_classification:
+        shown = [k for k in gaps if k not in ("log_loss",) and gaps[k].value is not None]
+        if shown:
+            charts.append(Chart(
+                name="train_test_gap",
+                title="Train - test gap by metric",
+                kind="bar",
+                data={
+                    "x_label": "Metric", "y_label": "Gap (positive: better on the training data)",
+                    "labels": [METRIC_DEFINITIONS[k][0] for k in shown],
+                    "values": [gaps[k].value for k in shown],
+                    "errors": [list(gaps[k].ci) if gaps[k].ci else None for k in shown],
+                },
+                caption=f"{level} intervals. Log loss is left out (not on a 0-1 scale).",
+            ))
+    return _Part(metrics, findings, [table], charts, notes, summary)
+
+
+def _gap_findings(
+    gaps: dict[str, of.Gap], headline: str | None, max_gap: float, level: str
+) -> tuple[list[Finding], str]:
+    if headline is None:
+        note = "no headline metric (ROC-AUC, accuracy or R²) is defined on both data sets"
+        return [Finding("info", "train-test-gap-undefined", f"The train-vs-test gap is not judged: {note}.")], ""
+    gap = gaps[headline]
+    label = METRIC_DEFINITIONS[headline][0]
+    ci = f" ({level} CI {sentence_number(gap.ci[0])} to {sentence_number(gap.ci[1])})" if gap.ci else " (no interval)"
+    text = (
+        f"{label} is {sentence_number(gap.train)} on the training data and {sentence_number(gap.test)} on the test data: "
+        f"a gap of {sentence_number(gap.value)}{ci}"
+    )
+    summary = f"{in_sentence(label)} gap (train - test) {sentence_number(gap.value)}{ci}"
+    findings = []
+    if gap.ci is not None and gap.ci[0] > max_gap:
+        findings.append(Finding(
+            "warning", "train-test-gap",
+            f"{text}, above the {max_gap:g} allowed (overfitting.max_gap) with its whole interval: "
+            "the model does markedly better on the data it was trained on.",
+        ))
+    elif gap.value is not None and gap.value > max_gap:
+        findings.append(Finding(
+            "info", "train-test-gap",
+            f"{text}, above the {max_gap:g} allowed (overfitting.max_gap), but the interval reaches "
+            "below it: more test rows would settle it.",
+        ))
+    return findings, summary
+
+
+def _gap_interval_note(metrics: dict[str, Metric], confidence: float) -> str:
+    by_method: dict[str, list[str]] = {}
+    for key, m in metrics.items():
+        if key.startswith("gap_") and m.ci_method is not None:
+            by_method.setdefault(m.ci_method, []).append(in_sentence(m.label.removesuffix(" gap")))
+    level = f"{round(confidence * 100, 1):g}%"
+    if not by_method:
+        return f"No {level} interval of a train-vs-test gap could be computed."
+    clauses = " ".join(f"{', '.join(labels)}: {method}." for method, labels in by_method.items())
+    return f"{level} intervals of the train-vs-test gaps. {clauses[0].upper()}{clauses[1:]}"
