@@ -15,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from auditor.run.energy import EnergyMeter, MeterError, MeterSettings
-from auditor_plugins.carbon.grid import intensity
-from auditor.run.pipeline import RunConfig, execute
-from auditor.contract.plugin import Audit, Option
-from auditor.run.registry import discover
-from auditor.contract.result import AuditResult
-from auditor_plugins.carbon.audit import CAR_G_PER_KM, parse_duration
 from cli_helpers import assert_clean_input_error, invoke, read_report
+
+from auditor.contract.errors import PluginError, UsageError
+from auditor.contract.plugin import Audit, Option
+from auditor.contract.result import AuditResult
+from auditor.run.energy import EnergyMeter, MeterError, MeterSettings, settings_for
+from auditor.run.pipeline import RunConfig, execute
+from auditor.run.registry import discover
+from auditor_plugins.carbon.audit import CAR_G_PER_KM, parse_duration
+from auditor_plugins.carbon.grid import intensity
 
 CODECARBON_DATA = Path(__import__("codecarbon").__file__).parent / "data" / "private_infra"
 
@@ -75,7 +76,7 @@ def test_the_carbon_result_lives_in_measurements_apart_from_the_audits(measured)
     assert "carbon" not in report["audits"]
     carbon = report["measurements"]["carbon"]
     assert carbon["status"] == "pass"
-    assert report["schema_version"] == "1.1"
+    assert report["schema_version"] == "2.0"
 
 
 def test_a_real_run_uses_energy_and_every_metered_phase_does(measured):
@@ -396,16 +397,63 @@ def test_process_tracking_mode_measures_this_process(breast_cancer, tmp_path):
 
 
 class _BrokenMeterAudit(Audit):
-    """A third-party audit that needs energy but sets the meter up with a mode codecarbon refuses."""
+    """A third-party audit that needs energy but sets the meter up, through the contract's
+    ``meter_settings`` hook, with a mode codecarbon refuses."""
 
     name = "broken_meter"
     title = "Broken meter"
     description = "Needs energy, asks codecarbon for an impossible tracking mode."
     needs = ("energy",)
-    options = (Option("tracking_mode", "str", "galaxy", "Not a codecarbon mode."),)
+    options = (Option("mode", "str", "galaxy", "Not a codecarbon mode."),)
+
+    def meter_settings(self, options):
+        return MeterSettings(tracking_mode=options["mode"])
 
     def run(self, ctx, options):
         return AuditResult(audit=self.name, title=self.title, status="pass", summary="unreachable")
+
+
+class _QuietEnergyAudit(_BrokenMeterAudit):
+    """Needs energy and defines no hook: an option that happens to be called tracking_mode is
+    its own business, never read by the core."""
+
+    name = "quiet_energy"
+    options = (Option("tracking_mode", "str", "galaxy", "Not read by the meter."),)
+    meter_settings = None  # type: ignore[assignment]
+
+
+def test_the_meter_is_set_up_by_the_audits_hook_and_by_nothing_else():
+    carbon = discover()["carbon"]
+    options = {"carbon": {"tracking_mode": "process", "cpu_power": 65.0, "ram_power": 0.0}}
+    assert settings_for({"carbon": carbon}, options) == MeterSettings("process", 65.0, None)
+    assert settings_for({"quiet_energy": _QuietEnergyAudit()}, {"quiet_energy": {"tracking_mode": "galaxy"}}) \
+        == MeterSettings()  # no hook: the defaults, whatever the options are called
+    assert settings_for({"metrics": discover()["metrics"]}, {"metrics": {}}) is None  # nobody needs energy
+    first = {"quiet_energy": _QuietEnergyAudit(), "broken_meter": _BrokenMeterAudit(), "carbon": carbon}
+    assert settings_for(first, {"broken_meter": {"mode": "galaxy"}, **options}).tracking_mode == "galaxy"
+
+
+@pytest.mark.parametrize("hook, error, message", [
+    (lambda options: {"tracking_mode": "machine"}, PluginError,
+     "The audit plugin 'broken_meter' returned dict from meter_settings; an auditor.contract.plugin.MeterSettings"),
+    (lambda options: 1 / 0, PluginError,
+     "The audit plugin 'broken_meter' failed in meter_settings: ZeroDivisionError: division by zero."),
+    (lambda options: (_ for _ in ()).throw(UsageError("broken_meter.mode must be a mode.")), UsageError,
+     "broken_meter.mode must be a mode."),
+])
+def test_a_hook_that_breaks_is_named(hook, error, message):
+    audit = _BrokenMeterAudit()
+    audit.meter_settings = hook  # type: ignore[method-assign]
+    with pytest.raises(error) as caught:
+        settings_for({"broken_meter": audit}, {"broken_meter": {"mode": "x"}})
+    assert type(caught.value) is error and caught.value.message.startswith(message)
+
+
+def test_carbon_declares_its_measured_figures_noisy_and_the_grid_lookup_not(measured):
+    metrics = measured[1]["measurements"]["carbon"]["metrics"]
+    assert metrics["intensity_g_per_kwh"]["noisy"] is False
+    assert {k for k, m in metrics.items() if not m["noisy"]} == {"intensity_g_per_kwh"}
+    assert all(m["tolerance"] is None for m in metrics.values())  # never gated for regression unless asked
 
 
 def test_a_meter_that_cannot_start_errors_its_audits_and_spares_the_others(breast_cancer):

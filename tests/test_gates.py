@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from auditor.cli import cli
-from auditor.contract.errors import UsageError
 from auditor.ci.gates import evaluate, load_baseline, load_policy
 from auditor.ci.policy import policy_from_tables
+from auditor.cli import cli
+from auditor.contract.errors import UsageError
 
 RESULT_KEYS = {
     "name", "kind", "passed", "message", "path", "audit", "metric", "field", "rule", "value",
@@ -414,20 +414,75 @@ def test_unknown_fail_on_is_a_usage_error():
         evaluate(sample(), None, None, fail_on="sometimes", baseline_path=None)
 
 
-# --- noisy figures ---------------------------------------------------------------------------
+# --- noisy figures and regression tolerances: declared by the metric ----------------------------
 
-def test_noisy_paths_are_flagged_and_plain_thresholds_on_them_noted():
-    rep = report(carbon=audit(metrics={"emissions_kg": metric(0.002, label="Emissions")}),
-                 metrics=audit(metrics={"inference_seconds": metric(1.5, label="Inference time"),
-                                        "roc_auc": metric(0.9, label="ROC-AUC")}))
-    results = run_gates({"carbon.emissions_kg": "<= 0.01", "metrics.inference_seconds": "<= 2",
-                         "metrics.roc_auc": ">= 0.5", "carbon.status": "== pass"}, rep=rep)
-    assert [r["noisy"] for r in results[:4]] == [True, True, False, True]
-    assert "varies from run to run" in results[0]["message"] and "varies from run to run" in results[1]["message"]
-    assert "varies" not in results[2]["message"]
-    regression = run_gates(regression={"carbon.emissions_kg": {"max_rise": 0.001}}, rep=rep, baseline=rep)[0]
+def declared(value: Any, *, noisy: bool = False, tolerance: float | None = None, headline: bool = False,
+             direction: str = "higher", label: str = "") -> dict:
+    """A metric as a 2.x report writes it: with its declared flags."""
+    return {**metric(value, label=label, direction=direction), "headline": headline,
+            "noisy": noisy, "tolerance": tolerance}
+
+
+def report2(audits: dict | None = None, measurements: dict | None = None) -> dict:
+    return {"schema_version": "2.0", "audits": audits or {}, "measurements": measurements or {}}
+
+
+def test_noisy_is_the_metrics_declared_flag_whatever_its_audit_or_key_is_called():
+    rep = report2(
+        {"latency": audit(metrics={
+            "p50_ms": declared(12.0, noisy=True, direction="lower", label="Median latency"),
+            "energy_score": declared(0.9, label="Energy score"),  # "energy" in the key: no longer a guess
+        })},
+        {"meter": audit(metrics={"joules": declared(3.0, noisy=True, direction="lower", label="Joules")})},
+    )
+    results = run_gates({"latency.p50_ms": "<= 20", "latency.energy_score": ">= 0.5", "meter.joules": "<= 5",
+                         "meter.status": "== pass", "latency.findings": "no error"}, rep=rep)
+    assert [r["noisy"] for r in results[:5]] == [True, False, True, True, False]
+    assert "varies from run to run" in results[0]["message"] and "varies" not in results[1]["message"]
+    regression = run_gates(regression={"meter.joules": {"max_rise": 0.5}}, rep=rep, baseline=rep)[0]
     assert regression["noisy"] and regression["passed"]
     assert "varies from run to run; the tolerance has to allow for that" in regression["message"]
+
+
+def test_a_baseline_alone_checks_exactly_the_metrics_that_declare_a_tolerance():
+    current = report2({"mine": audit(metrics={
+        "score": declared(0.80, headline=True, tolerance=0.05, label="Score"),  # fell 0.04: within 0.05
+        "loss": declared(0.50, direction="lower", tolerance=0.01, label="Loss"),  # rose 0.02: beyond 0.01
+        "headline_only": declared(0.10, headline=True, label="Headline"),  # fell 0.8, declares no tolerance
+        "fresh": declared(1.0, tolerance=0.01, label="Fresh"),  # not in the baseline
+    })})
+    base = report2({"mine": audit(metrics={
+        "score": declared(0.84, headline=True, tolerance=0.05), "loss": declared(0.48, direction="lower"),
+        "headline_only": declared(0.90, headline=True),
+    })})
+    section = evaluate(current, None, base, fail_on="never", baseline_path="main.json")
+    regressions = [(r["path"], r["rule"], r["passed"], r["tolerance"]) for r in section["results"]
+                   if r["kind"] == "regression"]
+    assert regressions == [("mine.loss", "max_rise 0.01", False, 0.01), ("mine.score", "max_drop 0.05", True, 0.05)]
+    named = evaluate(current, policy(regression={"mine.headline_only": {"max_drop": 0.1}}), base,
+                     fail_on="never", baseline_path="main.json")["results"]
+    assert [(r["path"], r["passed"]) for r in named if r["kind"] == "regression"] == [("mine.headline_only", False)]
+
+
+def test_legacy_1x_reports_without_flags_keep_their_old_reading():
+    """A 1.x report has no noisy or tolerance keys: noisy is read from the measurements section
+    and the key's words, and headline metrics with a direction get the old 0.01 tolerance."""
+    rep = {"schema_version": "1.1",
+           "audits": {"metrics": audit(metrics={
+               "roc_auc": {**metric(0.90, label="ROC-AUC"), "headline": True},
+               "inference_seconds": {**metric(2.0, label="Inference time", direction="lower"), "headline": True},
+               "baseline_accuracy": {**metric(0.7, direction="none"), "headline": True},
+           })},
+           "measurements": {"carbon": audit(metrics={
+               "mean_power_w": {**metric(30.0, label="Mean power", direction="lower"), "headline": True}})}}
+    base = copy.deepcopy(rep)
+    base["audits"]["metrics"]["metrics"]["roc_auc"]["value"] = 0.92
+    section = evaluate(rep, None, base, fail_on="never", baseline_path=None)
+    assert [(r["path"], r["rule"], r["passed"]) for r in section["results"] if r["kind"] == "regression"] == [
+        ("metrics.roc_auc", "max_drop 0.01", False)]
+    results = run_gates({"carbon.mean_power_w": "<= 50", "metrics.inference_seconds": "<= 3",
+                         "metrics.roc_auc": ">= 0.5", "carbon.status": "== pass"}, rep=rep)
+    assert [r["noisy"] for r in results[:4]] == [True, True, False, True]
 
 
 # --- the section --------------------------------------------------------------------------------

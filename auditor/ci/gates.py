@@ -1,7 +1,29 @@
 """Gates for CI: evaluate a policy (thresholds, regressions against a baseline report) and the
 ``fail_on`` findings rule over a finished report, into the report's ``gates`` section.
 
-The policy and its rule language are parsed in :mod:`auditor.ci.policy`. ``evaluate`` returns::
+The policy and its rule language are parsed in :mod:`auditor.ci.policy`. Nothing here knows
+an audit by name: what a gate needs to know about a metric, the metric declares
+(:class:`auditor.contract.result.Metric`):
+
+- ``noisy``: the figure varies between identical runs (timings, energy). A threshold gate on
+  it notes that a fixed threshold can flip between identical runs, a regression on it that
+  its tolerance has to allow for the noise, and its result says ``"noisy": true``. A status
+  or findings gate is noisy when its audit reports in the ``measurements`` section (it
+  measures the run itself).
+- ``tolerance``: which metrics are checked for regression. With a baseline and a
+  ``[regression]`` table, exactly the metrics the table names, with its tolerances. With a
+  baseline and no table, every metric of the current report that declares a ``tolerance``
+  (and a direction: ``higher`` gives ``max_drop``, ``lower`` ``max_rise``) and is in the
+  baseline, with that tolerance (:func:`default_regressions`). No metric is gated for
+  regression just for being a headline.
+
+Legacy: a metric in a report written before the flags existed (schema 1.x, no ``noisy`` or
+``tolerance`` key) is read as :func:`auditor.contract.result.legacy_flags` says: noisy when
+its audit is in ``measurements`` or its key names a timing or energy figure
+(:data:`NOISY_WORDS`), and a tolerance of 0.01 on a headline metric with a direction that is
+not noisy, as 1.x gated them.
+
+``evaluate`` returns::
 
     {
       "policy":   str | None,     # the policy file's name, "[tool.auditor]", or None without a policy
@@ -31,7 +53,7 @@ The policy and its rule language are parsed in :mod:`auditor.ci.policy`. ``evalu
           "tolerance": number | None,    # regression: max_drop or max_rise
           "noise":     "beyond noise" | "within noise" | None,
                                   # regression on a value whose two intervals are known: do they overlap?
-          "noisy":     bool,      # the figure varies run to run (carbon audit, energy/emissions/duration/seconds)
+          "noisy":     bool,      # the figure varies run to run: the metric's declared flag (see above)
           "actual":    = value,   # the names auditor.run.assemble's docstring uses
           "expected":  = baseline for a regression, else threshold
         }
@@ -44,19 +66,20 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
-from auditor.contract.errors import UsageError
-from auditor.ci.policy import Gate, Policy, Regression, load_policy, missing_baseline# noqa: F401 - re-exported
+from auditor.ci.policy import Gate, Policy, Regression, load_policy, missing_baseline  # noqa: F401 - re-exported
 from auditor.ci.policy import number_text as written
+from auditor.contract.errors import UsageError
+from auditor.contract.result import NOISY_WORDS, legacy_flags
 from auditor.report.json_report import all_audits, load_report
 
-__all__ = ["FAIL_ON", "Policy", "evaluate", "fmt", "is_noisy", "load_baseline", "load_policy", "resolve"]
+__all__ = ["FAIL_ON", "NOISY_WORDS", "Policy", "default_regressions", "evaluate", "fmt", "is_noisy",
+           "load_baseline", "load_policy", "resolve", "tolerance_of"]
 
 FAIL_ON = ("error", "warning", "never")
 #: What an audit that is not assessed counts as (``--not-assessed``); see :mod:`auditor.run.runner`.
 NOT_ASSESSED = ("warn", "fail", "pass")
-NOISY_WORDS = ("energy", "emissions", "duration", "seconds")
 FIELDS = ("value", "ci_low", "ci_high")
 _RAN = ("pass", "warn", "fail")
 _NOISY_NOTE = (
@@ -98,8 +121,34 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def is_noisy(audit: str, key: str | None) -> bool:
-    return audit == "carbon" or (key is not None and any(w in key.lower() for w in NOISY_WORDS))
+def _measured(report: Mapping[str, Any], audit: str) -> bool:
+    """Whether ``audit``'s result sits in the report's ``measurements`` section (it needs
+    ``energy``: it measures the run, not the model)."""
+    section = report.get("measurements")
+    return isinstance(section, Mapping) and audit in section
+
+
+def is_noisy(report: Mapping[str, Any], audit: str, key: str | None) -> bool:
+    """Whether a gate on ``audit``'s metric ``key`` (None: its status or findings) reads a
+    figure that varies between identical runs: the metric's declared ``noisy`` flag (legacy
+    rules for a 1.x metric without it); for a status, findings or a metric the audit does not
+    report, whether the audit is in ``measurements``."""
+    measured = _measured(report, audit)
+    found = all_audits(report).get(audit)
+    metrics = found.get("metrics") if isinstance(found, Mapping) else None
+    if key is None or not isinstance(metrics, Mapping) or not isinstance(metrics.get(key), Mapping):
+        return measured
+    return legacy_flags(metrics[key], key, measured=measured)[0]
+
+
+def tolerance_of(report: Mapping[str, Any], audit: str, key: str) -> float | None:
+    """The regression tolerance ``audit``'s metric ``key`` declares (legacy rules for a 1.x
+    metric without one), or None."""
+    found = all_audits(report).get(audit)
+    metric = (found.get("metrics") or {}).get(key) if isinstance(found, Mapping) else None
+    if not isinstance(metric, Mapping):
+        return None
+    return legacy_flags(metric, key, measured=_measured(report, audit))[1]
 
 
 def _result(name: str, kind: str, passed: bool, message: str, **fields: Any) -> dict[str, Any]:
@@ -159,7 +208,7 @@ def _why_not(audit: str, report: Mapping[str, Any]) -> str | None:
 
 def _unknown(report: Mapping[str, Any], audit: str, rest: str) -> bool:
     found = all_audits(report).get(audit)
-    return _why_not(audit, report) is None and resolve(found.get("metrics") or {}, rest) is None
+    return _why_not(audit, report) is None and resolve((found or {}).get("metrics") or {}, rest) is None
 
 
 def _check_paths(policy: Policy, report: Mapping[str, Any]) -> None:
@@ -203,11 +252,11 @@ def _threshold(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
     common = {"path": gate.path, "audit": audit, "rule": rule.text, "threshold": threshold}
     why = _why_not(audit, report)
     if why is not None:
-        noisy = is_noisy(audit, rest)
+        noisy = is_noisy(report, audit, None)
         return _result(gate.name, "gate", False, f"{why}, so the gate cannot pass.", noisy=noisy, **common)
     metric_key, field = resolve(all_audits(report)[audit]["metrics"], rest)  # type: ignore[misc]
     metric = all_audits(report)[audit]["metrics"][metric_key]
-    noisy = is_noisy(audit, metric_key)
+    noisy = is_noisy(report, audit, metric_key)
     what = _describe(metric, metric_key, field)
     value = read_field(metric, field)
     common.update(metric=metric_key, field=field, noisy=noisy)
@@ -238,7 +287,7 @@ def _status(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
     rule = gate.rule
     found = all_audits(report).get(audit)
     common = {"path": gate.path, "audit": audit, "field": "status", "rule": rule.text,
-              "threshold": list(rule.operand), "noisy": is_noisy(audit, None)}
+              "threshold": list(rule.operand), "noisy": is_noisy(report, audit, None)}
     if not isinstance(found, Mapping):
         return _result(gate.name, "gate", False, f"{_why_not(audit, report)}, so the gate cannot pass.", **common)
     status = found.get("status")
@@ -268,7 +317,7 @@ def _findings_gate(gate: Gate, report: Mapping[str, Any]) -> dict[str, Any]:
     audit = gate.audit
     level = gate.rule.operand
     common = {"path": gate.path, "audit": audit, "field": "findings", "rule": gate.rule.text,
-              "threshold": level, "noisy": is_noisy(audit, None)}
+              "threshold": level, "noisy": is_noisy(report, audit, None)}
     why = _why_not(audit, report)
     if why is not None:
         return _result(gate.name, "gate", False, f"{why}, so the gate cannot pass.", **common)
@@ -298,12 +347,12 @@ def _overlap(a: Any, b: Any) -> bool | None:
 def _regression(entry: Regression, report: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
     audit, rest = entry.path.split(".", 1)
     common: dict[str, Any] = {"path": entry.path, "audit": audit, "rule": f"{entry.bound} {written(entry.tolerance)}",
-                              "tolerance": entry.tolerance, "noisy": is_noisy(audit, rest)}
+                              "tolerance": entry.tolerance, "noisy": is_noisy(report, audit, None)}
     why = _why_not(audit, report)
     if why is not None:
         return _result(entry.name, "regression", False, f"{why}, so the regression cannot be checked.", **common)
     key, field, metric = _metric_in(report, entry.path)  # type: ignore[misc]
-    noisy = is_noisy(audit, key)
+    noisy = is_noisy(report, audit, key)
     note = " This figure varies from run to run; the tolerance has to allow for that." if noisy else ""
     common.update(metric=key, field=field, noisy=noisy)
     what = _describe(metric, key, field)
@@ -349,7 +398,7 @@ def _fail_on(report: Mapping[str, Any], fail_on: str, not_assessed: str = "warn"
     audit that is not assessed counts as ``not_assessed`` says: as a warning (fails under
     fail_on warning), as a failure (fails whatever fail_on says, even never) or as a pass."""
     severities = _severities(fail_on if fail_on != "never" else "warning")
-    bad_status = ("fail",) if fail_on == "error" else ("fail", "warn")
+    bad_status: tuple[str, ...] = ("fail",) if fail_on == "error" else ("fail", "warn")
     if not_assessed == "fail" or (not_assessed == "warn" and fail_on == "warning"):
         bad_status += ("not assessed",)
     name = {"error": "no error findings", "warning": "no warning or error findings", "never": "findings never fail"}[fail_on]
@@ -385,23 +434,21 @@ def _fail_on(report: Mapping[str, Any], fail_on: str, not_assessed: str = "warn"
     return _result(name, "findings", False, f"fail_on {fail_on}{why}: " + "; ".join(problems) + ".", value=total, **common)
 
 
-#: With a baseline but no [regression] table: every headline metric of every audit that both
-#: reports hold may get worse by at most this much (absolute).
-DEFAULT_TOLERANCE = 0.01
-
-
 def default_regressions(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> tuple[Regression, ...]:
-    """The regressions checked when a baseline is given without a [regression] table."""
+    """The regressions checked when a baseline is given without a [regression] table: every
+    metric of ``report`` that declares a ``tolerance`` (:func:`tolerance_of`) and a direction
+    and that the baseline's same audit also reports, in audit then key order."""
     entries = []
     for audit, result in sorted(all_audits(report).items()):
-        before = all_audits(baseline).get(audit, {}).get("metrics", {})
-        for key, metric in sorted(result.get("metrics", {}).items()):
-            direction = metric.get("direction")
-            if is_noisy(audit, key) or audit in (report.get("measurements") or {}):
-                continue  # energy and timings vary run to run: gate them only when asked to
-            if metric.get("headline") and key in before and direction in ("higher", "lower"):
-                bound = "max_drop" if direction == "higher" else "max_rise"
-                entries.append(Regression(path=f"{audit}.{key}", bound=bound, tolerance=DEFAULT_TOLERANCE))
+        before = all_audits(baseline).get(audit)
+        before_metrics = before.get("metrics") or {} if isinstance(before, Mapping) else {}
+        for key, metric in sorted((result.get("metrics") or {}).items()):
+            direction = metric.get("direction") if isinstance(metric, Mapping) else None
+            tolerance = tolerance_of(report, audit, key)
+            if tolerance is None or key not in before_metrics or direction not in ("higher", "lower"):
+                continue
+            bound: Literal["max_drop", "max_rise"] = "max_drop" if direction == "higher" else "max_rise"
+            entries.append(Regression(path=f"{audit}.{key}", bound=bound, tolerance=tolerance))
     return tuple(entries)
 
 

@@ -33,7 +33,9 @@ Rules (keywords case-insensitive, spaces free), by the kind of path:
   of severity warning or error); ``errors``/``warnings`` are accepted too.
 
 A ``[regression]`` entry is ``{ max_drop = d }`` (higher is better) or ``{ max_rise = r }``
-(lower is better) on a metric path, d and r non-negative numbers. ``baseline`` in the policy
+(lower is better) on a metric path, d and r non-negative numbers. With a baseline and no
+``[regression]`` entries, the metrics that declare a ``tolerance`` are checked with it
+(:func:`auditor.ci.gates.default_regressions`); a table replaces that choice entirely. ``baseline`` in the policy
 file is relative to the file's folder; in ``[tool.auditor.regression]`` to the working folder.
 """
 
@@ -45,9 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Literal, Mapping
 
-from auditor.run.config import read_toml
 from auditor.contract.errors import UsageError
 from auditor.contract.result import STATUSES
+from auditor.run.config import read_toml
 
 PathKind = Literal["metric", "status", "findings"]
 

@@ -76,8 +76,8 @@ from typing import TYPE_CHECKING, Callable, ContextManager, Literal
 import numpy as np
 
 if TYPE_CHECKING:
-    from auditor.run.energy import Measurement
     from auditor.loading.model import LoadedModel
+    from auditor.run.energy import Measurement
     from auditor.run.retrain import Trainer
 
 #: ``progress(description, total)``: a context manager yielding ``advance(n)``.
@@ -127,7 +127,7 @@ class Predictions:
     label: np.ndarray | None = None
     value: np.ndarray | None = None
 
-    def take(self, rows: np.ndarray) -> "Predictions":
+    def take(self, rows: np.ndarray) -> Predictions:
         """The predictions of ``rows`` only (e.g. a sample)."""
         return Predictions(
             raw=self.raw[rows],
@@ -169,7 +169,7 @@ class TrainData:
 
 @dataclass
 class AuditContext:
-    model: "LoadedModel"
+    model: LoadedModel
     data: Dataset
     task: Task
     predictions: Predictions
@@ -180,11 +180,11 @@ class AuditContext:
     history: History | None = None
     train: TrainData | None = None
     input_shape: tuple[int, ...] | None = None
-    trainer: "Trainer | None" = None
+    trainer: Trainer | None = None
     progress: ProgressStep = _silent_progress
     infer: Callable[[np.ndarray], np.ndarray] | None = None
     measure: Callable[[str], ContextManager[None]] = _unmeasured
-    energy: "Measurement | None" = None
+    energy: Measurement | None = None
 
     @property
     def has_target(self) -> bool:

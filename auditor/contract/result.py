@@ -48,6 +48,26 @@ class Metric:
     """One number, with its confidence interval where one exists.
 
     ``value`` is never rounded here: rounding happens only when a renderer displays it.
+    ``direction`` says which way is better (``none``: neither); ``headline`` puts the metric
+    in the report's summary.
+
+    Two flags tell CI gating (:mod:`auditor.ci.gates`) how to treat the figure; they are
+    declared by the audit that knows, never guessed from the metric's key:
+
+    ``noisy`` (default False)
+        the value varies between identical runs (a timing, an energy or emissions figure): a
+        threshold gate on it says so in its message, its gate result carries ``noisy: true``,
+        and a regression check on it is expected to allow for that noise. Figures computed from
+        the data and a fixed seed are not noisy: identical runs give identical values.
+    ``tolerance`` (default None)
+        the regression tolerance, absolute, in the metric's units: with ``--baseline`` and no
+        ``[regression]`` table in the policy, the metric may get worse than the baseline's
+        value by at most this much (``direction`` says which way is worse, so a tolerance needs
+        ``higher`` or ``lower``). None: the metric is checked for regression only when the
+        policy names it. A non-negative finite number.
+
+    Both are written by :meth:`to_dict` and optional in :meth:`from_dict`; see there for
+    reports written before they existed (schema 1.x).
     """
 
     value: float | None
@@ -57,6 +77,21 @@ class Metric:
     direction: Direction = "higher"
     headline: bool = False
     description: str = ""
+    noisy: bool = False
+    tolerance: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.noisy, bool):
+            raise ValueError(f"Metric noisy must be True or False, got {self.noisy!r}")
+        tol = self.tolerance
+        if tol is not None:
+            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+                raise ValueError(f"Metric tolerance must be a non-negative finite number or None, got {tol!r}")
+            if self.direction not in ("higher", "lower"):
+                raise ValueError(
+                    f"Metric tolerance needs direction 'higher' or 'lower' (which way is worse), "
+                    f"got direction {self.direction!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,11 +102,17 @@ class Metric:
             "direction": self.direction,
             "headline": self.headline,
             "description": self.description,
+            "noisy": self.noisy,
+            "tolerance": _clean(self.tolerance),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Metric":
+    def from_dict(cls, data: Mapping[str, Any], key: str | None = None) -> Metric:
+        """Read :meth:`to_dict`'s output. ``key`` is the metric's key in its result, used only
+        for a metric written before the flags existed (report schema 1.x): see
+        :func:`legacy_flags`."""
         ci = data.get("ci")
+        noisy, tolerance = legacy_flags(data, key)
         return cls(
             value=data.get("value"),
             label=data.get("label", ""),
@@ -80,7 +121,41 @@ class Metric:
             direction=data.get("direction", "higher"),
             headline=bool(data.get("headline", False)),
             description=data.get("description", ""),
+            noisy=noisy,
+            tolerance=tolerance,
         )
+
+
+#: Legacy (report schema 1.x only): words of a metric key that marked its figure as varying
+#: between runs before metrics declared ``noisy``.
+NOISY_WORDS: tuple[str, ...] = ("energy", "emissions", "duration", "seconds")
+#: Legacy (report schema 1.x only): the regression tolerance every headline metric with a
+#: direction got before metrics declared ``tolerance``.
+LEGACY_TOLERANCE = 0.01
+
+
+def legacy_flags(data: Mapping[str, Any], key: str | None, *, measured: bool = False) -> tuple[bool, float | None]:
+    """A serialised metric's ``(noisy, tolerance)``: the declared flags when present, else
+    what a report written before they existed (schema 1.x) implied.
+
+    Legacy rules, for a metric dict without the ``noisy`` key: noisy when ``measured`` (its
+    audit's result sits in the report's ``measurements`` section: the audit measures the run)
+    or when ``key`` contains one of :data:`NOISY_WORDS`. Without the ``tolerance`` key: a
+    headline metric with direction ``higher`` or ``lower`` that is not noisy gets
+    :data:`LEGACY_TOLERANCE`, as every such metric was gated then; others None.
+    """
+    if "noisy" in data:
+        noisy = bool(data["noisy"])
+    else:
+        noisy = measured or (key is not None and any(w in key.lower() for w in NOISY_WORDS))
+    if "tolerance" in data:
+        raw = data["tolerance"]
+        tolerance = None if raw is None else float(raw)
+    elif data.get("headline") and data.get("direction", "higher") in ("higher", "lower") and not noisy:
+        tolerance = LEGACY_TOLERANCE
+    else:
+        tolerance = None
+    return noisy, tolerance
 
 
 @dataclass(frozen=True)
@@ -95,7 +170,7 @@ class Finding:
         return {"severity": self.severity, "code": self.code, "message": self.message}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Finding":
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
         return cls(severity=data["severity"], code=data["code"], message=data["message"])
 
 
@@ -119,7 +194,7 @@ class Table:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Table":
+    def from_dict(cls, data: Mapping[str, Any]) -> Table:
         return cls(
             name=data["name"],
             title=data["title"],
@@ -187,7 +262,7 @@ class Chart:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Chart":
+    def from_dict(cls, data: Mapping[str, Any]) -> Chart:
         return cls(
             name=data["name"],
             title=data["title"],
@@ -236,17 +311,17 @@ class AuditResult:
                 raise ValueError(f"finding severity must be one of {SEVERITIES}, got {f.severity!r}")
 
     @classmethod
-    def skipped(cls, audit: str, title: str, reason: str) -> "AuditResult":
+    def skipped(cls, audit: str, title: str, reason: str) -> AuditResult:
         return cls(audit=audit, title=title, status="skipped", summary=reason)
 
     @classmethod
-    def not_assessed(cls, audit: str, title: str, reason: str, **parts: Any) -> "AuditResult":
+    def not_assessed(cls, audit: str, title: str, reason: str, **parts: Any) -> AuditResult:
         """A result for an audit that ran but could not judge: ``reason`` is the summary (say
         why, and the data it would need); ``parts`` are the other fields (metrics, findings...)."""
         return cls(audit=audit, title=title, status="not assessed", summary=reason, **parts)
 
     @classmethod
-    def errored(cls, audit: str, title: str, message: str) -> "AuditResult":
+    def errored(cls, audit: str, title: str, message: str) -> AuditResult:
         return cls(
             audit=audit,
             title=title,
@@ -270,13 +345,13 @@ class AuditResult:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AuditResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
         return cls(
             audit=data["audit"],
             title=data["title"],
             status=data["status"],
             summary=data["summary"],
-            metrics={k: Metric.from_dict(v) for k, v in data.get("metrics", {}).items()},
+            metrics={k: Metric.from_dict(v, k) for k, v in data.get("metrics", {}).items()},
             findings=[Finding.from_dict(f) for f in data.get("findings", [])],
             tables=[Table.from_dict(t) for t in data.get("tables", [])],
             charts=[Chart.from_dict(c) for c in data.get("charts", [])],

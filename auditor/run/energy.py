@@ -33,7 +33,10 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
+
+from auditor.contract.errors import PluginError, UsageError
+from auditor.contract.plugin import MeterSettings as MeterSettings  # the hook's type, defined in the contract
 
 #: codecarbon's CPU modes that read hardware energy counters (everything else estimates).
 MEASURED_CPU_MODES: dict[str, str] = {
@@ -47,17 +50,6 @@ MEASURED_CPU_MODES: dict[str, str] = {
 _NOISE = ("Multiple instances of codecarbon are allowed",)
 
 _LOGGER = "codecarbon"
-
-
-@dataclass(frozen=True)
-class MeterSettings:
-    """What the tracker is told. ``cpu_power``/``ram_power`` (watts) replace codecarbon's
-    detection when given; ``tracking_mode`` is ``machine`` (the whole machine) or
-    ``process`` (this process's share of the CPU, and its memory)."""
-
-    tracking_mode: str = "machine"
-    cpu_power: float | None = None
-    ram_power: float | None = None
 
 
 def import_codecarbon() -> None:
@@ -94,24 +86,39 @@ def confined() -> None:
     psutil.Process.children = lambda self, recursive=False: []  # type: ignore[method-assign]
 
 
-def settings_for(audits: Any, options: Any) -> MeterSettings | None:
-    """The meter's settings, from the options of the first audit that needs ``energy``
-    (``tracking_mode``, ``cpu_power``, ``ram_power``; 0 or empty: detect); None when no
-    selected audit needs it, so nothing is measured."""
-    for name, audit in audits.items():
-        if "energy" in tuple(getattr(audit, "needs", ())):
-            chosen = options.get(name, {})
+def settings_for(audits: Mapping[str, Any], options: Mapping[str, Mapping[str, Any]]) -> MeterSettings | None:
+    """The meter's settings, or None when no selected audit needs ``energy`` (nothing is
+    measured then).
 
-            def watts(key: str) -> float | None:
-                value = chosen.get(key)
-                return float(value) if value else None
-
-            return MeterSettings(
-                tracking_mode=str(chosen.get("tracking_mode") or "machine"),
-                cpu_power=watts("cpu_power"),
-                ram_power=watts("ram_power"),
+    The first audit that needs ``energy`` and defines ``meter_settings(options)`` (the hook of
+    :mod:`auditor.contract.plugin`) is asked, with its converted options; without one the
+    defaults (``MeterSettings()``). Nothing here knows any audit's option names. A hook that
+    returns something else than a :class:`MeterSettings`, or raises anything but a
+    :class:`UsageError`, is a :class:`PluginError` naming the audit."""
+    measuring = [name for name, audit in audits.items() if "energy" in tuple(getattr(audit, "needs", ()) or ())]
+    if not measuring:
+        return None
+    for name in measuring:
+        hook = getattr(audits[name], "meter_settings", None)
+        if not callable(hook):
+            continue
+        try:
+            settings = hook(options.get(name, {}))
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's hook that breaks is named, not a traceback
+            raise PluginError(
+                f"The audit plugin {name!r} failed in meter_settings: {type(exc).__name__}: {exc}.",
+                hint="Fix or uninstall the plugin; see auditor.contract.plugin for the meter hook.",
+            ) from exc
+        if not isinstance(settings, MeterSettings):
+            raise PluginError(
+                f"The audit plugin {name!r} returned {type(settings).__name__} from meter_settings; "
+                "an auditor.contract.plugin.MeterSettings is required.",
+                hint="Fix or uninstall the plugin; see auditor.contract.plugin for the meter hook.",
             )
-    return None
+        return settings
+    return MeterSettings()
 
 
 #: The shortest span given a mean power. codecarbon's tracker meters a few milliseconds of its

@@ -56,9 +56,13 @@ def validate_audit(audit: Any, origin: str) -> None:
     if len(set(names)) != len(names):
         raise fail("declares the same option twice")
     for option in options:
-        option.convert(name, option.default)
+        problems = option.problems()
+        if problems:
+            raise fail(f"declares an unsound option {option.name!r}: " + "; ".join(problems))
     if not callable(getattr(audit, "run", None)):
         raise fail("has no run(ctx, options) method")
+    if getattr(audit, "meter_settings", None) is not None and not callable(audit.meter_settings):
+        raise fail("has a meter_settings that is not callable (the energy meter hook: options -> MeterSettings)")
 
 
 def _load(ep: EntryPoint) -> Any:
@@ -193,7 +197,7 @@ def plugin_versions(audits: Mapping[str, Any]) -> dict[str, str]:
     return {name: found.get(name, "not installed (given directly)") for name in audits}
 
 
-def failed_to_load(plugin: BrokenPlugin) -> "AuditResult":
+def failed_to_load(plugin: BrokenPlugin) -> AuditResult:
     """The ``error`` result a run reports for a plugin that failed to load."""
     from auditor.contract.result import AuditResult, Finding
 

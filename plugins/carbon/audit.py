@@ -16,7 +16,10 @@ measurement into figures a review board can use:
 
 Emissions = energy × PUE × the grid's carbon intensity (:mod:`auditor_plugins.carbon.grid`, codecarbon's
 tables, offline; the world average when no country is given). The figures vary run to run:
-report.json keeps this audit's result in ``measurements``, apart from the audits.
+report.json keeps this audit's result in ``measurements``, apart from the audits, and every
+measured figure is declared ``noisy`` (the grid's carbon intensity, a table lookup, is not).
+The meter is set up through the contract's hook, :meth:`CarbonAudit.meter_settings`, from
+``tracking_mode``, ``cpu_power`` and ``ram_power``.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
-from auditor.run.energy import MIN_POWER_SECONDS
 from auditor.contract.errors import UsageError
-from auditor.contract.plugin import Audit, Option
+from auditor.contract.plugin import Audit, MeterSettings, Option
 from auditor.contract.result import AuditResult, Chart, Finding, Metric, Table
+from auditor.run.energy import MIN_POWER_SECONDS
 
 if TYPE_CHECKING:
     from auditor.contract.context import AuditContext
@@ -97,7 +100,7 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 def _scaled(value: float, units: tuple[tuple[float, str], ...]) -> str:
     """``value`` in the largest of ``units`` ((size, name), largest first) it reaches."""
-    for size, unit in units:
+    for size, unit in units:  # noqa: B007 (the last one reached is used after the loop)
         if value >= size:
             break
     return f"{_num(value / size)} {unit}"
@@ -191,7 +194,21 @@ class CarbonAudit(Audit):
                     hint="Write seconds (5400) or with units: 90m, 2.5h, 1d 4h.",
                 ) from None
 
-    def run(self, ctx: "AuditContext", options: Mapping[str, Any]) -> AuditResult:
+    def meter_settings(self, options: Mapping[str, Any]) -> MeterSettings:
+        """The energy meter's settings (the contract's hook): ``tracking_mode`` as given,
+        ``cpu_power``/``ram_power`` in watts, 0 meaning codecarbon detects them."""
+
+        def watts(key: str) -> float | None:
+            value = options.get(key)
+            return float(value) if value else None
+
+        return MeterSettings(
+            tracking_mode=str(options.get("tracking_mode") or "machine"),
+            cpu_power=watts("cpu_power"),
+            ram_power=watts("ram_power"),
+        )
+
+    def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         from auditor_plugins.carbon.grid import intensity
 
         assert ctx.energy is not None  # the pipeline ran check(options) before any work
@@ -202,7 +219,7 @@ class CarbonAudit(Audit):
 class _Report:
     """Builds the carbon result from one measurement."""
 
-    def __init__(self, ctx: "AuditContext", m: "Measurement", grid: "Intensity", options: Mapping[str, Any]):
+    def __init__(self, ctx: AuditContext, m: Measurement, grid: Intensity, options: Mapping[str, Any]):
         self.ctx, self.m, self.grid, self.options = ctx, m, grid, options
         self.pue = float(options["pue"])
         self.g_per_wh = grid.g_per_kwh / 1000.0
@@ -212,7 +229,7 @@ class _Report:
         self.charts: list[Chart] = []
         self.notes: list[str] = []
 
-    def wh(self, energy: "Energy") -> float:
+    def wh(self, energy: Energy) -> float:
         """Energy drawn, PUE included, in Wh."""
         return _wh(energy.kwh) * self.pue
 
@@ -220,9 +237,10 @@ class _Report:
         return wh * (self.g_per_wh if g_per_wh is None else g_per_wh)
 
     def metric(self, key: str, value: float | None, label: str, description: str, *,
-               headline: bool = False, direction: str = "lower") -> None:
+               headline: bool = False, direction: str = "lower", noisy: bool = True) -> None:
+        """Add a metric; measured figures vary between identical runs, so ``noisy`` by default."""
         self.metrics[key] = Metric(value=value, label=label, direction=direction,  # type: ignore[arg-type]
-                                   headline=headline, description=description)
+                                   headline=headline, description=description, noisy=noisy)
 
     def result(self) -> AuditResult:
         run_wh = self.wh(self.m.run)
@@ -237,7 +255,7 @@ class _Report:
         self.metric("mean_power_w", self.m.run.watts, "Mean power (W)",
                     "Mean power drawn over the metered run (before PUE).", direction="none")
         self.metric("intensity_g_per_kwh", self.grid.g_per_kwh, "Carbon intensity (g CO2eq/kWh)",
-                    f"{self.grid.place}: {self.grid.source}.", direction="none")
+                    f"{self.grid.place}: {self.grid.source}.", direction="none", noisy=False)
         per_1000 = self._inference()
         retraining = self._retraining()
         training = self._training(retraining)
@@ -277,17 +295,17 @@ class _Report:
                     "Energy per 1,000 predictions x carbon intensity.")
         return per
 
-    def _retraining(self) -> "Energy | None":
-        found = [p for p in self.m.phases if p.name.endswith("/retraining") and p.energy is not None]
+    def _retraining(self) -> Energy | None:
+        found = [(p.seconds, p.energy) for p in self.m.phases if p.name.endswith("/retraining") and p.energy is not None]
         if not found:
             return None
         from auditor.run.energy import Energy
 
         energy = Energy(
-            seconds=sum(p.seconds for p in found),
-            cpu_kwh=sum(p.energy.cpu_kwh for p in found),  # type: ignore[union-attr]
-            gpu_kwh=sum(p.energy.gpu_kwh for p in found),  # type: ignore[union-attr]
-            ram_kwh=sum(p.energy.ram_kwh for p in found),  # type: ignore[union-attr]
+            seconds=sum(seconds for seconds, _ in found),
+            cpu_kwh=sum(part.cpu_kwh for _, part in found),
+            gpu_kwh=sum(part.gpu_kwh for _, part in found),
+            ram_kwh=sum(part.ram_kwh for _, part in found),
         )
         wh = self.wh(energy)
         self.metric("retraining_energy_wh", wh, "Energy, retraining (Wh)",
@@ -296,7 +314,7 @@ class _Report:
                     "Retraining energy x PUE x carbon intensity.")
         return energy
 
-    def _training(self, retraining: "Energy | None") -> tuple[float, float, list[str]] | None:
+    def _training(self, retraining: Energy | None) -> tuple[float, float, list[str]] | None:
         """(Wh, g, assumptions) of the estimated training, or None without a duration."""
         from auditor_plugins.carbon.grid import intensity
 
@@ -364,7 +382,7 @@ class _Report:
         wh = self.wh(run)
         shares = [100.0 * part / total if total > 0 else None for part in (run.cpu_kwh, run.gpu_kwh, run.ram_kwh)]
         rows.append(["Whole metered run", self.m.metered_from, run.seconds, wh, *shares, run.watts, self.grams(wh)])
-        unmetered = [r[0] for r in rows[:-1] if r[3] is None]
+        unmetered = [str(r[0]) for r in rows[:-1] if r[3] is None]
         self.tables.append(Table(
             name="phases", title="Energy by phase",
             columns=["Phase", "Began (s)", "Seconds", "Energy (Wh)", "CPU %", "GPU %", "RAM %",

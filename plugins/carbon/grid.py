@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from auditor.contract.errors import UsageError
@@ -38,13 +38,16 @@ class Intensity:
     source: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(name: str) -> Any:
     """One of codecarbon's bundled data files, read directly (its own loader imports pandas
     for every table at once: too slow for checking options before a run)."""
     from importlib.resources import files
 
-    return json.loads(files("codecarbon").joinpath("data", "private_infra", *name.split("/")).read_text("utf-8"))
+    folder = files("codecarbon") / "data" / "private_infra"
+    for part in name.split("/"):
+        folder = folder / part
+    return json.loads(folder.read_text("utf-8"))
 
 
 def _version() -> str:

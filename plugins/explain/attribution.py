@@ -32,10 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from auditor_plugins.explain.methods import METHODS, Method# described without torch; re-exported here
 from auditor.contract.context import Task
 from auditor.run.inference import first_tensor
-
+from auditor_plugins.explain.methods import METHODS, Method  # described without torch; re-exported here
 
 #: Input values per forward+backward pass when the batch is sized automatically. On a CPU,
 #: passes of a few hundred thousand values run fastest (``benchmarks/bench_explain.py``:

@@ -20,6 +20,10 @@ explanation be trusted.
   lower the output); per class for multiclass; a few individual explanations (the most
   confident right and wrong predictions). With ``--input-shape C,H,W``: attribution maps
   over the image; with ``T,F``: importance per time step and per feature.
+
+This module runs the steps (the sample, the method, the attributions, the checks, the
+permutation importance) and gives the verdict (metrics, findings, status); the tables, charts
+and sentences built from their numbers are in :mod:`auditor_plugins.explain.present`.
 """
 
 from __future__ import annotations
@@ -29,40 +33,43 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from auditor_plugins.explain.methods import METHODS
-from auditor_plugins.explain.importance import Importance, downsample, importance, sequence_features, spearman
-from auditor_plugins.explain.permutation import PermutationImportance, permutation_importance
 from auditor.contract.plugin import Audit, Option
 from auditor.contract.result import AuditResult, Chart, Finding, Metric, Table, status_from_findings
-from auditor_plugins.explain.sample import deciles, stratified_sample
+from auditor.contract.vocabulary import (
+    HEADLINE_TOLERANCE,
+    HEADLINES,
+    METRIC_DEFINITIONS,
+    in_sentence,
+)
 from auditor.run.seeding import seeded
 from auditor.run.task import read_outputs
-from auditor_plugins.metrics.audit import HEADLINES, METRIC_DEFINITIONS, in_sentence, sentence_number
+from auditor_plugins.explain.importance import Importance, importance, sequence_features, spearman
+from auditor_plugins.explain.methods import METHODS
+from auditor_plugins.explain.permutation import PermutationImportance, permutation_importance
+from auditor_plugins.explain.present import (
+    agreement_table,
+    completeness_table,
+    examples_table,
+    image_maps,
+    importance_views,
+    number_text,
+    per_class,
+    permutation_chart,
+    sequence_maps,
+    summary_sentence,
+)
+from auditor_plugins.explain.sample import deciles, stratified_sample
 
 if TYPE_CHECKING:
+    from auditor.contract.context import AuditContext
     from auditor_plugins.explain import attribution
     from auditor_plugins.explain.attribution import Attributions, Explained
-    from auditor.contract.context import AuditContext
-
-#: A feature's value and its attribution correlating beyond this is a sign tendency.
-TENDENCY = 0.3
 #: Two forward passes over the same rows may differ by float noise up to this (output units).
 REPEAT_TOLERANCE = 1e-4
-#: Classes given their own attribution map or column, at most.
-MAX_CLASSES = 10
-#: Classes given their own importance chart, at most (the most frequent).
-CLASS_CHARTS = 4
+
+
 #: Permutation importance is skipped above this many feature groups (it costs a pass each).
 MAX_PERMUTED = 500
-
-
-def _num(value: float | None) -> str:
-    return "undefined" if value is None or not np.isfinite(value) else sentence_number(float(value))
-
-
-def _signed(value: float) -> str:
-    text = _num(abs(value))
-    return f"+{text}" if value >= 0 else f"−{text}"
 
 
 @dataclass
@@ -145,22 +152,10 @@ class ExplainAudit(Audit):
     )
 
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
-        return _Run(ctx, options).result()
+        return ExplainRun(ctx, options).result()
 
 
-def _tendency_group(value: float) -> int | None:
-    """The bar chart's group of a feature: 0 lowers the output (blue, like the negative side of
-    the attribution maps), 1 raises it (vermillion), None mixed or flat (grey)."""
-    if not np.isfinite(value):
-        return None
-    if value >= TENDENCY:
-        return 1
-    if value <= -TENDENCY:
-        return 0
-    return None
-
-
-class _Run:
+class ExplainRun:
     """One run of the audit: the steps share the sample, the attributions and the options."""
 
     def __init__(self, ctx: AuditContext, options: Mapping[str, Any]) -> None:
@@ -193,6 +188,7 @@ class _Run:
         self.scale = 1.0
         self.busiest_step: tuple[int, float] | None = None  # sequence: the step moving the output most, its share
         if not self.task.is_classification:
+            assert pred.value is not None  # a regression's predictions are values
             spread = float(np.std(pred.value[self.sample]))
             self.scale = spread if spread > 0 else 1.0
 
@@ -281,7 +277,7 @@ class _Run:
         if between > REPEAT_TOLERANCE:
             self.findings.append(Finding(
                 "warning", "random-at-inference",
-                f"Two forward passes over the same {rows.size:,} rows give outputs up to {_num(between)}{units} "
+                f"Two forward passes over the same {rows.size:,} rows give outputs up to {number_text(between)}{units} "
                 "apart: the model behaves randomly at inference (dropout or batch normalisation left in "
                 "training mode when it was saved, traced or exported?). Attributions were computed under "
                 "a fixed seed but change with it, and every other audit's figures are one random draw. "
@@ -290,7 +286,7 @@ class _Run:
         elif against > max(REPEAT_TOLERANCE, 1e-3):
             self.findings.append(Finding(
                 "warning", "batch-dependent",
-                f"The model's outputs on the sample differ by up to {_num(against)}{units} from its outputs "
+                f"The model's outputs on the sample differ by up to {number_text(against)}{units} from its outputs "
                 "on the same rows in the audit's inference pass, which used other batches: its output "
                 "for a row depends on the other rows of the batch (batch normalisation in training "
                 "mode?). Attributions assume rows are independent.",
@@ -382,19 +378,19 @@ class _Run:
         permuted = self._permutation()
         if self.layout.kind == "image":  # a ranked table of single pixels would say little
             self._concentration(grouped)
-            self._image_maps(values, found, position, examples)
+            image_maps(self, values, found, position, examples)
         else:
             self._importance(grouped, permuted, values)
             if self.layout.kind == "sequence":
-                self._sequence_maps(values)
-            self._examples_table(found, position, examples)
+                sequence_maps(self, values)
+            examples_table(self, found, position, examples)
         self._sensitive(grouped)
         status = status_from_findings(self.findings)
         return AuditResult(
             audit="explain",
             title=ExplainAudit.title,
             status=status,
-            summary=self._summary(method, grouped, permuted),
+            summary=summary_sentence(self, method, grouped, permuted),
             metrics=self.metrics,
             findings=self.findings,
             tables=self.tables,
@@ -412,6 +408,7 @@ class _Run:
         units = "probability" if self.task.is_classification else "SDs of the predictions"
         self.metrics["completeness_error_p95"] = Metric(
             p95, "Completeness error, 95th percentile", direction="lower", headline=True,
+            tolerance=HEADLINE_TOLERANCE,
             description=f"95th percentile over the sample of |sum of a row's attributions − (its output − the "
             f"baseline's output)|, in {units}: 0 for exact attributions.",
         )
@@ -421,19 +418,8 @@ class _Run:
         )
         steps = found.steps[:n_sample]
         counts = {int(s): int(c) for s, c in zip(*np.unique(steps, return_counts=True))}
-        self.tables.append(Table(
-            "completeness", "Completeness check",
-            ["Statistic", "Value"],
-            [
-                ["Median error", p50], ["95th percentile", p95], ["Largest", worst],
-                ["Tolerance", tolerance],
-                ["Rows within tolerance", int(np.sum(delta <= tolerance))],
-                *[[f"Rows integrated with {s} steps", c] for s, c in sorted(counts.items())],
-            ],
-            caption=f"{method.title}'s attributions of a row must sum to its output minus the baseline's "
-            f"(in {units}); rows that missed the tolerance were integrated again with twice the steps, "
-            f"up to {int(self.options['max_steps'])}.",
-        ))
+        self.tables.append(completeness_table(method, delta, p50, p95, worst, tolerance, counts, units,
+                                              int(self.options["max_steps"])))
         if p95 > tolerance:
             raised = (
                 f" even with up to {max(counts)} integration steps" if method.name == "integrated_gradients"
@@ -448,7 +434,7 @@ class _Run:
             self.findings.append(Finding(
                 "warning", "incomplete-attributions",
                 f"{method.title}'s attributions miss completeness on {int(np.sum(delta > tolerance)):,} of "
-                f"{n_sample:,} rows{raised} (95th percentile error {_num(p95)} against a tolerance of "
+                f"{n_sample:,} rows{raised} (95th percentile error {number_text(p95)} against a tolerance of "
                 f"{tolerance:g}): they do not fully account for the outputs. {fix}",
             ))
 
@@ -509,50 +495,9 @@ class _Run:
         names = self.layout.names
         top = min(int(self.options["top"]), len(names))
         order = g.order
-        binary_like = self.task.kind != "multiclass"
-        rows = []
-        p_rank = None
-        if permuted is not None:
-            p_rank = np.empty(len(names), dtype=np.int64)
-            p_rank[np.argsort(-permuted.mean, kind="stable")] = np.arange(1, len(names) + 1)
-        for rank, j in enumerate(order, start=1):
-            row: list[Any] = [rank, names[j], float(g.mean_abs[j]), float(g.share[j])]
-            if binary_like:
-                row += [float(g.mean[j]), _finite(g.tendency[j])]
-            if permuted is not None:
-                assert p_rank is not None
-                row += [float(permuted.mean[j]), float(permuted.sd[j]), int(p_rank[j])]
-            rows.append(row)
-        columns = ["Rank", "Feature", "Mean |attribution|", "Share"]
-        if binary_like:
-            columns += ["Mean attribution", "Value–attribution correlation"]
-        if permuted is not None:
-            columns += ["Permutation importance", "Permutation SD", "Permutation rank"]
-        self.tables.append(Table(
-            "importance", "Feature importance", columns, rows,
-            caption=f"Mean absolute attribution to {self.output_name} over the sample, and its share of the "
-            "total; the correlation of a feature's value with its attribution says whether higher values "
-            "raise (positive) or lower (negative) the output."
-            + (" Permutation importance: the metric's drop when the feature is shuffled (SD over repeats, "
-               "ddof 0 as scikit-learn)." if permuted is not None else ""),
-        ))
-        shown = order[:top]
-        data: dict[str, Any] = {
-            "x_label": "Feature",
-            "y_label": f"Mean |attribution| to {self.output_name}",
-            "labels": [names[j] for j in shown],
-            "values": [float(g.mean_abs[j]) for j in shown],
-            "errors": None,
-        }
-        if binary_like:
-            data["groups"] = [_tendency_group(g.tendency[j]) for j in shown]
-            data["legend"] = ["higher values lower it", "higher values raise it"]
-        self.charts.append(Chart(
-            "importance", f"What drives {self.output_name}: top {top} features", "bar", data,
-            caption="Bars: mean |attribution| over the sample. Colour: the sign tendency (grey: mixed or flat).",
-        ))
+        importance_views(self, g, permuted, top)
         if self.task.kind == "multiclass":
-            self._per_class(values)
+            per_class(self, values)
         share_top = float(g.share[order[0]]) if len(order) else None
         self.metrics["top_feature_share"] = Metric(
             share_top, "Share of the top feature", direction="none", headline=True,
@@ -562,26 +507,14 @@ class _Run:
         if permuted is None:
             return
         p_order = np.argsort(-permuted.mean, kind="stable")
-        self.charts.append(Chart(
-            "permutation", f"Permutation importance ({in_sentence(METRIC_DEFINITIONS[permuted.metric][0])})", "bar",
-            {
-                "x_label": "Feature",
-                "y_label": f"Drop in {in_sentence(METRIC_DEFINITIONS[permuted.metric][0])}",
-                "labels": [names[j] for j in p_order[:top]],
-                "values": [float(permuted.mean[j]) for j in p_order[:top]],
-                "errors": [
-                    [float(permuted.mean[j] - permuted.sd[j]), float(permuted.mean[j] + permuted.sd[j])]
-                    for j in p_order[:top]
-                ],
-            },
-            caption="Mean drop over the repeats, with ±1 SD.",
-        ))
+        self.charts.append(permutation_chart(names, permuted, p_order, top))
         union = np.union1d(order[:top], p_order[:top])
         rho_top = spearman(g.mean_abs[union], permuted.mean[union])
         rho_all = spearman(g.mean_abs, permuted.mean)
         overlap = len(set(order[:top].tolist()) & set(p_order[:top].tolist())) / top
         self.metrics["agreement"] = Metric(
             rho_top, "Agreement with permutation importance", direction="higher", headline=True,
+            tolerance=HEADLINE_TOLERANCE,
             description=f"Spearman rank correlation between mean |attribution| and permutation importance over "
             f"the union of each one's top {top} features.",
         )
@@ -593,20 +526,13 @@ class _Run:
             overlap, f"Top-{top} overlap", direction="higher",
             description=f"Share of the attributions' top {top} features that are also in permutation importance's.",
         )
-        self.tables.append(Table(
-            "agreement", "Agreement of the two importances",
-            ["Measure", "Value"],
-            [[f"Spearman, top {top} features of either", rho_top], ["Spearman, all features", rho_all],
-             [f"Top-{top} overlap", overlap]],
-            caption="Gradient attributions and permutation importance measure different things (sensitivity of "
-            "the output, the metric's dependence on a feature); features they agree on are what the model "
-            "relies on.",
-        ))
+        self.tables.append(agreement_table(top, rho_top, rho_all, overlap))
         minimum = float(self.options["min_agreement"])
         if rho_top is not None and rho_top < minimum:
             self.findings.append(Finding(
                 "warning", "explanations-disagree",
-                f"Attributions and permutation importance rank the features differently (Spearman {_num(rho_top)} "
+                "Attributions and permutation importance rank the features differently (Spearman "
+                f"{number_text(rho_top)} "
                 f"over the top features, below {minimum:g}; top-{top} overlap {overlap:.0%}): explanations of "
                 "this model are not consistent, so read either with care. Correlated features, a baseline far "
                 "from the data, or interactions can cause this.",
@@ -623,173 +549,6 @@ class _Run:
             "it looks at a small region.",
         )
 
-    def _per_class(self, values: np.ndarray) -> None:
-        """Multiclass: importance within the rows predicted as each class."""
-        names = self.layout.names
-        labels = self.targets[self.sample]
-        classes = [c for c in np.argsort(-np.bincount(labels, minlength=len(self.task.class_names)), kind="stable")
-                   if np.any(labels == c)][:MAX_CLASSES]
-        per_class = {}
-        for c in classes:
-            rows = labels == c
-            per_class[c] = importance(values[rows], self.X[self.sample][rows], self.layout.groups)
-        overall = importance(values, self.X[self.sample], self.layout.groups)
-        order = overall.order[: min(int(self.options["top"]), len(names))]
-        self.tables.append(Table(
-            "importance_by_class", "Importance by predicted class",
-            ["Feature", *[f"{self.task.class_names[c]} (n={int(np.sum(labels == c))})" for c in classes]],
-            [[names[j], *[float(per_class[c].mean_abs[j]) for c in classes]] for j in order],
-            caption="Mean |attribution| to the predicted class's probability over the sample rows predicted as "
-            "each class (the most frequent classes first).",
-        ))
-        self.tables.append(Table(
-            "tendency_by_class", "Sign tendency by predicted class",
-            ["Feature", *[self.task.class_names[c] for c in classes]],
-            [[names[j], *[_finite(per_class[c].tendency[j]) for c in classes]] for j in order],
-            caption="Correlation of a feature's value with its attribution to the class's probability, over the "
-            "rows predicted as that class: positive, higher values raise that class's probability.",
-        ))
-        top = min(int(self.options["top"]), len(names))
-        for c in classes[:CLASS_CHARTS]:
-            found = per_class[c]
-            shown = found.order[:top]
-            name = self.task.class_names[c]
-            self.charts.append(Chart(
-                f"importance_{c}", f"What drives P({name}): top {top} features", "bar",
-                {
-                    "x_label": "Feature",
-                    "y_label": f"Mean |attribution| to P({name})",
-                    "labels": [names[j] for j in shown],
-                    "values": [float(found.mean_abs[j]) for j in shown],
-                    "errors": None,
-                    "groups": [_tendency_group(found.tendency[j]) for j in shown],
-                    "legend": ["higher values lower it", "higher values raise it"],
-                },
-                caption=f"Over the {int(np.sum(labels == c)):,} sample rows predicted '{name}'. Colour: the sign "
-                "tendency (grey: mixed or flat).",
-            ))
-
-    def _examples_table(self, found: Attributions, position: dict[int, int], examples: list[tuple[str, int]]) -> None:
-        if not examples:
-            return
-        names = self.layout.names
-        pred, y = self.ctx.predictions, self.ctx.data.y
-        classification = self.task.is_classification
-        rows = []
-        for kind, row in examples:
-            i = position[row]
-            attr = found.values[i]
-            if self.layout.kind == "sequence":
-                attr = np.array([attr[g].sum() for g in self.layout.groups])
-            top = np.argsort(-np.abs(attr), kind="stable")[:5]
-            parts = []
-            for j in top:
-                if self.layout.kind == "sequence":
-                    parts.append(f"{names[j]} ({_signed(float(attr[j]))})")
-                else:
-                    parts.append(f"{names[j]} = {_value(self.X[row, j])} ({_signed(float(attr[j]))})")
-            if classification:
-                assert pred.label is not None and pred.proba is not None
-                actual = self.task.class_names[int(y[row])] if y is not None else None
-                predicted: Any = self.task.class_names[int(pred.label[row])]
-                confidence: Any = float(pred.proba[row].max())
-            else:
-                assert pred.value is not None
-                actual = float(y[row]) if y is not None else None
-                predicted = float(pred.value[row])
-                confidence = float(abs(pred.value[row] - y[row])) if y is not None else None
-            rows.append([kind, row + 1, actual, predicted, confidence, float(found.outputs[i]), "; ".join(parts)])
-        self.tables.append(Table(
-            "examples", "Individual explanations",
-            ["Example", "Row", "Actual", "Predicted", "Confidence" if classification else "Absolute error",
-             f"Explained output ({self.output_name})", "Top features (value: attribution)"],
-            rows,
-            caption="Rows are numbered from 1 as in the data file. Attributions are in the explained output's "
-            "units: + raises it, − lowers it.",
-        ))
-
-    def _sequence_maps(self, values: np.ndarray) -> None:
-        assert self.layout.shape is not None
-        steps, width = self.layout.shape
-        grid = np.abs(values).reshape(-1, steps, width).mean(axis=0)
-        per_step = grid.sum(axis=1)
-        self.charts.append(Chart(
-            "time_steps", "Importance per time step", "curve",
-            {
-                "x_label": "Time step", "y_label": "Mean |attribution| (summed over features)",
-                "series": [{"name": "mean |attribution|", "x": list(range(steps)), "y": [float(v) for v in per_step]}],
-                "diagonal": False, "y_from_zero": True,
-            },
-            caption="How much each time step moves the output, summed over the features.",
-        ))
-        shown = downsample(grid)
-        self.charts.append(Chart(
-            "time_feature_map", "Importance by time step and feature", "heatmap",
-            {
-                "panels": [{"title": "mean |attribution|", "values": shown.tolist(), "scale": "magnitude"}],
-                "x_label": "Feature", "y_label": "Time step",
-                "x_ticks": self.layout.names if shown.shape[1] == width else None,
-                "y_ticks": [str(t) for t in range(steps)] if shown.shape[0] == steps else None,
-            },
-            caption="Mean |attribution| of each feature at each time step over the sample.",
-        ))
-        if per_step.sum() > 0:
-            busiest = int(np.argmax(per_step))
-            self.busiest_step = (busiest, float(per_step[busiest] / per_step.sum()))
-        self.tables.append(Table(
-            "time_steps", "Importance per time step", ["Time step", "Mean |attribution|", "Share"],
-            [[t, float(v), float(v / per_step.sum()) if per_step.sum() > 0 else None] for t, v in enumerate(per_step)],
-        ))
-
-    def _image_maps(self, values: np.ndarray, found: Attributions, position: dict[int, int],
-                    examples: list[tuple[str, int]]) -> None:
-        assert self.layout.shape is not None
-        channels, height, width = self.layout.shape
-        maps = values.reshape(-1, channels, height, width).sum(axis=1)
-        panels = [{"title": "mean |attribution|", "values": _clean_grid(downsample(np.abs(maps).mean(axis=0))),
-                   "scale": "magnitude"}]
-        if self.task.kind == "multiclass":
-            labels = self.targets[self.sample]
-            for c in np.argsort(-np.bincount(labels, minlength=len(self.task.class_names)), kind="stable")[:MAX_CLASSES]:
-                if np.any(labels == c):
-                    panels.append({
-                        "title": f"{self.task.class_names[c]}: mean attribution",
-                        "values": _clean_grid(downsample(maps[labels == c].mean(axis=0))), "scale": "signed",
-                    })
-        self.charts.append(Chart(
-            "attribution_maps", "Where the model looks", "heatmap", {"panels": panels},
-            caption="Mean |attribution| per pixel over the sample (summed over channels)"
-            + ("; then, per predicted class, the mean signed attribution to that class (orange raises it, "
-               "blue lowers it)." if len(panels) > 1 else "."),
-        ))
-        if not examples:
-            return
-        example_panels = []
-        pred, y = self.ctx.predictions, self.ctx.data.y
-        for kind, row in examples:
-            image = self.X[row].reshape(channels, height, width)
-            attr = found.values[position[row]].reshape(channels, height, width).sum(axis=0)
-            if channels == 3:
-                picture = {"values": _clean_grid(downsample(np.moveaxis(image, 0, -1).astype(np.float64))), "scale": "rgb"}
-            else:
-                picture = {"values": _clean_grid(downsample(image.mean(axis=0).astype(np.float64))), "scale": "grey"}
-            if self.task.is_classification:
-                assert pred.label is not None and pred.proba is not None
-                said = self.task.class_names[int(pred.label[row])]
-                title = f"row {row + 1}" + (f", true {self.task.class_names[int(y[row])]}" if y is not None else "")
-                heading = f"{_SHORT.get(kind, kind)}: {said} ({float(pred.proba[row].max()):.2f})"
-            else:
-                assert pred.value is not None
-                title = f"row {row + 1}" + (f", true {_num(float(y[row]))}" if y is not None else "")
-                heading = f"predicted {_num(float(pred.value[row]))}"
-            example_panels.append({"title": title, **picture})
-            example_panels.append({"title": heading, "values": _clean_grid(downsample(attr)), "scale": "signed"})
-        self.charts.append(Chart(
-            "example_maps", "Individual explanations", "heatmap", {"panels": example_panels, "columns": 4},
-            caption=f"Each input next to its attribution to {self.output_name} (orange raises it, blue lowers it), "
-            "titled with the prediction and its probability: "
-            + " then ".join(dict.fromkeys(f"the {kind} predictions" for kind, _ in examples)) + ".",
-        ))
 
     def _sensitive(self, g: Importance) -> None:
         """A sensitive column fed to the model among its top features is worth a reviewer's look."""
@@ -810,41 +569,6 @@ class _Run:
                     "and intended.",
                 ))
 
-    def _summary(self, method: attribution.Method, g: Importance, permuted: PermutationImportance | None) -> str:
-        names = self.layout.names
-        leading = []
-        for j in g.order[:3]:
-            phrase = f"{names[j]} ({g.share[j]:.0%}"
-            tendency = _tendency_group(g.tendency[j]) if self.task.kind != "multiclass" else None
-            if tendency == 1:
-                phrase += ", higher values raise it"
-            elif tendency == 0:
-                phrase += ", higher values lower it"
-            leading.append(phrase + ")")
-        if self.layout.kind == "image":
-            tenth = self.metrics["top_tenth_share"].value or 0.0
-            text = (
-                f"{method.title} attributions of {self.output_name} are mapped over the image: the busiest "
-                f"10% of its inputs hold {tenth:.0%} of the attribution"
-            )
-        else:
-            text = f"{self.output_name[0].upper()}{self.output_name[1:]} is driven most by " + _join(leading)
-            if self.layout.kind == "sequence":
-                text += " (each feature summed over its time steps)"
-                if self.busiest_step is not None:
-                    step, share = self.busiest_step
-                    text += f"; time step {step} carries the most ({share:.0%})"
-        rho = self.metrics.get("agreement")
-        if permuted is not None and rho is not None and rho.value is not None:
-            verdict = "agree" if rho.value >= float(self.options["min_agreement"]) else "disagree"
-            text += f"; {method.title} and permutation importance {verdict} (Spearman {_num(rho.value)} over the top features)"
-        return text + "."
-
-
-#: Kinds of individual explanation, as a panel title says them.
-_SHORT = {"confident and right": "right", "confident and wrong": "wrong", "most confident": "surest",
-          "least confident": "least sure"}
-
 
 def _top(values: np.ndarray, k: int, among: np.ndarray | None = None) -> list[int]:
     """The rows of the ``k`` largest ``values`` (only rows where ``among`` is true), largest
@@ -856,30 +580,3 @@ def _top(values: np.ndarray, k: int, among: np.ndarray | None = None) -> list[in
         keep = chosen >= kth
         rows, chosen = rows[keep], chosen[keep]
     return [int(r) for r in rows[np.lexsort((rows, -chosen))][:k]]
-
-
-def _join(parts: Sequence[str]) -> str:
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def _value(value: float) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
-
-
-def _clean_grid(grid: np.ndarray) -> list[Any]:
-    """A map for JSON: float32 precision is plenty for a picture, NaN becomes None."""
-    rounded = np.round(grid.astype(np.float64), 6)
-    return [[_cell(v) for v in row] for row in rounded.tolist()]
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_cell(v) for v in value]
-    return value if value == value else None

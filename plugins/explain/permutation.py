@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from auditor.stats import fold_metrics as fold_stats
 from auditor.contract.context import Predictions, Task
+from auditor.stats import fold_metrics as fold_stats
 
 #: Input values built per inference call: bounds the memory of the permuted copies.
 CHUNK_VALUES = 2**23
@@ -149,6 +149,6 @@ def permutation_importance(
         scores[start : start + len(part)] = score(task, np.tile(y, len(part)), predicted, len(part), metric)
         if on_progress is not None:
             on_progress(len(part))
-    scores = scores.reshape(n_groups, n_repeats)
-    importances = baseline - scores if higher_is_better else scores - baseline
-    return PermutationImportance(metric, baseline, scores, importances, rows_predicted=len(jobs) * n)
+    by_group = scores.reshape(n_groups, n_repeats)
+    importances = baseline - by_group if higher_is_better else by_group - baseline
+    return PermutationImportance(metric, baseline, by_group, importances, rows_predicted=len(jobs) * n)

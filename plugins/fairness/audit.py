@@ -7,160 +7,69 @@ model) and computes, with :mod:`auditor_plugins.fairness.stats` (classification)
 four-fifths rule and an equalized-odds limit drive the verdict, an error only when the
 interval settles it. Rates computed from too few rows (a small group's, or a TPR from a
 handful of positive rows) are shown but left out of the disparities.
+
+This module computes the numbers and the verdict (metrics, findings, status, what the data
+could show at its sizes); the tables, charts and sentences built from them, and the
+:class:`~auditor_plugins.fairness.present.Frame` every part shares, are in
+:mod:`auditor_plugins.fairness.present`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from statistics import NormalDist
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from auditor_plugins.fairness import regression as fr
-from auditor_plugins.fairness import stats as fs
 from auditor.contract.plugin import NEEDS, Audit, Option
 from auditor.contract.result import (
     AuditResult,
-    Chart,
-    Direction,
     Finding,
     Metric,
-    Table,
     status_from_findings,
+)
+from auditor.contract.vocabulary import HEADLINE_TOLERANCE
+from auditor_plugins.fairness import regression as fr
+from auditor_plugins.fairness import stats as fs
+from auditor_plugins.fairness.present import (
+    DEFINITIONS,
+    RATE_NAMES,
+    SHORT_RATE_NAMES,
+    Frame,
+    bar_charts,
+    class_clause,
+    disparity_names,
+    disparity_table,
+    explanatory_notes,
+    extreme_groups,
+    finite_or_none,
+    group_table,
+    listed,
+    metric_description,
+    metric_key,
+    not_assessed_summary,
+    plain_language,
+    rate_denominator,
+    summary_sentence,
+    thin_rates,
+    too_small_groups,
 )
 
 if TYPE_CHECKING:
     from auditor.contract.context import AuditContext, Groups
 
-#: Charts for an intersection only when it has at most this many groups.
-MAX_CHART_GROUPS = 20
-#: Groups named in one finding or note before "and N more".
-MAX_LISTED = 12
 #: Default of the ``max_groups`` option. Memory and time grow with the groups (about 75 kB
 #: and 1.5 ms each at the default 1,000 resamples: 20,000 groups took 1.8 GB and a minute,
 #: 100,000 more than 10 GB), and a column with thousands of values is an identifier or free
 #: text rather than a sensitive attribute; real ones (sex, race, country) have tens to hundreds.
 DEFAULT_MAX_GROUPS = 1000
 
-# key: (label, direction, description); "{positive}" is the positive class (binary) or "the class".
-_DEFINITIONS: dict[str, tuple[str, Direction, str]] = {
-    "demographic_parity_difference": (
-        "Demographic parity difference", "lower",
-        "Largest minus smallest selection rate (share predicted {positive}) over the groups.",
-    ),
-    "demographic_parity_ratio": (
-        "Demographic parity ratio", "higher",
-        "Smallest over largest selection rate (share predicted {positive}) over the groups; "
-        "below 0.8 breaks the four-fifths rule.",
-    ),
-    "equalized_odds_difference": (
-        "Equalized odds difference", "lower",
-        "The larger of the between-group differences in true positive rate and in false positive rate.",
-    ),
-    "equalized_odds_ratio": (
-        "Equalized odds ratio", "higher",
-        "The smaller of the between-group ratios (smallest over largest) of true positive rate "
-        "and of false positive rate.",
-    ),
-    "equal_opportunity_difference": (
-        "Equal opportunity difference", "lower",
-        "Largest minus smallest true positive rate (share of {positive} rows predicted {positive}).",
-    ),
-    "mae_difference": ("MAE difference", "lower", "Largest minus smallest mean absolute error over the groups."),
-    "mae_ratio": ("MAE ratio", "higher", "Smallest over largest mean absolute error over the groups."),
-    "mean_prediction_difference": (
-        "Mean prediction difference", "lower", "Largest minus smallest mean prediction over the groups.",
-    ),
-}
 
 _HEADLINES = {
     "classification": ("demographic_parity_ratio", "equalized_odds_difference"),
     "regression": ("mae_ratio", "mae_difference"),
 }
-
-_RATE_NAMES = {
-    "selection_rate": "selection rate",
-    "true_positive_rate": "true positive rate",
-    "false_positive_rate": "false positive rate",
-    "mae": "mean absolute error",
-    "mean_prediction": "mean prediction",
-}
-
-_SHORT = {"true_positive_rate": "TPR", "false_positive_rate": "FPR"}
-
-_KEY_UNSAFE = re.compile(r"[.\s]")
-
-
-def metric_key(partition: fs.Partition) -> str:
-    """The metric-key prefix of a partition: ``race``, ``sex*race``; '.' and whitespace in
-    column names become '_' (keys are dotted report paths)."""
-    return "*".join(_KEY_UNSAFE.sub("_", column) for column in partition.columns)
-
-
-def _value(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
-def _ci(low: float, high: float) -> list[float] | None:
-    return [float(low), float(high)] if math.isfinite(low) and math.isfinite(high) else None
-
-
-def _num(value: float) -> str:
-    """A figure for a sentence: 3 decimals in the usual range, else 3-4 significant figures."""
-    size = abs(value)
-    if size == 0 or 0.01 <= size < 100:
-        return f"{value:.3f}"
-    if 100 <= size < 1e6:
-        return f"{value:,.1f}"
-    return f"{value:.3g}"
-
-
-def _listed(items: Sequence[str]) -> str:
-    """``a, b and c``, or the first :data:`MAX_LISTED` and how many more."""
-    shown = list(items[:MAX_LISTED])
-    if len(items) > MAX_LISTED:
-        return f"{', '.join(shown)} and {len(items) - MAX_LISTED} more"
-    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """What every part of the result needs to know about the run."""
-
-    kind: str
-    class_names: tuple[str, ...]
-    min_group_size: int
-    confidence: float
-    four_fifths: float
-    max_eo_difference: float
-    method: str
-    approach: str
-    resampling: str
-    n_rows: int
-
-    @property
-    def classification(self) -> bool:
-        return self.kind != "regression"
-
-    @property
-    def ci_method(self) -> str:
-        """The interval method as metrics state it."""
-        return f"{self.method}, {self.resampling}"
-
-    @property
-    def level(self) -> str:
-        return f"{round(self.confidence * 100, 1):g}%"
-
-    def class_of(self, report: fs.PartitionReport, position: int) -> str:
-        return self.class_names[report.classes[position]]
-
-    def ci_text(self, ci: Sequence[float] | None, digits: int) -> str:
-        if ci is None:
-            return "no interval"
-        return f"{self.level} CI {ci[0]:.{digits}f}–{ci[1]:.{digits}f}"
 
 
 class FairnessAudit(Audit):
@@ -198,6 +107,7 @@ class FairnessAudit(Audit):
                    if absent]
         if missing:
             return AuditResult.skipped(self.name, self.title, NEEDS[missing[0]].capitalize() + ".")
+        assert ctx.data.y is not None  # for the type checker: checked just above
         limit = int(options["max_groups"])
         groups, limited = _within_limit(list(ctx.sensitive.values()), limit)
         if not groups:
@@ -231,7 +141,9 @@ class FairnessAudit(Audit):
             label, proba = ctx.predictions.label, ctx.predictions.proba
             if label is None and proba is None:
                 raise ValueError("the context has no predicted classes (ctx.predictions.label or .proba)")
-            label = np.argmax(proba, axis=1) if label is None else label
+            if label is None:
+                assert proba is not None  # for the type checker: checked just above
+                label = np.argmax(proba, axis=1)
             names = ctx.task.class_names or _default_class_names(ctx.data.y, label, ctx.task.kind == "binary")
             for subset in sets:
                 reports += fs.classification_fairness(
@@ -251,7 +163,7 @@ class FairnessAudit(Audit):
                 reports += found
             method = ("percentile row bootstrap within groups" if approach == fr.ROW_BOOTSTRAP
                       else "normal approximation of group means (CLT)")
-        frame = _Frame(
+        frame = Frame(
             kind=ctx.task.kind,
             class_names=tuple(names),
             min_group_size=settings["min_group_size"],
@@ -266,13 +178,14 @@ class FairnessAudit(Audit):
         headlines = _headlines(reports, frame)
         metrics = _metrics(reports, headlines, frame)
         findings = limited + _findings(reports, frame, groups)
-        charts = [c for r in reports for c in _charts(r, frame)]
-        tables = [_group_table(r, frame) for r in reports] + [_disparity_table(reports, frame)]
-        notes = [" ".join(_plain_language(r, frame) for r in reports), *_notes(reports, frame, groups)]
+        charts = [c for r in reports for c in bar_charts(r, frame)]
+        tables = [group_table(r, frame) for r in reports] + [disparity_table(reports, frame)]
+        notes = [" ".join(plain_language(r, frame) for r in reports), *explanatory_notes(reports, frame, groups)]
         powers = [_power(r, frame, ctx) for r in reports]
         notes += [f"Minimum data and power: {note}" for note, _ in powers]
         assessed = any(_defined(r) for r in reports)
-        summary = _summary(reports, headlines, frame) if assessed else _not_assessed(reports, frame, powers)
+        summary = (summary_sentence(reports, headlines, frame) if assessed
+                   else not_assessed_summary(reports, frame, powers))
         return AuditResult(
             audit=self.name,
             title=self.title,
@@ -322,7 +235,7 @@ def _defined(report: fs.PartitionReport) -> bool:
     )
 
 
-def _power(report: fs.PartitionReport, frame: _Frame, ctx: AuditContext) -> tuple[str, str]:
+def _power(report: fs.PartitionReport, frame: Frame, ctx: AuditContext) -> tuple[str, str]:
     """What the partition needs and the smallest disparity it could show, as a note and as a
     short clause for a summary (empty when it has fewer than two groups with rows): between
     its two largest groups when fewer than two are large enough to judge, else between the
@@ -363,23 +276,6 @@ def _power(report: fs.PartitionReport, frame: _Frame, ctx: AuditContext) -> tupl
     return f"{need}; at these sizes {note}", short
 
 
-def _not_assessed(reports: list[fs.PartitionReport], frame: _Frame, powers: Sequence[tuple[str, str]]) -> str:
-    """The summary of a run where no disparity could be computed: why, what it would need and
-    what it could have seen at these sizes."""
-    why = []
-    for report in reports:
-        counts = report.partition.counts.astype(int)
-        small = [f"{report.partition.labels[g]} has {int(counts[g]):,}" for g in range(counts.size)
-                 if counts[g] > 0 and not report.judged[g]]
-        judged = int(report.judged.sum())
-        why.append(f"{report.partition.name} has {judged} group{'s' if judged != 1 else ''} with at least "
-                   f"{frame.min_group_size} rows" + (f" ({_listed(small)})" if small else ""))
-    short = next((clause for _, clause in powers if clause), "")
-    return (f"Not assessed: no disparity could be computed: {'; '.join(why)}, and a disparity needs two groups "
-            f"of at least fairness.min_group_size ({frame.min_group_size}) rows."
-            + (f" At these sizes, {short}." if short else ""))
-
-
 def _within_limit(groups: list[Groups], limit: int) -> tuple[list[Groups], list[Finding]]:
     """The sensitive columns with at most ``limit`` groups, and a warning for each of the others."""
     kept = [g for g in groups if len(g.labels) <= limit]
@@ -397,7 +293,7 @@ def _within_limit(groups: list[Groups], limit: int) -> tuple[list[Groups], list[
 
 
 def _intersection_finding(groups: Sequence[Groups], cells: int, limit: int, asked: bool) -> Finding:
-    columns = _listed([f"'{g.column}'" for g in groups])
+    columns = listed([f"'{g.column}'" for g in groups])
     left = "so it was not audited, and " if asked else "so "
     return Finding(
         "info", "sensitive-intersection-too-large",
@@ -412,88 +308,48 @@ def _default_class_names(y: np.ndarray, label: np.ndarray, binary: bool) -> tupl
     return tuple(str(i) for i in range(count))
 
 
-def _disparity_names(frame: _Frame) -> tuple[str, ...]:
-    return fs.CLASSIFICATION_DISPARITIES if frame.classification else fr.DISPARITIES
-
-
-def _description(name: str, frame: _Frame) -> str:
-    positive = f"'{frame.class_names[1]}'" if frame.kind == "binary" else "the class"
-    text = _DEFINITIONS[name][2].format(positive=positive)
-    if frame.kind == "multiclass":
-        text += " Computed per class, one-vs-rest; the worst over classes."
-    return text
-
-
-def _headlines(reports: list[fs.PartitionReport], frame: _Frame) -> dict[str, fs.Worst]:
+def _headlines(reports: list[fs.PartitionReport], frame: Frame) -> dict[str, fs.Worst]:
     """The worst-case headline disparities over the partitions."""
     names = _HEADLINES["classification" if frame.classification else "regression"]
     return {name: fs.worst_over(reports, name, frame.confidence) for name in names}
 
 
 def _metrics(
-    reports: list[fs.PartitionReport], headlines: dict[str, fs.Worst], frame: _Frame
+    reports: list[fs.PartitionReport], headlines: dict[str, fs.Worst], frame: Frame
 ) -> dict[str, Metric]:
     out = {}
     for report in reports:
         key = metric_key(report.partition)
-        for name in _disparity_names(frame):
+        for name in disparity_names(frame):
             spread = report.disparities[name]
-            label, direction, _ = _DEFINITIONS[name]
+            label, direction, _ = DEFINITIONS[name]
             out[f"{key}.{name}"] = Metric(
-                value=_value(spread.overall),
+                value=finite_or_none(spread.overall),
                 label=f"{label} ({report.partition.name})",
                 ci=spread.overall_ci,
                 ci_method=frame.ci_method if spread.overall_ci else None,
                 direction=direction,
-                description=_description(name, frame),
+                description=metric_description(name, frame),
             )
     for name, worst in headlines.items():
-        label, direction, _ = _DEFINITIONS[name]
+        label, direction, _ = DEFINITIONS[name]
         extreme = "largest" if fs.larger_is_worse(name) else "smallest"
         where = f", at {reports[worst.partition].partition.name}" if worst.partition >= 0 else ""
         out[name] = Metric(
-            value=_value(worst.value),
+            value=finite_or_none(worst.value),
             label=f"{label} (worst)",
             ci=worst.ci,
             ci_method=f"{frame.ci_method}; the worst over columns in each resample" if worst.ci else None,
             direction=direction,
             headline=True,
+            tolerance=HEADLINE_TOLERANCE if direction != "none" else None,
             description=f"The {extreme} {label.lower()} over the sensitive columns{where}. "
-            + _description(name, frame),
+            + metric_description(name, frame),
         )
     return out
 
 
-def _too_small(report: fs.PartitionReport) -> list[int]:
-    return [g for g in range(report.judged.size) if not report.judged[g]]
-
-
-def _denominator(report: fs.PartitionReport, frame: _Frame, rate: str, g: int, position: int) -> str:
-    """The rows a group's TPR or FPR is computed from: "12 '>50K' rows"."""
-    count = int(report.partition.counts[g])
-    positives = round(float(report.figures["base_rate"].value[g, position]) * count)
-    cls = frame.class_of(report, position)
-    if rate == "true_positive_rate":
-        return f"{positives:,} '{cls}' rows"
-    other = f"'{frame.class_names[0]}'" if frame.kind == "binary" else f"non-'{cls}'"
-    return f"{count - positives:,} {other} rows"
-
-
-def _thin_rates(report: fs.PartitionReport, frame: _Frame) -> list[tuple[int, int, str]]:
-    """(group, class position, rate) of every TPR or FPR left out of the disparities because
-    its denominator is too small, in a group large enough to judge otherwise."""
-    if not frame.classification:
-        return []
-    return [
-        (g, position, rate)
-        for g in np.flatnonzero(report.judged).tolist()
-        for position in range(len(report.classes))
-        for rate in ("true_positive_rate", "false_positive_rate")
-        if not report.judged_rates[rate][g, position]
-    ]
-
-
-def _findings(reports: list[fs.PartitionReport], frame: _Frame, groups: Sequence[Groups]) -> list[Finding]:
+def _findings(reports: list[fs.PartitionReport], frame: Frame, groups: Sequence[Groups]) -> list[Finding]:
     findings = []
     if frame.classification:
         for report in reports:
@@ -506,17 +362,17 @@ def _findings(reports: list[fs.PartitionReport], frame: _Frame, groups: Sequence
                 "so no disparity is computed for it.",
             ))
     small = [
-        f"{r.partition.name}: " + _listed([f"{r.partition.labels[g]} (n={int(r.partition.counts[g]):,})"
-                                           for g in _too_small(r)])
-        for r in reports if _too_small(r)
+        f"{r.partition.name}: " + listed([f"{r.partition.labels[g]} (n={int(r.partition.counts[g]):,})"
+                                           for g in too_small_groups(r)])
+        for r in reports if too_small_groups(r)
     ]
     thin = [
-        f"{r.partition.name}: " + _listed([
-            f"{_SHORT[rate]}{_of_class(r, frame, position)} of {r.partition.labels[g]} "
-            f"({_denominator(r, frame, rate, g, position)})"
-            for g, position, rate in _thin_rates(r, frame)
+        f"{r.partition.name}: " + listed([
+            f"{SHORT_RATE_NAMES[rate]}{class_clause(r, frame, position)} of {r.partition.labels[g]} "
+            f"({rate_denominator(r, frame, rate, g, position)})"
+            for g, position, rate in thin_rates(r, frame)
         ])
-        for r in reports if _thin_rates(r, frame)
+        for r in reports if thin_rates(r, frame)
     ]
     if small or thin:
         text = []
@@ -538,12 +394,12 @@ def _findings(reports: list[fs.PartitionReport], frame: _Frame, groups: Sequence
             findings.append(Finding(
                 "info", "sensitive-column-binned",
                 f"The numeric column '{g.column}' was cut into {g.binned} to form its groups: "
-                f"{_listed(list(g.labels))}.",
+                f"{listed(list(g.labels))}.",
             ))
     return findings
 
 
-def _threshold_findings(report: fs.PartitionReport, frame: _Frame) -> list[Finding]:
+def _threshold_findings(report: fs.PartitionReport, frame: Frame) -> list[Finding]:
     """The four-fifths rule and the equalized-odds limit for one partition: an error when
     the interval lies entirely on the wrong side, a warning when only the estimate does."""
     findings = []
@@ -551,7 +407,7 @@ def _threshold_findings(report: fs.PartitionReport, frame: _Frame) -> list[Findi
     dp = report.disparities["demographic_parity_ratio"]
     if math.isfinite(dp.overall) and dp.overall < frame.four_fifths:
         settled = dp.overall_ci is not None and dp.overall_ci[1] < frame.four_fifths
-        low, high = _extremes(report, dp)
+        low, high = extreme_groups(report, dp)
         of_class = f" of '{frame.class_of(report, dp.worst)}'" if frame.kind == "multiclass" else ""
         text = (f"Selection rates{of_class} by {name} break the four-fifths rule: {low} against {high}, a ratio "
                 f"of {dp.overall:.2f} ({frame.ci_text(dp.overall_ci, 2)}")
@@ -563,8 +419,8 @@ def _threshold_findings(report: fs.PartitionReport, frame: _Frame) -> list[Findi
     eo = report.disparities["equalized_odds_difference"]
     if math.isfinite(eo.overall) and eo.overall > frame.max_eo_difference:
         settled = eo.overall_ci is not None and eo.overall_ci[0] > frame.max_eo_difference
-        low, high = _extremes(report, eo)
-        rate = _RATE_NAMES[eo.rate[eo.worst]]
+        low, high = extreme_groups(report, eo)
+        rate = RATE_NAMES[eo.rate[eo.worst]]
         of_class = f" of '{frame.class_of(report, eo.worst)}'" if frame.kind == "multiclass" else ""
         text = (f"The {rate}{of_class} differs by {name}: {high} against {low}, an equalized odds difference "
                 f"of {eo.overall:.3f} ({frame.ci_text(eo.overall_ci, 3)}")
@@ -574,346 +430,3 @@ def _threshold_findings(report: fs.PartitionReport, frame: _Frame) -> list[Findi
             text += f"), above {frame.max_eo_difference:g} but the interval does not settle it."
         findings.append(Finding("error" if settled else "warning", "equalized-odds-difference", text))
     return findings
-
-
-def _extremes(report: fs.PartitionReport, spread: fs.Spread) -> tuple[str, str]:
-    """'40.1% for race=X' at the lowest and the highest group of the spread's worst class."""
-    position = spread.worst
-    rate = report.figures[spread.rate[position]].value
-    out = []
-    for g in (int(spread.lowest[position]), int(spread.highest[position])):
-        value = rate[g, position] if rate.ndim == 2 else rate[g]
-        out.append(f"{value:.1%} for {report.partition.describe(g)}")
-    return out[0], out[1]
-
-
-def _of_class(report: fs.PartitionReport, frame: _Frame, position: int) -> str:
-    return f" of '{frame.class_of(report, position)}'" if frame.kind == "multiclass" else ""
-
-
-def _group_note(report: fs.PartitionReport, g: int, frame: _Frame, position: int = 0) -> str:
-    if report.partition.counts[g] == 0:
-        return "no rows"
-    if not report.judged[g]:
-        return f"too small to judge (n < {frame.min_group_size})"
-    left_out = [
-        f"{_SHORT[rate]} left out ({_denominator(report, frame, rate, g, position)} < {frame.min_group_size})"
-        for rate in ("true_positive_rate", "false_positive_rate")
-        if frame.classification and not report.judged_rates[rate][g, position]
-    ]
-    return "; ".join(left_out)
-
-
-def _group_table(report: fs.PartitionReport, frame: _Frame) -> Table:
-    p, f = report.partition, report.figures
-    total = frame.n_rows
-    rows: list[list[Any]] = []
-    if frame.classification:
-        multiclass = frame.kind == "multiclass"
-        for g, label in enumerate(p.labels):
-            for position in range(len(report.classes)):
-                base, sel, tpr, fpr, fnr, precision = (_value(f[name].value[g, position]) for name in fs.RATES)
-                rows.append([
-                    label,
-                    *([frame.class_of(report, position)] if multiclass else []),
-                    int(p.counts[g]),
-                    int(p.counts[g]) / total,
-                    base,
-                    sel,
-                    _ci(f["selection_rate"].low[g, position], f["selection_rate"].high[g, position]),
-                    tpr,
-                    fpr,
-                    fnr,
-                    precision,
-                    _value(f["accuracy"].value[g]),
-                    _group_note(report, g, frame, position),
-                ])
-        level = frame.level
-        columns = ["group", *(["class"] if multiclass else []), "count", "share", "base rate", "selection rate",
-                   f"selection rate {level} CI", "TPR", "FPR", "FNR", "precision", "accuracy", "note"]
-        positive = "each class, one-vs-rest" if multiclass else f"'{frame.class_names[1]}'"
-        caption = (f"Rates of {positive}: base rate = share of rows of the class; selection rate = share "
-                   "predicted as it; TPR, FPR, FNR = true positive, false positive and false negative rates; "
-                   "accuracy is over all classes. — marks a rate whose denominator is 0 in the group.")
-    else:
-        for g, label in enumerate(p.labels):
-            rows.append([
-                label, int(p.counts[g]), int(p.counts[g]) / total,
-                _value(f["mae"].value[g]), _ci(f["mae"].low[g], f["mae"].high[g]),
-                _value(f["mean_prediction"].value[g]),
-                _ci(f["mean_prediction"].low[g], f["mean_prediction"].high[g]),
-                _value(f["mean_target"].value[g]),
-                _group_note(report, g, frame),
-            ])
-        columns = ["group", "count", "share", "MAE", f"MAE {frame.level} CI", "mean prediction",
-                   f"mean prediction {frame.level} CI", "mean target", "note"]
-        caption = "MAE = mean absolute error."
-    return Table(
-        name=f"groups_{metric_key(p)}",
-        title=f"By group: {p.name}",
-        columns=columns,
-        rows=rows,
-        caption=f"{caption} Groups too small to judge are left out of the disparities.",
-    )
-
-
-def _disparity_row(
-    report: fs.PartitionReport, name: str, position: int, cls: str | None, overall: bool
-) -> list[Any]:
-    """One row of the disparity table: at a class position, or (``overall``) the worst over
-    classes; empty cells where the disparity is undefined."""
-    spread = report.disparities[name]
-    head = [report.partition.name, name, *([] if cls is None else [cls])]
-    if position < 0 or not math.isfinite(spread.value[position]):
-        return head + [None] * 5
-    if overall:
-        value, ci = spread.overall, list(spread.overall_ci) if spread.overall_ci else None
-    else:
-        value, ci = spread.value[position], _ci(spread.low[position], spread.high[position])
-    labels = report.partition.labels
-    return head + [float(value), ci, _RATE_NAMES[spread.rate[position]],
-                   labels[spread.lowest[position]], labels[spread.highest[position]]]
-
-
-def _disparity_table(reports: list[fs.PartitionReport], frame: _Frame) -> Table:
-    multiclass = frame.kind == "multiclass"
-    rows: list[list[Any]] = []
-    for report in reports:
-        for name in _disparity_names(frame):
-            if not multiclass:
-                rows.append(_disparity_row(report, name, 0, None, overall=True))
-                continue
-            worst = report.disparities[name].worst
-            cls = f"worst: '{frame.class_of(report, worst)}'" if worst >= 0 else "worst"
-            rows.append(_disparity_row(report, name, worst, cls, overall=True))
-            rows += [_disparity_row(report, name, p, frame.class_of(report, p), overall=False)
-                     for p in range(len(report.classes))]
-    return Table(
-        name="disparities",
-        title="Disparities between groups",
-        columns=["column", "metric", *(["class"] if multiclass else []), "value", f"{frame.level} CI", "rate",
-                 "lowest group", "highest group"],
-        rows=rows,
-        caption="Over the groups large enough to judge. 'rate' is the rate whose spread gives the value; the "
-        "lowest and highest groups are at its extremes (whether the high or the low end is the disadvantaged "
-        "one depends on what the predicted outcome means for people).",
-    )
-
-
-def _charts(report: fs.PartitionReport, frame: _Frame) -> list[Chart]:
-    p = report.partition
-    if len(p.columns) > 1 and p.counts.size > MAX_CHART_GROUPS:
-        return []
-    if frame.classification:
-        dp = report.disparities["demographic_parity_ratio"]
-        eo = report.disparities["equalized_odds_difference"]
-        smallest_dp = "the class with the smallest demographic parity ratio"
-        largest_eo = "the class with the largest equalized odds difference"
-        specs = [
-            ("selection_rate", max(dp.worst, 0), smallest_dp),
-            ("true_positive_rate", max(eo.worst, 0), largest_eo),
-            ("false_positive_rate", max(eo.worst, 0), largest_eo),
-        ]
-    else:
-        specs = [("mae", 0, ""), ("mean_prediction", 0, "")]
-    charts = []
-    for rate, position, which in specs:
-        labels = [_chart_label(report, frame, rate, g, position) for g in range(p.counts.size)]
-        marked = labels != list(p.labels)
-        small = (f" Groups labelled with a number of rows are left out of the disparities: fewer than "
-                 f"{frame.min_group_size} rows to judge the {_RATE_NAMES[rate]} by." if marked else "")
-        figure = report.figures[rate]
-        value, low, high = (a[:, position] if a.ndim == 2 else a for a in (figure.value, figure.low, figure.high))
-        title = _RATE_NAMES[rate].capitalize()
-        axis = title
-        caption = f"Error bars: {frame.level} intervals, {frame.method}."
-        if frame.kind == "multiclass":
-            cls = frame.class_of(report, position)
-            title += f" of '{cls}'"
-            axis += f" of '{cls}'"
-            caption = f"Class '{cls}' (one-vs-rest), {which}. {caption}"
-        elif frame.kind == "binary":
-            axis += f" ('{frame.class_names[1]}')"
-        charts.append(Chart(
-            name=f"{rate}_{metric_key(p)}",
-            title=f"{title} by {p.name}",
-            kind="bar",
-            data={
-                "x_label": p.name,
-                "y_label": axis,
-                "labels": labels,
-                "values": [_value(v) for v in value],
-                "errors": [_ci(lo, hi) for lo, hi in zip(low, high)],
-            },
-            caption=caption + small,
-        ))
-    return charts
-
-
-def _chart_label(report: fs.PartitionReport, frame: _Frame, rate: str, g: int, position: int) -> str:
-    """A group's label, with its size when the rate is not judged for it."""
-    label = report.partition.labels[g]
-    if not report.judged[g]:
-        return f"{label} (n={int(report.partition.counts[g])})"
-    if rate in _SHORT and not report.judged_rates[rate][g, position]:
-        return f"{label} ({_denominator(report, frame, rate, g, position)})"
-    return label
-
-
-def _plain_language(report: fs.PartitionReport, frame: _Frame) -> str:
-    """A few sentences a review board can read: the largest error-rate gap and the spread of
-    selection rates (or of errors and predictions, for regression)."""
-    p = report.partition
-    if report.judged.sum() < 2:
-        return (f"By {p.name}: fewer than two groups have at least {frame.min_group_size} rows, so no "
-                "disparity is computed.")
-    describe = p.describe
-    sentences = []
-    if frame.classification:
-        eo = report.disparities["equalized_odds_difference"]
-        if eo.worst >= 0:
-            position, rate = eo.worst, eo.rate[eo.worst]
-            values = report.figures[rate].value[:, position]
-            low, high = int(eo.lowest[position]), int(eo.highest[position])
-            cls = frame.class_of(report, position)
-            if frame.kind == "binary":
-                among = frame.class_names[1] if rate == "true_positive_rate" else frame.class_names[0]
-                whose = f"whose true class is '{among}'"
-            else:
-                whose = f"whose true class is {'' if rate == 'true_positive_rate' else 'not '}'{cls}'"
-            sentences.append(
-                f"Among rows {whose}, the model predicted '{cls}' for {values[high]:.1%} of {describe(high)} "
-                f"against {values[low]:.1%} of {describe(low)} ({_RATE_NAMES[rate]})."
-            )
-        dp = report.disparities["demographic_parity_ratio"]
-        if dp.worst >= 0:
-            position = dp.worst
-            values = report.figures["selection_rate"].value[:, position]
-            low, high = int(dp.lowest[position]), int(dp.highest[position])
-            cls = frame.class_of(report, position)
-            side = "below" if dp.overall < frame.four_fifths else "at or above"
-            ci = f" ({frame.ci_text(dp.overall_ci, 2)})" if dp.overall_ci else ""
-            sentences.append(
-                f"Selection rates (share predicted '{cls}') range from {values[low]:.1%} ({describe(low)}) to "
-                f"{values[high]:.1%} ({describe(high)}): a ratio of {dp.overall:.2f}, {side} the four-fifths "
-                f"rule's {frame.four_fifths:g}{ci}."
-            )
-    else:
-        mae = report.disparities["mae_difference"]
-        ratio = report.disparities["mae_ratio"]
-        if mae.worst >= 0:
-            values = report.figures["mae"].value
-            low, high = int(mae.lowest[0]), int(mae.highest[0])
-            sentences.append(
-                f"The mean absolute error ranges from {_num(values[low])} ({describe(low)}) to "
-                f"{_num(values[high])} ({describe(high)}): a difference of {_num(mae.overall)} "
-                f"({frame.ci_text(mae.overall_ci, 3)}) and a ratio of {ratio.overall:.2f}."
-            )
-        pred = report.disparities["mean_prediction_difference"]
-        if pred.worst >= 0:
-            values, target = report.figures["mean_prediction"].value, report.figures["mean_target"].value
-            low, high = int(pred.lowest[0]), int(pred.highest[0])
-            sentences.append(
-                f"Mean predictions range from {_num(values[low])} ({describe(low)}) to {_num(values[high])} "
-                f"({describe(high)}), where the mean targets are {_num(target[low])} and {_num(target[high])}."
-            )
-    if not sentences:
-        sentences.append("No disparity is defined (a rate is undefined in all but one of the groups large enough "
-                         "to judge).")
-    text = " ".join(sentences)
-    return f"By {p.name}: {text[0].lower()}{text[1:]}"
-
-
-def _notes(reports: list[fs.PartitionReport], frame: _Frame, groups: Sequence[Groups]) -> list[str]:
-    notes = []
-    if frame.classification:
-        positive = f"'{frame.class_names[1]}'" if frame.kind == "binary" else "each class"
-        notes.append(
-            f"Definitions follow fairlearn, for {positive}: the demographic parity difference and ratio are the "
-            "largest minus the smallest, and the smallest over the largest, of the groups' selection rates (share "
-            "predicted as the class); the equalized odds difference is the larger of the true-positive-rate and "
-            "false-positive-rate differences, the equalized odds ratio the smaller of their ratios; the equal "
-            "opportunity difference is the true-positive-rate difference."
-        )
-        if frame.kind == "multiclass":
-            notes.append(
-                "Multiclass: every rate is one-vs-rest, per class, and every disparity is computed per class. The "
-                "metrics, findings and headline figures take the worst over classes: the largest difference and "
-                "the smallest ratio (classes where a disparity is undefined are skipped)."
-            )
-        notes.append(
-            "A rate whose denominator is 0 in a group (the true positive rate of a group with no rows of the "
-            "class, the precision of a group never predicted as it) is undefined, shown as —, and left out of "
-            "the disparities (fairlearn and scikit-learn count it as 0). A ratio whose largest rate is 0 is 1: "
-            "every group is at 0 (fairlearn gives NaN). Equalized odds is undefined when either of its rates is."
-        )
-    else:
-        notes.append(
-            "Regression: the MAE difference and ratio are the largest minus the smallest, and the smallest over "
-            "the largest, of the groups' mean absolute errors (a ratio is 1 when every MAE is 0); the mean "
-            "prediction difference compares the groups' mean predictions. No threshold applies: read them "
-            "against the mean targets."
-        )
-    small = sum(int((~r.judged).sum()) for r in reports)
-    thin = sum(len(_thin_rates(r, frame)) for r in reports)
-    if small or thin:
-        parts = []
-        if small:
-            parts.append(f"{small} group(s) have fewer than {frame.min_group_size} rows: they are shown, marked "
-                         "'too small to judge', but left out of every disparity")
-        if thin:
-            parts.append(f"{thin} true or false positive rate(s) of larger groups come from fewer than "
-                         f"{frame.min_group_size} rows of the class (or of the other classes) and are left out "
-                         "in the same way (see each table's note)")
-        notes.append("; ".join(parts) + ", so that a handful of rows cannot decide a disparity.")
-    within = "group" if len(groups) == 1 else "cell of the intersection of all sensitive columns"
-    if frame.approach == "multinomial":
-        how = (
-            f"resampling the rows within each {within} changes only its confusion counts, which are then exactly "
-            "Multinomial(size, observed shares), so each resample draws them directly, at any number of rows"
-        )
-    elif frame.approach == fr.ROW_BOOTSTRAP:
-        how = f"the rows of each {within} are resampled within it"
-    else:
-        how = f"the mean of each {within} is drawn from its normal approximation (CLT, plug-in variance)"
-        if len(groups) > 1:
-            how += ", a group's mean being the size-weighted mean of its cells'"
-        how += "; per-group intervals are the normal intervals"
-    notes.append(
-        f"{frame.level} intervals: {frame.ci_method}; {how}. Every figure of one resample comes from the same "
-        "draw; the disparities' intervals are percentile intervals, leaving out resamples where the figure is "
-        "undefined (no interval when more than half are). The worst-case metrics take the worst over columns "
-        "within each resample. A difference or a ratio is an extreme over groups: with many groups, or few rows "
-        "per group, sampling noise alone widens it even when the groups' true rates are equal, and its interval "
-        "shares that bias (min_group_size limits it)."
-    )
-    if any(_outside(s) for r in reports for s in r.disparities.values()):
-        notes.append(
-            "Some disparity lies outside its interval. A difference is a largest minus a smallest rate, so when "
-            "groups are nearly equal its resampled values pile up above the estimate (they cannot go below 0), "
-            "and a ratio's below it (they cannot exceed 1): the percentile interval then sits beside a near-zero "
-            "difference or a near-one ratio, and the groups are best read as indistinguishable."
-        )
-    return notes
-
-
-def _outside(spread: fs.Spread) -> bool:
-    """Whether any of the spread's values lies outside its interval."""
-    with np.errstate(invalid="ignore"):
-        return bool(np.any((spread.value < spread.low) | (spread.value > spread.high)))
-
-
-def _summary(reports: list[fs.PartitionReport], worst: dict[str, fs.Worst], frame: _Frame) -> str:
-    names = [r.partition.name if len(r.partition.columns) == 1 else "their intersection" for r in reports]
-    across = _listed(names)
-    parts = []
-    for name, w in worst.items():
-        label = _DEFINITIONS[name][0]
-        label = label if label[:3].isupper() else label[0].lower() + label[1:]
-        if w.partition < 0:
-            parts.append(f"{label} undefined")
-            continue
-        digits = 2 if name.endswith("_ratio") else 3
-        ci = f"; {frame.ci_text(w.ci, digits)}" if w.ci else ""
-        parts.append(f"{label} {w.value:.{digits}f} ({reports[w.partition].partition.name}{ci})")
-    return f"Worst {parts[0]} and worst {parts[1]} across {across}, on {frame.n_rows:,} rows."

@@ -26,8 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
-from auditor.stats import bootstrap as bs
 from auditor.contract.context import Groups
+from auditor.stats import bootstrap as bs
 from auditor_plugins.fairness.stats import (
     Cells,
     Figure,

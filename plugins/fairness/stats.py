@@ -38,8 +38,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from auditor.stats import bootstrap as bs
 from auditor.contract.context import Groups
+from auditor.stats import bootstrap as bs
 
 #: Generator stream of the classification bootstrap (see :func:`auditor.stats.bootstrap.make_rng`).
 _CLASSIFICATION_STREAM = 11

@@ -1,32 +1,44 @@
-"""The built-in "privacy" audit: columns of the audit data that look like personal data.
+"""The built-in "privacy" audit: columns of the data files that look like personal data.
 
-Every column of the data file (``ctx.data.columns``, not only the model's features) is
-judged by its name and by the values of a deterministic sample, the first ``sample_rows``
-rows, streamed from the file with every column read as text (:mod:`auditor_plugins.privacy.patterns` says
-what looks like personal data). Each flagged column gets its role in this run: fed to the
-model, the target, a sensitive attribute, a column an audit option names, or not used.
+Every file the run reads as data is scanned: the audit data (``ctx.data``, ``--data``) and,
+when the run has it, the training data (``ctx.train.data``, ``--train-data``). Every column
+of each file (not only the model's features) is judged by its name and by the values of a
+deterministic sample, the file's first ``sample_rows`` rows, read by the loader's own reader
+(:func:`auditor.loading.data.read_table`: the same format, delimiter, encoding and gzip
+detection as the run's data, CSV columns as text);
+:mod:`auditor_plugins.privacy.patterns` says what looks like personal data. Each flagged
+column gets its role in this run: fed to the model, the target, a sensitive attribute, a
+column an audit option names, or not used.
 
 The verdict warns when the model is fed a column that looks like an identifier; columns it
-does not see are an info finding (the file itself holds personal data). The result holds
-column names, kinds, counts and shares only: never a row or a value. The model is never
-called, and nothing depends on the clock or on chance.
+does not see are an info finding per file (the file itself holds personal data). The result
+holds file and column names, kinds, counts and shares only: never a row or a value. A file
+the loader cannot read is judged by its column names only, and the report says so (it is
+never reported as scanned). The model is never called, and nothing depends on the clock or
+on chance.
+
+Memory and time: only the sample is read (streamed, the rest of the file is never parsed),
+one file at a time, and dropped once its columns are scanned; the run's loader reads only
+the columns the model needs, as numbers, so keeping every column's text from that read would
+cost the whole file's text in memory for a 20,000-row scan.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from auditor.contract.errors import UsageError
 from auditor.contract.plugin import Audit, Option
 from auditor.contract.result import AuditResult, Finding, Metric, Table
+from auditor.contract.vocabulary import HEADLINE_TOLERANCE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from auditor.contract.context import AuditContext
+    from auditor.contract.context import AuditContext, Dataset
     from auditor_plugins.privacy.patterns import Detection, ValueScan
 
 # auditor_plugins.privacy.patterns (pyarrow and its compute kernels) is imported when the audit runs, not when
@@ -34,10 +46,10 @@ if TYPE_CHECKING:
 
 #: Columns named in one finding or sentence before "and N more".
 MAX_LISTED = 12
-#: Rows per batch when a Parquet file is streamed.
-PARQUET_BATCH = 65_536
 
 FED = "fed to the model"
+#: What each file is to the run, for the report: (the words for it, the option that names it).
+ROLES = {"data": ("audit data", "--data"), "train": ("training data", "--train-data")}
 
 
 def _shown(column: str) -> str:
@@ -49,10 +61,9 @@ def _shown(column: str) -> str:
 
 def _listed(items: Sequence[str]) -> str:
     """``a, b and c``, or the first :data:`MAX_LISTED` and how many more."""
-    shown = list(items[:MAX_LISTED])
-    if len(items) > MAX_LISTED:
-        return f"{', '.join(shown)} and {len(items) - MAX_LISTED} more"
-    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+    from auditor.report.numbers import join_words
+
+    return join_words(items, limit=MAX_LISTED)
 
 
 def _a(label: str) -> str:
@@ -66,26 +77,52 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class Sample:
-    """The first rows of the data file: one scan per column (None: not scanned), in file order."""
+    """The first rows of a data file: one scan per column (None: not scanned), in file order;
+    ``layout`` says how the file was read, ``problem`` why it could not be (then no scans)."""
 
     rows: int
     scans: list[ValueScan | None]
     problem: str = ""
+    layout: str = ""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flagged column of one file."""
+
+    file: str
+    shown: str
+    found: Detection
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """One data file of the run and what its scan found."""
+
+    role: str  # a key of ROLES
+    data: Dataset
+    sample: Sample
+    flags: list[Flag] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return Path(self.data.path).name
 
 
 class PrivacyAudit(Audit):
-    """Columns of the data file that look like personal identifiers, and which reach the model."""
+    """Columns of the data files that look like personal identifiers, and which reach the model."""
 
     name = "privacy"
     title = "Privacy"
     description = (
-        "Columns of the data file that look like personal data (names, e-mails, phone numbers, national, "
-        "student or user IDs, addresses, dates of birth, IP addresses, free text), by name and sampled values, "
-        "and whether the model is fed them."
+        "Columns of the data files (--data and --train-data) that look like personal data (names, e-mails, "
+        "phone numbers, national, student or user IDs, addresses, dates of birth, IP addresses, free text), by "
+        "name and sampled values, and whether the model is fed them."
     )
     needs = ()
     options = (
-        Option("sample_rows", "int", 20_000, "Rows read from the start of the data file to check values "
+        Option("sample_rows", "int", 20_000, "Rows read from the start of each data file to check values "
                "against the patterns (names are always checked).", min=100),
         Option("min_share", "float", 0.5, "Share of a column's sampled non-empty values that must match a "
                "pattern for the values to flag it (more than 0, up to 1).", min=0.0, max=1.0),
@@ -101,45 +138,68 @@ class PrivacyAudit(Audit):
             )
 
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
-        from auditor_plugins.privacy.patterns import judge
-
         self.check(options)
-        data = ctx.data
-        columns = list(data.columns)
         ignore = [name.strip() for name in str(options["ignore"]).split(",") if name.strip()]
-        sample = read_sample(Path(data.path), columns, int(options["sample_rows"]), float(options["min_share"]))
-        repeated = {name for name, count in Counter(columns).items() if count > 1}
-        flagged: list[tuple[str, Detection, list[str]]] = []
-        for position, column in enumerate(columns):
-            if column in ignore:
-                continue
-            found = judge(column, sample.scans[position])
-            if found is None:
-                continue
-            shown = _shown(column) + (f" (column {position + 1})" if column in repeated else "")
-            flagged.append((shown, found, _roles(ctx, column)))
-        fed = [item for item in flagged if FED in item[2]]
-        unseen = [item for item in flagged if FED not in item[2]]
-        findings = [_fed_finding(shown, found, roles) for shown, found, roles in fed]
-        if unseen:
-            findings.append(_unseen_finding(unseen))
-        tables = [_table(flagged)] if flagged else []
-        notes = _notes(ctx, sample, options, ignore, columns)
+        files = [("data", ctx.data)] + ([("train", ctx.train.data)] if ctx.train is not None else [])
+        scanned = [_scan_file(ctx, role, data, ignore, options) for role, data in files]
+        flagged = [flag for item in scanned for flag in item.flags]
+        fed = _by_column([flag for flag in flagged if FED in flag.roles])
+        findings = [_fed_finding(flags) for flags in fed.values()]
+        findings += [_unseen_finding(item, unseen) for item in scanned
+                     if (unseen := [flag for flag in item.flags if FED not in flag.roles])]
+        columns = _all_columns(scanned)
+        tables = ([_table(flagged)] if flagged else []) + [_files_table(scanned)]
         return AuditResult(
             audit=self.name,
             title=self.title,
             status="warn" if fed else "pass",
-            summary=_summary(flagged, fed, len(columns), sample, data.n_rows),
-            metrics=_metrics(flagged, fed, len(columns), sample),
+            summary=_summary(scanned, _by_column(flagged), fed, len(columns)),
+            metrics=_metrics(scanned, len(_by_column(flagged)), len(fed)),
             findings=findings,
             tables=tables,
-            notes=notes,
+            notes=_notes(scanned, options, ignore, columns),
             options=dict(options),
         )
 
 
-def _roles(ctx: AuditContext, column: str) -> list[str]:
-    data = ctx.data
+def _scan_file(ctx: AuditContext, role: str, data: Dataset, ignore: list[str],
+               options: Mapping[str, Any]) -> Scanned:
+    """Read one file's sample, judge its every column, and drop the sample (only the scans stay)."""
+    from auditor_plugins.privacy.patterns import judge
+
+    columns = list(data.columns)
+    sample = read_sample(Path(data.path), columns, int(options["sample_rows"]), float(options["min_share"]))
+    repeated = {name for name, count in Counter(columns).items() if count > 1}
+    item = Scanned(role=role, data=data, sample=sample)
+    for position, column in enumerate(columns):
+        if column in ignore:
+            continue
+        found = judge(column, sample.scans[position])
+        if found is None:
+            continue
+        shown = _shown(column) + (f" (column {position + 1})" if column in repeated else "")
+        item.flags.append(Flag(item.name, shown, found, _roles(ctx, data, column)))
+    return item
+
+
+def _by_column(flags: list[Flag]) -> dict[str, list[Flag]]:
+    """Flags grouped by column (as shown), in the order the columns were first flagged."""
+    grouped: dict[str, list[Flag]] = {}
+    for flag in flags:
+        grouped.setdefault(flag.shown, []).append(flag)
+    return grouped
+
+
+def _all_columns(scanned: list[Scanned]) -> list[str]:
+    """Every column judged: the first file's, then the names later files add (a name in
+    several files counts once; a name a file repeats counts as often as that file has it)."""
+    columns = list(scanned[0].data.columns)
+    for item in scanned[1:]:
+        columns += [name for name in item.data.columns if name not in set(scanned[0].data.columns)]
+    return columns
+
+
+def _roles(ctx: AuditContext, data: Dataset, column: str) -> list[str]:
     roles = []
     if column in data.feature_names:
         roles.append(FED)
@@ -152,87 +212,142 @@ def _roles(ctx: AuditContext, column: str) -> list[str]:
     return roles or ["not used"]
 
 
-def _fed_finding(shown: str, found: Detection, roles: list[str]) -> Finding:
+def _fed_finding(flags: list[Flag]) -> Finding:
+    shown, found = flags[0].shown, flags[0].found
     how = "by its name and values" if found.by_name and found.by_values else (
         "by its values" if found.by_values else "by its name")
+    files = _listed(list(dict.fromkeys(flag.file for flag in flags)))
     return Finding(
         "warning", "identifier-fed-to-model",
-        f"The model is fed {shown}, which looks like {_a(found.label)} ({how}). An identifier lets a model "
-        "single people out and memorise them, and carries no general signal. Drop it from the model's "
-        "features and retrain; if the model does not need it, leave it out of the audit's --features.",
+        f"The model is fed {shown} (a column of {files}), which looks like {_a(found.label)} ({how}). An "
+        "identifier lets a model single people out and memorise them, and carries no general signal. Drop it "
+        "from the model's features and retrain; if the model does not need it, leave it out of the audit's "
+        "--features.",
     )
 
 
-def _unseen_finding(unseen: list[tuple[str, Detection, list[str]]]) -> Finding:
-    described = [f"{shown} ({found.label}; {', '.join(roles)})" for shown, found, roles in unseen]
+def _unseen_finding(item: Scanned, unseen: list[Flag]) -> Finding:
+    described = [f"{flag.shown} ({flag.found.label}; {', '.join(flag.roles)})" for flag in unseen]
+    words, option = ROLES[item.role]
     return Finding(
         "info", "identifier-in-data",
-        f"The data file holds {_plural(len(unseen), 'column')} that look like personal data but that the model "
-        f"is not fed: {_listed(described)}. The file itself is personal data: minimise it (drop the columns the "
-        "audit does not need) or pseudonymise those columns (replace identifiers with keys) before sharing it.",
+        f"The {words} file {item.name} ({option}) holds {_plural(len(unseen), 'column')} that look like "
+        f"personal data but that the model is not fed: {_listed(described)}. The file itself is personal data: "
+        "minimise it (drop the columns the audit does not need) or pseudonymise those columns (replace "
+        "identifiers with keys) before sharing it.",
     )
 
 
-def _table(flagged: list[tuple[str, Detection, list[str]]]) -> Table:
+def _table(flagged: list[Flag]) -> Table:
     return Table(
         name="personal_data_columns",
         title="Columns that look like personal data",
-        columns=["Column", "Looks like", "Evidence", "Role", "Fed to the model"],
-        rows=[[shown, found.label, found.evidence(), ", ".join(roles), "yes" if FED in roles else "no"]
-              for shown, found, roles in flagged],
+        columns=["Column", "Looks like", "Evidence", "Role", "Fed to the model", "File"],
+        rows=[[flag.shown, flag.found.label, flag.found.evidence(), ", ".join(flag.roles),
+               "yes" if FED in flag.roles else "no", flag.file] for flag in flagged],
         caption="Judged by the column's name and by the share of its sampled non-empty values that match a "
-                "pattern. Counts and shares only: no value from the data is shown.",
+                "pattern, file by file. Counts and shares only: no value from the data is shown.",
     )
 
 
+def _files_table(scanned: list[Scanned]) -> Table:
+    rows = []
+    for item in scanned:
+        words, option = ROLES[item.role]
+        sample = item.sample
+        read_as = f"not read: {sample.problem}" if sample.problem else sample.layout
+        values = sum(scan is not None for scan in sample.scans)
+        rows.append([item.name, f"{words} ({option})", read_as, len(item.data.columns), values, sample.rows,
+                     item.data.n_rows])
+    return Table(
+        name="scanned_files",
+        title="Data files scanned",
+        columns=["File", "Role", "Read as", "Columns judged by name", "Columns judged by values", "Rows scanned",
+                 "Rows in the file"],
+        rows=rows,
+        caption="Each file is read as the run's loader reads it (format, delimiter and encoding detected the "
+                "same way); its first rows are scanned, up to privacy.sample_rows. A file that could not be "
+                "read has its columns judged by name only, and 0 rows scanned.",
+    )
+
+
+def _rows(sample: Sample, n_rows: int) -> str:
+    """``the first 20,000 of 1,000,000 rows`` or ``all 400 rows``."""
+    if sample.rows < n_rows:
+        return f"the first {sample.rows:,} of {n_rows:,} rows"
+    return f"all {_plural(sample.rows, 'row')}"
+
+
 def _judged(sample: Sample, n_rows: int) -> str:
-    """How the columns were judged: ``by name and by the values of the first 20,000 of 1,000,000 rows``."""
+    """How one file's columns were judged: ``by name and by the values of all 400 rows``."""
     if sample.problem:
         return "by name only (the file could not be read again for its values)"
-    if sample.rows < n_rows:
-        return f"by name and by the values of the first {sample.rows:,} of {n_rows:,} rows"
-    return f"by name and by the values of all {_plural(sample.rows, 'row')}"
+    return f"by name and by the values of {_rows(sample, n_rows)}"
 
 
-def _summary(flagged: list, fed: list, n_columns: int, sample: Sample, n_rows: int) -> str:
-    judged = _judged(sample, n_rows)
+def _judged_all(scanned: list[Scanned]) -> str:
+    """How the columns of every file were judged: one file's words, or each file's, named
+    (``by name and by the values of all 15,060 rows of test.csv.gz and the first 20,000 of
+    25,638 rows of train.csv.gz``)."""
+    if len(scanned) == 1:
+        return _judged(scanned[0].sample, scanned[0].data.n_rows)
+    read = [f"{_rows(item.sample, item.data.n_rows)} of {item.name}" for item in scanned if not item.sample.problem]
+    unread = [item.name for item in scanned if item.sample.problem]
+    parts = [f"by name and by the values of {_listed(read)}"] if read else []
+    if unread:
+        parts.append(f"by name only in {_listed(unread)} (not readable for its values)")
+    return ", and ".join(parts)
+
+
+def _summary(scanned: list[Scanned], flagged: dict[str, list[Flag]], fed: dict[str, list[Flag]],
+             n_columns: int) -> str:
+    judged = _judged_all(scanned)
     if not flagged:
         return f"No column looks like personal data: {_plural(n_columns, 'column')} judged {judged}."
-    kinds = list(dict.fromkeys(found.label for _, found, _ in flagged))
+    kinds = list(dict.fromkeys(flags[0].found.label for flags in flagged.values()))
     if fed:
-        reach = f"the model is fed {len(fed):,} of them: {_listed([shown for shown, _, _ in fed])}"
+        reach = f"the model is fed {len(fed):,} of them: {_listed(list(fed))}"
     else:
         reach = "the model is fed none of them"
     return (f"{len(flagged):,} of {_plural(n_columns, 'column')} look like personal data ({'; '.join(kinds)}), "
             f"judged {judged}; {reach}.")
 
 
-def _metrics(flagged: list, fed: list, n_columns: int, sample: Sample) -> dict[str, Metric]:
-    return {
+def _metrics(scanned: list[Scanned], flagged: int, fed: int) -> dict[str, Metric]:
+    """The flagged counts over every file (a column flagged in both counts once); what was
+    scanned, per file: ``columns_scanned`` and ``rows_sampled`` for --data, ``train_...``
+    for --train-data when the run has it (the table ``scanned_files`` holds the same)."""
+    metrics = {
         "flagged_columns": Metric(
-            value=len(flagged), label="Columns that look like personal data", direction="lower", headline=True,
-            description="Columns of the data file flagged by their name or sampled values (all columns, not "
-                        "only the features)."),
+            value=flagged, label="Columns that look like personal data", direction="lower", headline=True,
+            tolerance=HEADLINE_TOLERANCE,
+            description="Columns of the data files (--data, and --train-data when given) flagged by their name "
+                        "or sampled values (all columns, not only the features; flagged in both files: once)."),
         "flagged_fed_to_model": Metric(
-            value=len(fed), label="Of them fed to the model", direction="lower", headline=True,
+            value=fed, label="Of them fed to the model", direction="lower", headline=True,
+            tolerance=HEADLINE_TOLERANCE,
             description="Flagged columns that are among the model's features."),
-        "columns_scanned": Metric(
-            value=n_columns, label="Columns checked", direction="none",
-            description="Every column of the data file, by name and by sampled values."),
-        "rows_sampled": Metric(
-            value=sample.rows, label="Rows sampled", direction="none",
-            description="Rows read from the start of the data file to check the values (privacy.sample_rows)."),
     }
+    for item in scanned:
+        prefix, words = ("", "the data file") if item.role == "data" else (f"{item.role}_", "the training data file")
+        metrics[f"{prefix}columns_scanned"] = Metric(
+            value=len(item.data.columns), label="Columns checked" + (" (training data)" if prefix else ""),
+            direction="none", description=f"Every column of {words}, by name and by sampled values.")
+        metrics[f"{prefix}rows_sampled"] = Metric(
+            value=item.sample.rows, label="Rows sampled" + (" (training data)" if prefix else ""),
+            direction="none",
+            description=f"Rows read from the start of {words} to check the values (privacy.sample_rows).")
+    return metrics
 
 
-def _notes(ctx: AuditContext, sample: Sample, options: Mapping[str, Any], ignore: list[str],
-           columns: list[str]) -> list[str]:
+def _notes(scanned: list[Scanned], options: Mapping[str, Any], ignore: list[str], columns: list[str]) -> list[str]:
     from auditor_plugins.privacy.patterns import KINDS
 
     kinds = "; ".join(KINDS.values())
     share = float(options["min_share"])
+    first = scanned[0]
     notes = [
-        f"Every column of {Path(ctx.data.path).name} is judged {_judged(sample, ctx.data.n_rows)}. Names are "
+        f"Every column of {first.name} is judged {_judged(first.sample, first.data.n_rows)}. Names are "
         f"matched by whole words ('student_id', 'firstName', 'E-Mail'); values flag a column when at least "
         f"{share:.0%} of its non-empty sampled values match a pattern. Kinds looked for: {kinds}. Plain "
         "numbers are never flagged by value alone, and codes, usernames, names and free text must also be "
@@ -241,9 +356,14 @@ def _notes(ctx: AuditContext, sample: Sample, options: Mapping[str, Any], ignore
         "single people out together, and identifiers inside other values or past the sampled rows are not "
         "seen. This report shows column names, counts and shares only, never a value.",
     ]
-    if sample.problem:
-        notes.append(f"The values could not be sampled ({sample.problem} while reading the file again); columns "
-                     "were judged by their names only.")
+    for item in scanned[1:]:
+        words, option = ROLES[item.role]
+        notes.append(f"Every column of {item.name}, the {words} ({option}), is judged the same way, "
+                     f"{_judged(item.sample, item.data.n_rows)}.")
+    for item in scanned:
+        if item.sample.problem:
+            notes.append(f"The values of {item.name} could not be sampled ({item.sample.problem}); its columns "
+                         "were judged by their names only.")
     if ignore:
         present = [_shown(name) for name in ignore if name in columns]
         absent = [_shown(name) for name in ignore if name not in columns]
@@ -251,8 +371,9 @@ def _notes(ctx: AuditContext, sample: Sample, options: Mapping[str, Any], ignore
         if present:
             text.append(f"Not judged on request (privacy.ignore): {_listed(present)}.")
         if absent:
-            text.append(f"privacy.ignore names {_plural(len(absent), 'column')} the data file does not have: "
-                        f"{_listed(absent)}.")
+            files = "the data file does not" if len(scanned) == 1 else "no data file"
+            text.append(f"privacy.ignore names {_plural(len(absent), 'column')} {files} "
+                        f"{'have' if len(scanned) == 1 else 'has'}: {_listed(absent)}.")
         notes.append(" ".join(text))
     return notes
 
@@ -260,57 +381,24 @@ def _notes(ctx: AuditContext, sample: Sample, options: Mapping[str, Any], ignore
 # --------------------------------------------------------------------------- reading the sample
 
 def read_sample(path: Path, columns: list[str], limit: int, min_share: float = 0.5) -> Sample:
-    """Scan the first ``limit`` rows of the data file (CSV, gzipped CSV or Parquet), streamed:
-    CSV with every column read as text; Parquet numbers and booleans are numbers as stored."""
-    import pyarrow as pa
+    """Scan the first ``limit`` rows of a data file, read as the loader reads it
+    (:func:`auditor.loading.data.read_table`: CSV of any delimiter and encoding the loader
+    accepts, gzipped CSV or Parquet): CSV columns as text, Parquet numbers and booleans as
+    numbers as stored. A file the loader refuses is not scanned: ``problem`` says why (the
+    loader's one-line message, which never quotes a row), every scan is None."""
+    from auditor.contract.errors import DataError
+    from auditor.loading.data import read_table
 
     try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-        if head == b"PAR1":
-            return _parquet_sample(path, columns, limit, min_share)
-        return _csv_sample(path, columns, limit, min_share, gzipped=head[:2] == b"\x1f\x8b")
-    except (OSError, ValueError, TypeError, pa.ArrowException) as exc:  # a file the loader read, unreadable now
-        # The error's type only: parsers quote the offending row, which must not reach the report.
-        return Sample(rows=0, scans=[None] * len(columns), problem=type(exc).__name__)
+        read = read_table(path, rows=limit)
+    except DataError as exc:
+        return Sample(rows=0, scans=[None] * len(columns), problem=exc.message.rstrip("."))
+    return _scan_table(read.table, columns, min_share, read.layout)
 
 
-def _csv_sample(path: Path, columns: list[str], limit: int, min_share: float, gzipped: bool) -> Sample:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in columns}, strings_can_be_null=True)
-    with pa.OSFile(str(path)) as raw:
-        source = pa.CompressedInputStream(raw, "gzip") if gzipped else raw
-        reader = pacsv.open_csv(source, convert_options=convert)
-        table = _first_rows(reader, reader.schema, limit)
-    return _scan_table(table, columns, min_share)
-
-
-def _parquet_sample(path: Path, columns: list[str], limit: int, min_share: float) -> Sample:
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(str(path)) as handle:
-        table = _first_rows(handle.iter_batches(batch_size=min(limit, PARQUET_BATCH)), handle.schema_arrow, limit)
-    return _scan_table(table, columns, min_share)
-
-
-def _first_rows(batches: Any, schema: Any, limit: int) -> Any:
-    """The first ``limit`` rows of a stream of record batches, reading no further."""
-    import pyarrow as pa
-
-    kept, rows = [], 0
-    for batch in batches:
-        kept.append(batch)
-        rows += batch.num_rows
-        if rows >= limit:
-            break
-    return pa.Table.from_batches(kept, schema=schema).slice(0, limit)
-
-
-def _scan_table(table: pa.Table, columns: list[str], min_share: float) -> Sample:
+def _scan_table(table: pa.Table, columns: list[str], min_share: float, layout: str = "") -> Sample:
     """One scan per column of the file, matched by position (a repeated header name keeps
-    both copies apart); a table whose header the reader parsed differently is matched by name."""
+    both copies apart); a table whose header differs from ``columns`` is matched by name."""
     by_position = table.num_columns == len(columns)
     scans: list[ValueScan | None] = []
     for position, name in enumerate(columns):
@@ -321,11 +409,19 @@ def _scan_table(table: pa.Table, columns: list[str], min_share: float) -> Sample
         else:
             scans.append(None)
             continue
-        scans.append(_scan_column(column, min_share))
-    return Sample(rows=table.num_rows, scans=scans)
+        scans.append(_scan_column(column, min_share, csv=layout != "Parquet"))
+    if layout != "Parquet":
+        import pyarrow as pa
+
+        latin1 = sum(pa.types.is_binary(kind) or pa.types.is_large_binary(kind) for kind in table.schema.types)
+        if latin1:
+            layout += f"; {_plural(latin1, 'column')} not UTF-8, scanned as Latin-1"
+    return Sample(rows=table.num_rows, scans=scans, layout=layout)
 
 
-def _scan_column(column: pa.ChunkedArray, min_share: float) -> ValueScan | None:
+def _scan_column(column: pa.ChunkedArray, min_share: float, csv: bool = True) -> ValueScan | None:
+    """The scan of one column; in a CSV file, bytes that are not UTF-8 are text all the same
+    (in Parquet, bytes are bytes: not scanned)."""
     import pyarrow as pa
 
     from auditor_plugins.privacy.patterns import ValueScan, scan_values
@@ -336,7 +432,21 @@ def _scan_column(column: pa.ChunkedArray, min_share: float) -> ValueScan | None:
         return ValueScan(values=len(column) - column.null_count, distinct=None, numeric=True)
     if pa.types.is_dictionary(kind):
         column = column.cast(kind.value_type)
+        kind = column.type
+    if csv and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+        column = _latin1(column)
     try:
         return scan_values(column, min_share)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # nested or binary: no text to match
         return None
+
+
+def _latin1(column: pa.ChunkedArray) -> pa.Array:
+    """Bytes that are not UTF-8 (a CSV column in Latin-1 or Windows-1252, which the loader
+    refuses only where it reads text), decoded as Latin-1 for the scan: every byte is a
+    character, so an e-mail or a phone number matches whatever the code page; the values
+    are only matched, never shown."""
+    import pyarrow as pa
+
+    return pa.array([None if value is None else value.decode("latin-1") for value in column.to_pylist()],
+                    type=pa.string())
