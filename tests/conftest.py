@@ -200,3 +200,34 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
     return folder
+
+
+# --- report.json schema: every report the suite wrote must validate (report helper) ---------
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Check every report.json written under this session's basetemp against report.json's
+    JSON Schema; fail the session (exit status 1) listing the files that do not follow it.
+
+    A test that writes a file named report.json which is deliberately not a report removes it
+    (or names it otherwise) before it ends."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(factory, "_basetemp", None) is None:
+        return  # no test asked for a temporary folder: nothing was written
+    from auditor.report.schema import ReportSchemaError, validate
+
+    problems = []
+    for path in sorted(Path(factory.getbasetemp()).rglob("report.json")):
+        try:
+            validate(json.loads(path.read_text(encoding="utf-8")))
+        except (ReportSchemaError, ValueError, OSError) as exc:
+            problems.append(f"  {path}: {exc}")
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "report.json files that do not follow auditor/report/report.schema.json:\n" + "\n".join(problems)
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        else:
+            print(text, file=sys.stderr)
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from auditor.report.svg import PALETTE, ChartDataError, render_chart
+from auditor.report.charts import PALETTE, ChartDataError, render_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = ("<script>alert(1)</script>", '" onload="x')

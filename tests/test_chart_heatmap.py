@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from auditor.report.svg import KINDS, ChartDataError, render_chart
+from auditor.report.charts import KINDS, ChartDataError, render_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = ("<script>alert(1)</script>", '" onload="x')

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from auditor.report.svg import KINDS, ChartDataError, render_chart
+from auditor.report.charts import KINDS, ChartDataError, render_chart
 
 HOSTILE = "<script>alert(1)</script>"
 SVG = "{http://www.w3.org/2000/svg}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from auditor.loading.bundled import demo_files
-from auditor.cli import cli
 from auditor.ci.compare import compare_reports, row_cells
+from auditor.cli import cli
+from auditor.loading.bundled import demo_files
 from auditor.report import load_report
 from auditor.report.json_report import all_audits
 

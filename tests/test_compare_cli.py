@@ -16,7 +16,6 @@ import re
 
 import numpy as np
 import pytest
-
 from cli_helpers import invoke
 
 AUDITS = "metrics,fairness,carbon"

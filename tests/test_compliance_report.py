@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import assert_clean_input_error, invoke, read_report
 from report_fixtures import INJECTED_ID, PWNED, compliance_report, hostile_compliance_report, sample_report
 from test_html_in_browser import Dom
 
-from auditor.loading.bundled import demo_files
-from auditor.compliance.card import SCHEMA
 from auditor.ci.github import publish
+from auditor.compliance.card import SCHEMA
+from auditor.loading.bundled import demo_files
 from auditor.report import view
-from auditor.report.numbers import clean_strings
 from auditor.report.html import render_html
 from auditor.report.markdown import render_markdown
-from cli_helpers import assert_clean_input_error, invoke, read_report
+from auditor.report.numbers import clean_strings
 
 
 def toml_text(value) -> str:
@@ -129,9 +129,11 @@ def test_the_markdown_is_a_model_card_with_front_matter_tooling_reads(filed):
     assert meta["model_name"] == model.fields[0].example
     assert meta["model_version"] == model.fields[1].example
     assert meta["auditor"]["model_sha256"] == report["model"]["sha256"]
-    results = meta["model-index"][0]["results"][0]
-    headline = {k: m["value"] for k, m in report["audits"]["metrics"]["metrics"].items() if m["headline"]}
-    assert {m["type"]: m["value"] for m in results["metrics"]} == headline
+    results = meta["model-index"][0]["results"]  # one per audit with headline figures, in the file's order
+    headlines = [{k: m["value"] for k, m in audit["metrics"].items() if m["headline"] and m["value"] is not None}
+                 for _, audit in sorted(report["audits"].items())]
+    assert [{m["type"]: m["value"] for m in r["metrics"]} for r in results] == [h for h in headlines if h]
+    assert any(set(r) == {"accuracy", "roc_auc", "f1"} for r in headlines)  # the metrics audit's, as before
     for heading in ("## Model card", "## Limitations", "## Provenance", "## Sign-off"):
         assert heading in text
 

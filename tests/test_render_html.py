@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 from report_fixtures import INJECTED_ID, hostile_report, odd_report, sample_report
 
+from auditor.report.charts import ChartDataError, render_chart
 from auditor.report.html import render_html
-from auditor.report.svg import ChartDataError, render_chart
 
 VOID_ELEMENTS = {"meta", "br", "col", "img", "input", "link", "hr"}
 

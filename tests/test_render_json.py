@@ -9,16 +9,17 @@ import stat
 import pytest
 from report_fixtures import hostile_report, sample_report
 
-from auditor.run.assemble import SCHEMA_VERSION
 from auditor.contract.errors import UsageError
 from auditor.report import FILE_NAMES, RENDERERS, load_report, render_json, write_atomic, write_reports
+from auditor.report.document import Report
 from auditor.report.json_report import SUPPORTED_MAJOR
+from auditor.run.assemble import SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("build", [sample_report, hostile_report])
 def test_json_round_trips_the_report_exactly(build, tmp_path):
     report = build()
-    path = tmp_path / "report.json"
+    path = tmp_path / f"{build.__name__}.json"  # the hostile one breaks the schema on purpose
     path.write_text(render_json(report), encoding="utf-8")
     assert load_report(path) == report
 
@@ -41,7 +42,7 @@ BAD_REPORTS = {
     "not UTF-8": (b"\xff\xfe\x00garbage", "is not JSON"),
     "a JSON list": ("[1, 2]", "is not an auditor report"),
     "an object without schema_version": ('{"verdict": "pass"}', "is not an auditor report"),
-    "a future major version": ('{"schema_version": "2.0", "audits": {}}', "schema version 2.0"),
+    "a future major version": ('{"schema_version": "3.0", "audits": {}}', "schema version 3.0"),
     "a version that is not a version": ('{"schema_version": 1, "audits": {}}', "schema_version 1"),
     "no audits": ('{"schema_version": "1.0"}', "has no audits object"),
 }
@@ -49,7 +50,7 @@ BAD_REPORTS = {
 
 @pytest.mark.parametrize("content, expected", BAD_REPORTS.values(), ids=list(BAD_REPORTS))
 def test_load_report_explains_on_one_line_why_a_file_is_not_a_report(content, expected, tmp_path):
-    path = tmp_path / "report.json"
+    path = tmp_path / "candidate.json"  # not report.json: the session's schema check would refuse it
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
@@ -68,7 +69,17 @@ def test_load_report_explains_a_missing_file(tmp_path):
 
 
 def test_the_version_written_is_a_version_read():
+    assert SCHEMA_VERSION == "2.0"
     assert SCHEMA_VERSION.split(".")[0] == str(SUPPORTED_MAJOR)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "2.0", "2.3"])
+def test_load_report_reads_every_1x_and_2x_report_as_it_is_stored(version, tmp_path):
+    stored = sample_report() if version.startswith("1.") else Report.from_dict(sample_report()).to_dict()
+    report = {**stored, "schema_version": version}
+    path = tmp_path / "report.json"
+    path.write_text(render_json(report), encoding="utf-8")
+    assert load_report(path) == report
 
 
 def test_load_report_accepts_a_newer_minor_version(tmp_path):
@@ -97,7 +108,7 @@ def test_every_registered_format_has_a_file_name():
 
 
 def test_write_reports_rejects_an_unknown_format_before_writing_anything(tmp_path):
-    with pytest.raises(UsageError, match="Unknown report format 'docx'"):
+    with pytest.raises(UsageError, match=r"Unknown report format\(s\): docx; expected one of json, html"):
         write_reports(sample_report(), tmp_path / "out", ["json", "docx"])
     assert not (tmp_path / "out").exists()
 
@@ -112,6 +123,7 @@ def test_a_renderer_that_crashes_leaves_no_file_written(tmp_path, monkeypatch):
         write_reports(sample_report(), tmp_path, ["json", "html", "md"])
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
     assert (tmp_path / "report.json").read_text(encoding="utf-8") == "previous"
+    (tmp_path / "report.json").unlink()  # not a report: the session's schema check would refuse it
 
 
 def test_write_reports_explains_an_output_directory_that_is_a_file(tmp_path):
@@ -133,10 +145,10 @@ def test_write_atomic_replaces_the_file_and_leaves_no_temporary_file(tmp_path, c
 def test_write_atomic_creates_files_with_the_usual_permissions(tmp_path):
     previous = os.umask(0o022)
     try:
-        write_atomic(tmp_path / "report.json", "{}")
+        write_atomic(tmp_path / "written.json", "{}")
     finally:
         os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "written.json").stat().st_mode) == 0o644
 
 
 def test_write_atomic_cleans_up_when_the_move_fails(tmp_path):

@@ -8,7 +8,6 @@ import html
 import re
 
 import pandas as pd
-
 from cli_helpers import invoke, read_report
 
 TRICKY_GROUPS = ["a|b", "line\nbreak", "*bold* _it_ `tick` [link](x)", "# heading", "- item", "<i>x</i>"]

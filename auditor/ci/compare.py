@@ -29,6 +29,9 @@ None when a value is undefined on either side.
 measured figures (energy and time, different on every run) apart, to be shown last;
 :func:`compare_table` (terminal) and :func:`compare_markdown` render that selection under a
 heading that names both reports (:func:`report_label`) and a line that says what moved.
+
+Either report may be a :class:`~auditor.report.document.Report` or its dict, of schema 2.x or
+1.x (``audit compare`` reads both; a 1.x report's audits are where 2.x keeps them).
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from auditor.report.document import Report
 from auditor.report.json_report import all_audits
 
 #: A status's rank (lower is better); "not assessed" (ran, could not judge) ranks with warn,
@@ -74,12 +79,15 @@ def _change(a: Any, b: Any, direction: str | None, *, in_a: bool, in_b: bool) ->
     return "changed"
 
 
-def _audits(report: Mapping[str, Any]) -> Mapping[str, Any]:
+def _audits(report: Report | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(report, Report):  # a typed report: its dict, as report.json holds it
+        report = report.to_dict()
     return all_audits(report)
 
 
-def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+def compare_reports(a: Report | Mapping[str, Any], b: Report | Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows comparing report ``a`` (before) with report ``b`` (after); see the module docstring."""
+    a, b = (r.to_dict() if isinstance(r, Report) else r for r in (a, b))
     rows: list[dict[str, Any]] = []
     audits_a, audits_b = _audits(a), _audits(b)
     measured = {str(n) for r in (a, b) if isinstance(r.get("measurements"), Mapping) for n in r["measurements"]}
@@ -176,8 +184,9 @@ def report_label(path: str | PurePath, report: Mapping[str, Any]) -> str:
     it), then the model, the seed and when it ran, as report.json says them."""
     path = PurePath(path)
     where = str(path.parent) if path.name == "report.json" and str(path.parent) not in ("", ".") else str(path)
-    model = report.get("model") if isinstance(report.get("model"), Mapping) else {}
-    run = report.get("run") if isinstance(report.get("run"), Mapping) else {}
+    found_model, found_run = report.get("model"), report.get("run")
+    model: Mapping[str, Any] = found_model if isinstance(found_model, Mapping) else {}
+    run: Mapping[str, Any] = found_run if isinstance(found_run, Mapping) else {}
     about = []
     if model.get("name"):
         about.append(str(model["name"]))
@@ -229,8 +238,8 @@ COLUMNS = ("Audit", "Metric", "Before", "After", "Delta", "Change", "Noise")
 def compare_markdown(selection: Selection, before: str, after: str) -> str:
     """The comparison as Markdown for a PR comment: a heading naming the two reports, what
     moved in one line, the audits' table, then the measured figures under their own heading."""
-    from auditor.report.numbers import clean_text
     from auditor.report.markdown import escape
+    from auditor.report.numbers import clean_text
 
     def text(value: str) -> str:
         return escape(clean_text(value))

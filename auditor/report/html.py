@@ -1,19 +1,22 @@
 """report.html: one self-contained page, readable offline, on screen and on paper.
 
 No scripts, no fonts, no stylesheets or images from elsewhere: CSS is inline and charts are
-inline SVG drawn by :mod:`auditor.report.svg`. The Jinja2 environment autoescapes, so every
+inline SVG drawn by :mod:`auditor.report.charts`. The Jinja2 environment autoescapes, so every
 string from the report (audit, class and column names, messages, paths) is escaped; the
 SVG is built with markupsafe and escapes its text the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from auditor.report import view
+from auditor.report.charts import ChartDataError, render_chart
 from auditor.report.numbers import (
     MISSING,
     clean_strings,
@@ -23,7 +26,9 @@ from auditor.report.numbers import (
     format_number,
     format_share,
 )
-from auditor.report.svg import ChartDataError, render_chart
+
+if TYPE_CHECKING:
+    from auditor.report.document import Report
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("auditor.report", "templates"),
@@ -121,9 +126,11 @@ def _card_model_name(report: dict[str, Any]) -> str | None:
     return None
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page."""
-    report = clean_strings(report)
+def render_html(source: Report | Mapping[str, Any]) -> str:
+    """The report (a :class:`~auditor.report.document.Report` or its dict) as one self-contained HTML page."""
+    from auditor.report.document import as_document
+
+    report: dict[str, Any] = clean_strings(as_document(source))
     layers = view.layers(report)
     gates = _gates(report)
     return _ENVIRONMENT.get_template("report.html.j2").render(
@@ -157,3 +164,66 @@ def render_html(report: dict[str, Any]) -> str:
         signoff=view.signoff(report),
         timings=view.timings(report),
     )
+
+
+#: The class of the element that holds the report inside another page (a notebook's output).
+SCOPE = "auditor-report"
+
+_PAGE_PARTS = re.compile(r"<style>(?P<style>.*?)</style>.*?<body>(?P<body>.*)</body>", re.DOTALL)
+
+
+def _scoped_selector(selector: str) -> str:
+    """``selector`` limited to the report's element: the page's root (``:root``, ``html``,
+    ``body``) becomes that element, anything else a descendant of it."""
+    selector = selector.strip()
+    for root in (":root", "html", "body"):
+        if selector == root:
+            return f".{SCOPE}"
+        if selector.startswith(root + " "):
+            return f".{SCOPE}{selector[len(root):]}"
+    return f".{SCOPE} {selector}"
+
+
+def _css_blocks(css: str) -> list[tuple[str, str]]:
+    """Top-level CSS rules as ``(prelude, body)``, braces matched (the template's CSS holds no
+    braces inside strings or comments)."""
+    blocks, depth, start, prelude = [], 0, 0, ""
+    for i, char in enumerate(css):
+        if char == "{":
+            if depth == 0:
+                prelude, start = css[start:i].strip(), i + 1
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                blocks.append((prelude, css[start:i]))
+                start = i + 1
+    return blocks
+
+
+def scope_css(css: str) -> str:
+    """The page's stylesheet rewritten to style only the element of class :data:`SCOPE`:
+    every selector prefixed, rules inside ``@media`` too; ``@page`` rules (print page setup,
+    meaningless inside another page) are dropped."""
+    out = []
+    for prelude, body in _css_blocks(css):
+        if prelude.startswith("@page"):
+            continue
+        if prelude.startswith("@media"):
+            out.append(f"{prelude} {{\n{scope_css(body)}}}")
+        else:
+            out.append(f"{', '.join(_scoped_selector(s) for s in prelude.split(','))} {{{body}}}")
+    return "\n".join(out) + "\n"
+
+
+def render_html_fragment(report: Report | Mapping[str, Any]) -> str:
+    """The HTML report as a fragment to embed in another page (Jupyter's ``_repr_html_``): one
+    ``<div class="auditor-report">`` holding the page's body and its stylesheet scoped to that
+    div, so it neither needs ``<html>``/``<body>`` nor restyles the page around it. Like the
+    page, it has no script and loads nothing."""
+    page = render_html(report)
+    parts = _PAGE_PARTS.search(page)
+    if parts is None:  # the template always has both; this guards a future template change
+        raise ValueError("the HTML report template has no <style> or no <body>")
+    return (f'<div class="{SCOPE}">\n<style>\n{scope_css(parts["style"])}</style>\n'
+            f'{parts["body"].strip()}\n</div>\n')

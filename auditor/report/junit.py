@@ -28,9 +28,11 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from typing import Any
 
 from auditor.report import view
+from auditor.report.document import Report, as_document
 from auditor.report.numbers import format_cell, is_number
 
 # Everything but tab, newline, CR and the characters XML 1.0 allows, less DEL and the C1
@@ -64,7 +66,7 @@ def _element(
     return element
 
 
-def _suite(root: ET.Element, name: str, cases: list[ET.Element], **attributes: str | None) -> None:
+def _suite(root: ET.Element, name: str, cases: list[ET.Element], **attributes: Any) -> None:
     counts = {attribute: str(sum(c.find(tag) is not None for c in cases)) for tag, attribute in _OUTCOMES}
     suite = _element(root, "testsuite", name=name, tests=str(len(cases)), **counts, **attributes)
     suite.extend(cases)
@@ -122,8 +124,9 @@ def _audit_cases(report: dict[str, Any]) -> list[ET.Element]:
     return cases
 
 
-def render_junit(report: dict[str, Any]) -> str:
+def render_junit(source: Report | Mapping[str, Any]) -> str:
     """The report as JUnit XML: a gates suite (when there are gates) and an audits suite."""
+    report: dict[str, Any] = as_document(source)
     run = view.section(report, "run")
     timings = run.get("timings")
     total = _seconds(timings.get("total")) if isinstance(timings, dict) else None
@@ -141,7 +144,7 @@ def render_junit(report: dict[str, Any]) -> str:
         _suite(root, _CLASS_GATES, gate_cases, timestamp=started)
     _suite(root, _CLASS_AUDITS, audit_cases, timestamp=started)
     shown = view.outcome(report)
-    if isinstance(report.get("outcome"), dict):  # the run's one verdict, as every other output shows it
+    if shown["exit_code"] is not None:  # the run's one verdict, as every other output shows it (none in 1.x)
         for suite in root.findall("testsuite"):
             properties = ET.Element("properties")
             _element(properties, "property", name="auditor.verdict", value=str(shown["verdict"]))

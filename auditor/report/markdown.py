@@ -8,9 +8,12 @@ drawn here; the text says they are in report.html.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from auditor.report import view
+from auditor.report.charts import KINDS
+from auditor.report.document import Report, as_document
 from auditor.report.numbers import (
     MISSING,
     clean_strings,
@@ -168,6 +171,11 @@ def _audit(name: str, audit: dict[str, Any]) -> list[str]:
         titles = ", ".join(escape(format_cell(c.get("title") or c.get("name") or "untitled")) for c in charts)
         plural = "s" if len(charts) > 1 else ""
         lines += [f"_{len(charts)} chart{plural} ({titles}) in report.html._", ""]
+    for chart in charts:  # a kind only a plugin (or nothing) draws: say what it shows
+        kind = chart.get("kind")
+        if kind not in KINDS:
+            text = format_cell(chart.get("caption") or chart.get("title") or chart.get("name") or "A chart")
+            lines += [f"{escape(text)} (chart: {escape(format_cell(kind))}, see report.html)", ""]
     return lines
 
 
@@ -196,9 +204,21 @@ def _provenance(report: dict[str, Any]) -> list[str]:
     return lines + ["</details>", ""]
 
 
+def _headline_results(audit: dict[str, Any]) -> list[dict[str, Any]]:
+    """An audit's headline metrics with a numeric value, as model-index metrics."""
+    found = audit.get("metrics")
+    return [
+        {"type": str(key), "name": str(metric.get("label") or key), "value": metric.get("value")}
+        for key, metric in (found.items() if isinstance(found, dict) else ())
+        if isinstance(metric, dict) and metric.get("headline") and view.is_number(metric.get("value"))
+    ]
+
+
 def _front_matter(report: dict[str, Any]) -> list[str]:
-    """Model-card metadata as YAML front matter, in the Hugging Face model card's keys
-    (``model-index`` with the metrics audit's headline results) plus an ``auditor`` block."""
+    """Model-card metadata as YAML front matter, in the Hugging Face model card's keys plus an
+    ``auditor`` block. ``model-index`` holds one result per audit with headline metrics (those
+    it flags, with a number), in the order the audits ran; the run's measurements (energy,
+    time), which vary from run to run, are left out."""
     import yaml
 
     data, model = view.section(report, "data"), view.section(report, "model")
@@ -210,18 +230,15 @@ def _front_matter(report: dict[str, Any]) -> list[str]:
             meta[key] = value if isinstance(value, str) else ", ".join(map(str, value))
     meta.update({"library_name": "pytorch", "tags": ["model-audit", "auditor"],
                  "datasets": [str(data.get("path") or "")]})
-    results = [
-        {"type": str(key), "name": str(metric.get("label") or key), "value": metric.get("value")}
-        for key, metric in (view.section(view.section(report, "audits"), "metrics").get("metrics") or {}).items()
-        if isinstance(metric, dict) and metric.get("headline") and view.is_number(metric.get("value"))
-    ]
     task = "tabular-regression" if data.get("task") == "regression" else "tabular-classification"
+    results = [
+        {"task": {"type": task}, "dataset": {"name": str(data.get("path") or ""), "type": "tabular"},
+         "metrics": metrics}
+        for metrics in (_headline_results(audit) for _, audit in view.audits(report, measurements=False))
+        if metrics
+    ]
     if results:
-        meta["model-index"] = [{"name": str(name), "results": [{
-            "task": {"type": task},
-            "dataset": {"name": str(data.get("path") or ""), "type": "tabular"},
-            "metrics": results,
-        }]}]
+        meta["model-index"] = [{"name": str(name), "results": results}]
     meta["auditor"] = {
         "verdict": str(report.get("verdict") or ""),
         "report_schema": str(report.get("schema_version") or ""),
@@ -268,11 +285,11 @@ def _signoff(report: dict[str, Any]) -> list[str]:
     return ["## Sign-off", "", *_table(["", ""], rows), ""]
 
 
-def render_markdown(report: dict[str, Any], *, front_matter: bool = True) -> str:
+def render_markdown(source: Report | Mapping[str, Any], *, front_matter: bool = True) -> str:
     """The report as GitHub-flavoured Markdown. With a model card (``--card``) it is a model
     card: YAML front matter (unless ``front_matter`` is false, as in a job summary), the card,
     then the audits, limitations and a sign-off block."""
-    report = clean_strings(report)
+    report: dict[str, Any] = clean_strings(as_document(source))
     compliance = view.card(report) is not None
     lines = [
         *(_front_matter(report) if compliance and front_matter else []),
@@ -296,13 +313,13 @@ def render_markdown(report: dict[str, Any], *, front_matter: bool = True) -> str
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def render_step_summary(report: dict[str, Any], written: list[str] | tuple[str, ...] = ()) -> str:
+def render_step_summary(source: Report | Mapping[str, Any], written: list[str] | tuple[str, ...] = ()) -> str:
     """A short Markdown document for ``$GITHUB_STEP_SUMMARY``: the run's one verdict and exit
     code, the table of audits, the gates when any failed, what failed (failed gates, error
     findings, audits that broke) and what could not be judged, then where the full report is
     (``written``: the report files, as the command wrote them; upload the folder as an
     artifact). Never the whole report: a job summary is read at a glance."""
-    report = clean_strings(report)
+    report: dict[str, Any] = clean_strings(as_document(source))
     shown = view.outcome(report)
     code = shown["exit_code"]
     lines = [

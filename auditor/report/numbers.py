@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 #: Shown wherever a value is undefined (None): an empty cell would look like a bug.
 MISSING = "—"
@@ -167,3 +168,14 @@ def format_cell(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
         return ", ".join(format_cell(v) for v in value)
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def join_words(items: Sequence[str], limit: int | None = None) -> str:
+    """Items as a sentence list: ``a``, ``a and b``, ``a, b and c``; with ``limit``, at most
+    that many, then how many more (``a, b and 3 more``); empty for no items."""
+    shown = list(items if limit is None else items[:limit])
+    if limit is not None and len(items) > limit:
+        return f"{', '.join(shown)} and {len(items) - limit} more"
+    if len(shown) <= 1:
+        return "".join(shown)
+    return f"{', '.join(shown[:-1])} and {shown[-1]}"

@@ -37,12 +37,16 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from auditor.contract.errors import UsageError
 from auditor.report import view
 from auditor.report.html import render_html
+
+if TYPE_CHECKING:
+    from auditor.report.document import Report
 
 #: Environment variable naming the browser to print with (a path, or a name on PATH).
 BROWSER_ENV = "AUDITOR_CHROMIUM"
@@ -151,8 +155,11 @@ def chromium_command(
     ]
 
 
-def render_pdf(report: dict[str, Any], *, timeout: float = TIMEOUT_S) -> bytes:
+def render_pdf(source: Report | Mapping[str, Any], *, timeout: float = TIMEOUT_S) -> bytes:
     """The report as a PDF: report.html printed by headless Chromium."""
+    from auditor.report.document import as_document
+
+    report: dict[str, Any] = as_document(source)
     browser = require_pdf()
     html = with_policy(render_html(report))
     with tempfile.TemporaryDirectory(prefix="auditor-pdf-", ignore_cleanup_errors=True) as folder:

@@ -10,6 +10,7 @@ split by a zero-width space too. Status is shown by a word and a symbol, colour 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich import box
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from auditor.report import view
+from auditor.report.document import Report, as_document
 from auditor.report.numbers import MISSING, clean_strings, format_metric, log_safe
 
 _STATUS_STYLES: dict[str, str] = {
@@ -68,9 +70,9 @@ def _print_gates(report: dict[str, Any], console: Console) -> None:
     console.print(table)
 
 
-def render_terminal(report: dict[str, Any], console: Console) -> None:
+def render_terminal(source: Report | Mapping[str, Any], console: Console) -> None:
     """Print the audit summary table and the warning and error findings to ``console``."""
-    report = clean_strings(report, log_safe)
+    report: dict[str, Any] = clean_strings(as_document(source), log_safe)
     console.print(
         Text.assemble(
             ("Verdict ", "bold"),

@@ -134,10 +134,11 @@ def status_counts(report: dict[str, Any]) -> str:
     return f"{total} audit{'s' if total != 1 else ''}" + (f": {parts}" if parts else "")
 
 
-def audits(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def audits(report: dict[str, Any], *, measurements: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """Every audit as ``(name, result)``, in the order they ran (those that measure the run,
-    from ``measurements``, last)."""
-    return [(str(n), a) for n, a in all_audits(report).items() if isinstance(a, dict)]
+    from ``measurements``, last; left out with ``measurements=False``)."""
+    found = all_audits(report) if measurements else section(report, "audits")
+    return [(str(n), a) for n, a in found.items() if isinstance(a, dict)]
 
 
 def audit_title(name: str, audit: dict[str, Any]) -> str:
@@ -350,7 +351,7 @@ def class_balance(report: dict[str, Any]) -> list[dict[str, Any]]:
     for row in _list(section(report, "data"), "class_balance"):
         if isinstance(row, dict):
             share = row.get("share")
-            valid = is_number(share) and 0 <= share <= 1
+            valid = share is not None and is_number(share) and 0 <= share <= 1
             rows.append(
                 {
                     "class": _text(row.get("class")),

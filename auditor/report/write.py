@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from auditor.contract.errors import UsageError
+from auditor.report.document import Report
 from auditor.report.json_report import render_json
-from auditor.report.renderers import FILE_NAMES, RENDERERS
+from auditor.report.renderers import FILE_NAMES, RENDERERS, check_formats
 
 
 def _temporary(target: Path) -> Path:
@@ -60,8 +62,8 @@ def _encoded(content: str | bytes) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else bytes(content)
 
 
-def canonical(report: dict[str, Any]) -> dict[str, Any]:
-    """The report exactly as report.json holds it (keys sorted, values cleaned).
+def canonical(report: Report | Mapping[str, Any]) -> dict[str, Any]:
+    """The report (a :class:`Report` or its dict) exactly as report.json holds it (keys sorted, values cleaned).
 
     Every format is rendered from this, so a live run and ``audit render report.json``
     produce the same bytes.
@@ -69,19 +71,13 @@ def canonical(report: dict[str, Any]) -> dict[str, Any]:
     return json.loads(render_json(report))
 
 
-def write_reports(report: dict[str, Any], out_dir: Path | str, formats: list[str]) -> list[Path]:
-    """Render ``report`` in each of ``formats`` and write the files into ``out_dir``.
+def write_reports(report: Report | Mapping[str, Any], out_dir: Path | str, formats: list[str]) -> list[Path]:
+    """Render ``report`` (a :class:`Report` or its dict) in each of ``formats`` and write the files into ``out_dir``.
 
     Returns the paths written, in the order of ``formats`` (repeats written once). Raises
     :class:`UsageError` for an unknown format or an output directory that cannot be made.
     """
-    unknown = [f for f in formats if f not in RENDERERS]
-    if unknown:
-        raise UsageError(
-            f"Unknown report format {', '.join(map(repr, unknown))}; "
-            f"expected one of {', '.join(RENDERERS)}.",
-            hint=f"Use e.g. --format {','.join(RENDERERS)}.",
-        )
+    formats = check_formats(formats)
     out_dir = Path(out_dir)
     wanted = list(dict.fromkeys(formats))
     document = canonical(report)

@@ -1,13 +1,16 @@
-"""Assemble the report document: the plain dict that report.json holds.
+"""Assemble the report: a :class:`~auditor.report.document.Report` (:func:`build_document`)
+and the plain dict that report.json holds (:func:`build_report`, its ``to_dict()``).
 
-Renderers read this dict and nothing else. Everything that varies between identical
+Renderers read the Report or that dict and nothing else. The contained run sends the dict
+back to the parent process as JSON, which is why :func:`build_report` returns the dict. Everything that varies between identical
 runs lives under ``run`` (timings, dates, the machine) and ``measurements`` (the results of
 audits that measure the run itself, such as energy and carbon), so the rest is
 byte-identical. :func:`auditor.report.json_report.all_audits` gives both kinds of result
 together, in the order they ran.
 
-With a policy, a baseline or ``--fail-on``, the command line adds a ``gates`` section after
-the audits ran: the output of :func:`auditor.ci.gates.evaluate`, whose docstring gives its schema.
+``gates`` (the output of :func:`auditor.ci.gates.evaluate`, whose docstring gives its schema)
+and ``outcome`` (:func:`auditor.run.runner.outcome`) are judged after the audits ran, over
+this report: they are None here and left out of the dict until they are set.
 
 ``code`` is the provenance of the user's code the run imported: one entry for the source
 file that defines the model's class (a state_dict or safetensors model, ``--model-class``)
@@ -23,19 +26,21 @@ import datetime as _dt
 import inspect
 import platform
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from auditor import __version__
-from auditor.loading.architecture import summarize
-from auditor.loading.hashing import sha256_file
 from auditor.contract.context import AuditContext
 from auditor.contract.result import AuditResult
+from auditor.loading.architecture import summarize
+from auditor.loading.hashing import sha256_file
+from auditor.report.document import SCHEMA_VERSION, Report, Tool
 from auditor.run.runner import verdict
 
-SCHEMA_VERSION = "1.1"  # 1.1: the measurements section
+__all__ = ["SCHEMA_VERSION", "build_document", "build_report", "class_balance", "code_provenance"]
 
 
 def class_balance(y: np.ndarray | None, names: Sequence[str]) -> list[dict[str, Any]]:
@@ -57,7 +62,7 @@ def _file_facts(path: Path | None) -> dict[str, Any]:
     return {"sha256": sha256_file(Path(path)), "size_bytes": Path(path).stat().st_size}
 
 
-def _source_facts(option: str, spec: str, obj: Any) -> dict[str, Any]:
+def source_facts(option: str, spec: str, obj: Any) -> dict[str, Any]:
     """Where ``obj`` (a class or function the user's code defines) comes from, hashed."""
     try:
         source = inspect.getsourcefile(obj) or inspect.getfile(obj)
@@ -72,9 +77,9 @@ def code_provenance(ctx: AuditContext) -> list[dict[str, Any]]:
     found = []
     if ctx.model.format in ("state_dict", "safetensors"):  # built from --model-class
         cls = type(ctx.model.module)
-        found.append(_source_facts("--model-class", f"{cls.__module__}:{cls.__qualname__}", cls))
+        found.append(source_facts("--model-class", f"{cls.__module__}:{cls.__qualname__}", cls))
     if ctx.trainer is not None:
-        found.append(_source_facts("--trainer", ctx.trainer.spec, ctx.trainer.fn))
+        found.append(source_facts("--trainer", ctx.trainer.spec, ctx.trainer.fn))
     return found
 
 
@@ -92,7 +97,7 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def build_report(
+def build_document(
     ctx: AuditContext,
     results: Mapping[str, AuditResult],
     *,
@@ -103,15 +108,16 @@ def build_report(
     card: Mapping[str, Any] | None = None,
     history_path: Path | None = None,
     plugins: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Report:
+    """The run's :class:`Report`, without gates or outcome (judged afterwards, over it)."""
     model = ctx.model
     data = ctx.data
     structure = summarize(model.module)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "auditor", "version": __version__},
-        "verdict": verdict(results),
-        "model": {
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        tool=Tool("auditor", __version__),
+        verdict=verdict(results),
+        model={
             "path": model.path.name,
             "name": model.name,
             "format": model.format,
@@ -121,7 +127,7 @@ def build_report(
             "metadata": model.metadata,
             **structure,
         },
-        "data": {
+        data={
             "path": Path(data.path).name,
             "sha256": data.sha256,
             "size_bytes": Path(data.path).stat().st_size,
@@ -143,27 +149,27 @@ def build_report(
                 for groups in ctx.sensitive.values()
             ],
         },
-        "train_data": None if ctx.train is None else {
+        train_data=None if ctx.train is None else {
             "path": Path(ctx.train.data.path).name,
             "sha256": ctx.train.data.sha256,
             "size_bytes": Path(ctx.train.data.path).stat().st_size,
             "rows": ctx.train.data.n_rows,
             "class_balance": class_balance(ctx.train.data.y, ctx.task.class_names),
         },
-        "card": None if card is None else dict(card),
-        "code": code_provenance(ctx),
-        "history": None if ctx.history is None else {
+        card=None if card is None else dict(card),
+        code=code_provenance(ctx),
+        history=None if ctx.history is None else {
             "source": ctx.history.source,
             **_file_facts(history_path),
             "format": ctx.history.format,
-            "epochs": int(len(ctx.history.epochs)),
+            "epochs": len(ctx.history.epochs),
             "series": sorted(ctx.history.series),
             "train_loss": ctx.history.train_loss,
             "val_loss": ctx.history.val_loss,
         },
-        "audits": {name: result.to_dict() for name, result in results.items() if name not in measured},
-        "measurements": {name: result.to_dict() for name, result in results.items() if name in measured},
-        "run": {
+        audits={name: result for name, result in results.items() if name not in measured},
+        measurements={name: result for name, result in results.items() if name in measured},
+        run={
             "command": command,
             "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
             "seed": ctx.seed,
@@ -175,4 +181,9 @@ def build_report(
             "argv": list(sys.argv),
             "timings": dict(timings),
         },
-    }
+    )
+
+
+def build_report(ctx: AuditContext, results: Mapping[str, AuditResult], **facts: Any) -> dict[str, Any]:
+    """:func:`build_document`'s report as the dict report.json holds (``facts``: its keywords)."""
+    return build_document(ctx, results, **facts).to_dict()
