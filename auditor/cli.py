@@ -13,6 +13,13 @@ waits until they are).
 A plugin that fails to load is reported as an ``error`` result under its entry-point name,
 whether the run selects it by default or ``--audits`` names it (exit 3 either way); with
 ``--audits`` naming other audits only, or ``--skip`` naming it, it is left out of the run.
+
+The run itself is :func:`auditor.api.run` (the Python API's): this module parses, turns
+``[tool.auditor]`` settings into Click's defaults (:class:`RunCommand`), prints and writes.
+
+One concept: the ``audit`` command line (its commands, options, help text, signals and the
+mapping of errors to exit codes); most of its length is the options' help, which reads best
+beside the options.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ import threading
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import click
+from click.core import ParameterSource
 
 from auditor import __version__
 from auditor.contract.errors import AuditorError, UsageError
@@ -210,63 +218,12 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False)
 
 
-class RichProgress:
-    """Progress bars on stderr for people; silent with --quiet or when stderr is no terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            console=_console(stderr=True),
-            transient=True,
-            disable=not enabled,
-        )
-
-    def __enter__(self) -> "RichProgress":
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._progress.__exit__(*exc)
-
-    @contextmanager
-    def step(
-        self, description: str, total: int | None = None, guard: str | None = None
-    ) -> Iterator[Callable[[int], None]]:
-        task = self._progress.add_task(description, total=total)
-        try:
-            yield lambda advance: self._progress.advance(task, advance)
-        finally:
-            self._progress.update(task, completed=total or 1, total=total or 1)
-            self._progress.remove_task(task)
-
-
 def _formats(value: str | Sequence[str] | None, *, with_json: bool = True) -> list[str]:
-    """The formats to write. A run always writes report.json too (``with_json``), whatever
-    ``--format`` says: it is the source every other format is rendered from, and the only way
-    to re-render the run (``audit render``) or compare it (``audit compare``) later."""
-    from auditor.run.config import split_list
-    from auditor.report import RENDERERS
+    """The formats to write (see :func:`auditor.api.output_formats`: report.json is always
+    among a run's, and a PDF's browser is looked for before any work)."""
+    from auditor.api import output_formats
 
-    formats = split_list(value) or list(DEFAULT_FORMATS)
-    unknown = [f for f in formats if f not in RENDERERS]
-    if unknown:
-        raise UsageError(
-            f"Unknown report format(s): {', '.join(unknown)}.",
-            hint=f"Choose from: {', '.join(RENDERERS)}.",
-        )
-    if with_json and "json" not in formats:
-        formats.append("json")
-    if "pdf" in formats:  # before any work: the PDF needs a browser to print it
-        from auditor.report.pdf import require_pdf
-
-        require_pdf()
-    return formats
+    return output_formats(value, with_json=with_json)
 
 
 def _shape(value: Any) -> list[int] | None:
@@ -286,23 +243,79 @@ def _shape(value: Any) -> list[int] | None:
     return input_shape(shape, "--input-shape")  # each size from 1 to 2**31 - 1
 
 
-def _sensitive(cli_value: Sequence[str] | None, settings: dict[str, Any]) -> list[str] | None:
-    """--sensitive may repeat and may hold commas; else [tool.auditor] sensitive."""
-    from auditor.run.config import split_list
-
-    if cli_value:
-        return [name for value in cli_value for name in split_list(value) or []]
-    return split_list(settings.get("sensitive"))
-
-
 def _path(value: Any) -> Path | None:
     return None if value in (None, "") else Path(value)
 
 
-def _pick(cli_value: Any, settings: dict[str, Any], key: str, default: Any = None) -> Any:
-    if cli_value is not None and cli_value != ():
-        return cli_value
-    return settings.get(key, default)
+# --- [tool.auditor] settings as the run command's defaults --------------------------------------
+
+#: The run command's parameters that a setting of the same meaning gives a default to
+#: (setting key -> parameter name; the others are named alike).
+_PARAMETER_OF = {"format": "formats"}
+#: Settings that hold lists (a TOML array, or text with commas).
+_LISTS = ("features", "sensitive", "classes", "input_shape", "format", "audits", "skip")
+
+
+def _default_map(settings: Mapping[str, Any], command: click.Command, ctx: click.Context) -> dict[str, Any]:
+    """The settings as Click's ``default_map`` of ``command``: each value as its option would
+    take it (a list as text with commas; a repeatable option's as a list), and checked as
+    its option checks it, one line naming the setting and its file when it is wrong."""
+    params = {param.name: param for param in command.params if param.name}
+    origin: Mapping[str, str] = getattr(settings, "origin", {})
+    found: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = _PARAMETER_OF.get(key, key)
+        param = params.get(name)
+        if param is None or isinstance(value, Mapping):
+            continue  # an audit's table, or [gates]/[regression]: read where they are used
+        if key in _LISTS and not isinstance(value, str):
+            value = [str(v) for v in value] if getattr(param, "multiple", False) else ",".join(str(v) for v in value)
+        elif getattr(param, "multiple", False) and isinstance(value, str):
+            value = [value]
+        try:
+            param.type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            raise UsageError(f"{origin.get(key, 'A config file')} sets {key} = {value!r}: {exc.format_message()}",
+                             hint=f"See --{name.replace('_', '-')} in `audit run --help`.") from None
+        found[name] = value
+    return found
+
+
+class RunCommand(click.Command):
+    """``audit run``, whose defaults are the ``[tool.auditor]`` settings (./pyproject.toml,
+    then ``--config FILE``): they are loaded before the arguments are parsed and reach Click
+    as its ``default_map`` (so ``audit run --help`` shows them), and the command line wins.
+    Which file is read (``--config``) and how links are treated (``--allow-symlinks``) come
+    from a first look at the arguments; what a file may set is judged in the run
+    (:func:`auditor.run.config.refuse_untrusted`, ``--trust-config``), which knows which
+    values the command line gave itself."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from auditor.contain import server
+        from auditor.run.config import check_settings, load_settings
+        from auditor.run.registry import discover_plugins
+
+        server.start()  # the process runs are forked from: its imports overlap all that follows
+        try:
+            first, _, _ = self.make_parser(ctx).parse_args(args=list(args))
+        except click.UsageError:
+            first = {}  # the real parse below says what is wrong
+        helping = any(a in ("--help", "-h") for a in args)
+        try:
+            discovery = discover_plugins()
+            settings = load_settings(_path(first.get("config_file")), Path.cwd(),
+                                     allow_symlinks=bool(first.get("allow_symlinks")))
+            check_settings(settings, discovery.names)
+            ctx.default_map = {**_default_map(settings, self, ctx), **(ctx.default_map or {})}
+            if ctx.default_map and ctx.show_default is None:
+                ctx.show_default = True  # the options have no defaults of their own: these are the settings'
+        except AuditorError:
+            if not helping:  # help is shown whatever the settings say
+                raise
+        else:
+            ctx.meta["auditor.settings"] = settings
+            ctx.meta["auditor.discovery"] = discovery
+        return super().parse_args(ctx, args)
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -311,7 +324,7 @@ def cli() -> None:
     """Audit a trained PyTorch model."""
 
 
-@cli.command("run", epilog=EXAMPLES)
+@cli.command("run", cls=RunCommand, epilog=EXAMPLES)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="Test data: CSV, CSV.gz or Parquet, with a header row.")
 @click.option("--target", help="Target column. Default: the model's declared target, else a column named target, label, y or class.")
@@ -354,166 +367,120 @@ def run_command(**kw: Any) -> None:
     click.get_current_context().exit(code)
 
 
-def _execute(cfg: Any, installed: dict[str, Any], progress: Any, kw: dict[str, Any], settings: dict[str, Any]) -> Any:
-    """Run the audit in a confined child process (see :mod:`auditor.contain`); with
-    --debug, the child's tracebacks and log (what the model printed) reach stderr."""
-    from auditor.run.config import inference_timeout
-    from auditor.contain.supervisor import DEFAULT_INFERENCE_TIMEOUT, execute_contained
-    from auditor.report.numbers import clean_text
+def _from_settings(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is ParameterSource.DEFAULT_MAP
 
-    timeout = inference_timeout(_pick(kw.get("inference_timeout"), settings, "inference_timeout"))
+
+def _listed(ctx: click.Context, kw: Mapping[str, Any], settings: Mapping[str, Any], name: str,
+            key: str | None = None) -> list[str] | None:
+    """A list option: as the setting wrote it when it came from the settings (a TOML array
+    keeps names with commas whole), else split at commas."""
+    from auditor.run.config import split_list
+
+    if _from_settings(ctx, name):
+        return split_list(settings.get(key or name))
+    value = kw.get(name)
+    if isinstance(value, (tuple, list)):  # --sensitive repeats, and each may hold commas
+        return [part for item in value for part in split_list(item) or []] or None
+    return split_list(value)
+
+
+def _run(kw: dict[str, Any], *, demo: bool) -> int:
+    """Parse -> settings -> :func:`auditor.api.run` -> print and write -> the exit code."""
+    from auditor import api
+    from auditor.contain import server
+    from auditor.loading.inputs import model_args
+    from auditor.report.numbers import clean_text, folder_name
+    from auditor.report.write import canonical
+    from auditor.run.config import audit_timeout, inference_timeout, parse_overrides, refuse_untrusted
+    from auditor.run.registry import discover_plugins
+    from auditor.run.runconfig import RichProgress, RunConfig
+
+    server.start()  # (started already by RunCommand; the demo starts it here)
+    ctx = click.get_current_context()
+    settings: Mapping[str, Any] = {} if demo else ctx.meta.get("auditor.settings", {})
+    discovery = ctx.meta.get("auditor.discovery") or discover_plugins()
+    allow_symlinks = bool(kw.get("allow_symlinks"))
+    given = {name: value for name, value in kw.items()
+             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+    refuse_untrusted(settings, given, Path.cwd(), trust=bool(kw.get("trust_config")))
+    model = Path(kw["model"])
+    api.check_input_files(model, {
+        "The data file": _path(kw.get("data")),
+        "The training data": _path(kw.get("train_data")),
+        "The training history": _path(kw.get("history")),
+        "The model card": _path(kw.get("card")),
+    }, allow_symlinks=allow_symlinks)
+    formats = _formats(_listed(ctx, kw, settings, "formats", "format"))
+    cfg = RunConfig(
+        model=model,
+        data=kw["data"],
+        target=kw.get("target"),
+        features=_listed(ctx, kw, settings, "features"),
+        sensitive=_listed(ctx, kw, settings, "sensitive"),
+        history=_path(kw.get("history")),
+        card=_path(kw.get("card")),
+        train_data=_path(kw.get("train_data")),
+        classes=_listed(ctx, kw, settings, "classes"),
+        task=kw.get("task") or "auto",
+        input_shape=_shape(kw.get("input_shape")),
+        model_class=kw.get("model_class"),
+        model_path=kw.get("model_path"),
+        trainer=kw.get("trainer"),
+        trust_model=bool(kw.get("trust_model")),
+        device=kw.get("device") or "auto",
+        batch_size=kw.get("batch_size"),
+        seed=int(kw["seed"]) if kw.get("seed") is not None else 0,
+        audit_timeout=audit_timeout(kw.get("audit_timeout")),
+        audits=_listed(ctx, kw, settings, "audits"),
+        skip=_listed(ctx, kw, settings, "skip") or [],
+        settings=dict(settings),
+        overrides=parse_overrides(kw.get("overrides") or ()),
+        command=kw.get("command") or shlex.join(["audit", *sys.argv[1:]]),
+        model_args=model_args(kw.get("model_args")),  # checked here, before the run starts
+    )
+    api.prune_trainer(cfg, discovery)
+    out = Path(kw.get("out") or Path("reports") / folder_name(model.stem))  # never "..", "." or empty
+    policy, baseline, baseline_path = api.gates_of(_path(kw.get("policy")), _path(kw.get("baseline")), settings,
+                                                   cfg.audits or discovery.names, allow_symlinks=allow_symlinks)
+    fail_on = kw.get("fail_on") or "error"
+    not_assessed = kw.get("not_assessed") or "warn"
+    quiet = bool(kw.get("quiet"))
     debug = bool(kw.get("debug"))
     try:
-        return execute_contained(cfg, installed, progress, inference_timeout=timeout or DEFAULT_INFERENCE_TIMEOUT)
-    except BaseException as exc:
+        with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+            outcome = api.run(cfg, discovery, policy=policy, baseline=baseline, baseline_path=baseline_path,
+                              fail_on=fail_on, not_assessed=not_assessed,
+                              keep_gates=bool(kw.get("fail_on") or kw.get("not_assessed")), progress=progress,
+                              inference_timeout=inference_timeout(kw.get("inference_timeout")))
+    except BaseException as exc:  # with --debug, the child's traceback and log (what the model printed)
         if debug:
-            for attribute, title in (("child_traceback", "traceback in the run's process"), ("child_log", "the run's log")):
+            for attribute, title in (("child_traceback", "traceback in the run's process"),
+                                     ("child_log", "the run's log")):
                 text = getattr(exc, attribute, "")
                 if text:
                     click.echo(f"--- {title} ---\n{clean_text(text)}", err=True)
         raise
-
-
-def _check_input_files(kw: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Every input file the run will read, checked before anything reads it: no FIFO,
-    device, /proc or /sys file, nor a link out of its folder without --allow-symlinks (see
-    :mod:`auditor.loading.inputs`). The policy and the baseline are checked where they load."""
-    from auditor.loading.inputs import check_input
-
-    model = Path(kw["model"])
-    if not model.name or model.is_dir():
-        raise UsageError(
-            f"The model path '{model}' is a folder, not a model file.",
-            hint="Pass the file the model was saved to, e.g. model.pt.",
-        )
-    files = {
-        "The model file": model,
-        "The model metadata file": model.with_name(model.stem + ".auditor.json"),
-        "The data file": _path(kw.get("data")),
-        "The training data": _path(_pick(kw.get("train_data"), settings, "train_data")),
-        "The training history": _path(_pick(kw.get("history"), settings, "history")),
-        "The model card": _path(_pick(kw.get("card"), settings, "card")),
-    }
-    for what, path in files.items():
-        if path is not None:
-            check_input(path, what, allow_symlinks=bool(kw.get("allow_symlinks")),
-                        folder=what == "The training history")
-
-
-def _run(kw: dict[str, Any], *, demo: bool) -> int:
-    from auditor.run.config import (
-        audit_timeout,
-        check_settings,
-        load_settings,
-        parse_overrides,
-        refuse_untrusted,
-        split_list,
-    )
-    from auditor.contain import server
-    from auditor.run.registry import discover_plugins
-
-    server.start()  # the process runs are forked from: its imports overlap all that follows
-    discovery = discover_plugins()
-    installed = discovery.audits
-    allow_symlinks = bool(kw.get("allow_symlinks"))
-    settings = {} if demo else load_settings(kw.get("config_file"), Path.cwd(), allow_symlinks=allow_symlinks)
-    check_settings(settings, discovery.names)
-    refuse_untrusted(settings, kw, Path.cwd(), trust=bool(kw.get("trust_config")))
-    _check_input_files(kw, settings)
-
-    from auditor.ci.gates import evaluate, load_baseline, load_policy
-    from auditor.ci.github import publish
-    from auditor.run.runconfig import RunConfig
-    from auditor.report import write_reports
-    from auditor.report.write import canonical
-
-    formats = _formats(_pick(kw.get("formats"), settings, "format"))
-    model: Path = kw["model"]
-    from auditor.loading.inputs import model_args# --model-args: checked here, before the run starts
-
-    cfg = RunConfig(
-        model=model,
-        data=kw["data"],
-        target=_pick(kw.get("target"), settings, "target"),
-        features=split_list(_pick(kw.get("features"), settings, "features")),
-        sensitive=_sensitive(kw.get("sensitive"), settings),
-        history=_path(_pick(kw.get("history"), settings, "history")),
-        card=_path(_pick(kw.get("card"), settings, "card")),
-        train_data=_path(_pick(kw.get("train_data"), settings, "train_data")),
-        classes=split_list(_pick(kw.get("classes"), settings, "classes")),
-        task=_pick(kw.get("task"), settings, "task", "auto"),
-        input_shape=_shape(_pick(kw.get("input_shape"), settings, "input_shape")),
-        model_class=_pick(kw.get("model_class"), settings, "model_class"),
-        model_path=_pick(kw.get("model_path"), settings, "model_path"),
-        trainer=_pick(kw.get("trainer"), settings, "trainer"),
-        trust_model=bool(kw.get("trust_model")),
-        device=_pick(kw.get("device"), settings, "device", "auto"),
-        batch_size=_pick(kw.get("batch_size"), settings, "batch_size"),
-        seed=_pick(kw.get("seed"), settings, "seed", 0),
-        audit_timeout=audit_timeout(_pick(kw.get("audit_timeout"), settings, "audit_timeout")),
-        audits=split_list(_pick(kw.get("audits"), settings, "audits")),
-        skip=split_list(_pick(kw.get("skip"), settings, "skip")) or [],
-        settings=settings,
-        overrides=parse_overrides(kw.get("overrides") or ()),
-        command=kw.get("command") or shlex.join(["audit", *sys.argv[1:]]),
-        model_args=model_args(_pick(kw.get("model_args"), settings, "model_args")),
-    )
-    if cfg.trainer:  # imported only when an audit the run selects retrains with it
-        from auditor.contract.plugin import used
-        from auditor.run.registry import select_audits
-
-        if not used(select_audits(installed, cfg.audits, cfg.skip, discovery.broken), "trainer"):
-            cfg.trainer = None
-    from auditor.report.numbers import folder_name# the model's stem, never "..", "." or empty
-
-    out = Path(_pick(kw.get("out"), settings, "out", "") or Path("reports") / folder_name(model.stem))
-    fail_on = _pick(kw.get("fail_on"), settings, "fail_on", "error")
-    policy = load_policy(_path(kw.get("policy")), settings, allow_symlinks=allow_symlinks)
-    baseline_path = _path(kw.get("baseline")) or (policy.baseline if policy is not None else None)
-    if policy is not None:
-        policy.check_syntax(cfg.audits or discovery.names, baseline_given=baseline_path is not None)
-    baseline = load_baseline(baseline_path, allow_symlinks=allow_symlinks) if baseline_path is not None else None
-    quiet = bool(kw.get("quiet"))
-    show = not quiet and sys.stderr.isatty()
-    with RichProgress(enabled=show) as progress:
-        execution = _execute(cfg, installed, progress, kw, settings)
-    report = execution.report
-    not_assessed = _pick(kw.get("not_assessed"), settings, "not_assessed", "warn")
-    gates = evaluate(report, policy, baseline, fail_on=fail_on, not_assessed=not_assessed,
-                     baseline_path=None if baseline_path is None else str(baseline_path))
-    if (policy is not None or baseline is not None or kw.get("fail_on") or "fail_on" in settings
-            or kw.get("not_assessed") or "not_assessed" in settings):
-        report["gates"] = gates
-    from auditor.report.json_report import all_audits
-    from auditor.run.runner import outcome
-
-    # The one verdict: every output (terminal, report.json/md/html, JUnit, the step summary)
-    # shows it, and the exit code is its exit code.
-    report["outcome"] = outcome(all_audits(report), gates, not_assessed=not_assessed)
-    report["verdict"] = report["outcome"]["verdict"]
     with _interrupts_deferred():
-        written = write_reports(report, out, formats)
-        click.get_current_context().meta["auditor.written"] = f"{out}{os.sep}"
-    document = canonical(report)
+        written = outcome.report.save(out, formats)
+        ctx.meta["auditor.written"] = f"{out}{os.sep}"
+    document = canonical(outcome.report)
+    from auditor.ci.github import publish
+
     for line in publish(document, written=[str(p) for p in written]):
         click.echo(line)
-    if kw.get("debug"):
-        from auditor.report.numbers import clean_text
-
-        if execution.log:
-            click.echo(f"--- the run's log ---\n{clean_text(execution.log)}", err=True)
-        for name, text in execution.tracebacks.items():
+    if debug:
+        if outcome.log:
+            click.echo(f"--- the run's log ---\n{clean_text(outcome.log)}", err=True)
+        for name, text in outcome.tracebacks.items():
             click.echo(f"--- traceback of audit {name} ---\n{text}", err=True)
     if not quiet:
         from auditor.report.terminal import render_terminal
 
         console = _console()
         render_terminal(document, console)
-        console.print(
-            f"Reports written to {out}{os.sep}: " + ", ".join(p.name for p in written),
-            markup=False,
-        )
-    return int(report["outcome"]["exit_code"])
+        console.print(f"Reports written to {out}{os.sep}: " + ", ".join(p.name for p in written), markup=False)
+    return outcome.exit_code
 
 
 @cli.command("demo")

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import invoke, read_report
 from scipy.special import expit
 from sklearn import metrics as skm
-
-from cli_helpers import invoke, read_report
 
 
 def metric(report: dict, name: str) -> float:
@@ -208,3 +207,36 @@ def test_a_run_imports_no_heavy_library_it_does_not_need(tmp_path, breast_cancer
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "report.json").is_file()
     assert proc.stdout.strip() == "[]"
+
+
+# --- [tool.auditor] settings are the run command's defaults (Click's default_map) ----------------
+
+def test_settings_show_as_the_defaults_in_help_and_the_command_line_wins(tmp_path, breast_cancer, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.auditor]\nseed = 3\nformat = ["json", "md"]\nfail_on = "never"\naudits = ["metrics"]\n')
+    monkeypatch.chdir(tmp_path)
+    shown = " ".join(invoke("run", "--help").stdout.split())
+    for default in ("[default: 3]", "[default: json,md]", "[default: never]", "[default: metrics]"):
+        assert default in shown
+    assert "[default: False]" not in shown  # flags keep quiet about theirs
+    result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "-q",
+                    "--seed", "5", "-o", "metrics.n_resamples=200")
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "reports" / "model"
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+    report = read_report(out)
+    assert report["run"]["seed"] == 5 and list(report["audits"]) == ["metrics"]
+    assert report["gates"]["fail_on"] == "never"  # a rule the settings asked for is part of the outcome
+
+
+def test_a_setting_its_option_would_refuse_is_one_line_naming_the_file(tmp_path, breast_cancer, monkeypatch):
+    config = tmp_path / "ci.toml"
+    config.write_text('task = "binaryy"\n')
+    monkeypatch.chdir(tmp_path)
+    result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "--config", config)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ci.toml sets task = 'binaryy'")
+    assert "'auto', 'binary', 'multiclass', 'regression'" in lines[0]
+    assert not (tmp_path / "reports").exists()
+    assert invoke("run", "--config", config, "--help").exit_code == 0  # help whatever the settings say

@@ -109,7 +109,7 @@ def _program(arch: str) -> list[tuple[int, int, int, int]]:
     ]
     program: list[tuple[int, int, int, int]] = []
     for index, (_, code, jt, jf, k) in enumerate(head):
-        def offset(target: object) -> int:
+        def offset(target: object, index: int = index) -> int:
             if isinstance(target, str):
                 return labels[target] - index - 1
             return int(target)  # type: ignore[call-overload]

@@ -16,17 +16,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from rich.markup import escape
+
+from auditor.contain import landlock, seccomp, server
+from auditor.contain import rules as policy
+from auditor.contain.worker import MAX_MESSAGE, Job, main
 from auditor.contract import errors
 from auditor.contract.errors import AuditorError, ModelLoadError, UntrustedModelError
 from auditor.report.numbers import one_line
-from auditor.contain import landlock, rules as policy, seccomp, server
-from auditor.contain.worker import MAX_MESSAGE, Job, main
-from multiprocessing.connection import wait
-
-from rich.markup import escape
 
 #: The default of ``--inference-timeout``: generous, for a slow model on a big file.
 DEFAULT_INFERENCE_TIMEOUT = 1800.0
@@ -350,7 +351,7 @@ def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) ->
                 break
             if steps.deadline is not None and time.monotonic() > steps.deadline:
                 process.kill()
-                if steps.kind == "audit":
+                if steps.kind == "audit" and audit_timeout is not None:
                     raise RunProcessError(
                         f"'{steps.guarded}' did not stop at its --audit-timeout ({audit_timeout:g} s) "
                         f"nor {audit_grace(audit_timeout):g} s later (it is stuck in native code, probably in the model), "
@@ -383,12 +384,13 @@ def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) ->
     kind = answer.get("kind")
     if kind == "error":
         exc: BaseException = _error_from(answer)
-        setattr(exc, "child_traceback", str(answer.get("traceback", "")))
-        setattr(exc, "child_log", log)
+        # What --debug prints: the child's traceback and log, carried on the error.
+        setattr(exc, "child_traceback", str(answer.get("traceback", "")))  # noqa: B010
+        setattr(exc, "child_log", log)  # noqa: B010
         raise exc
     if kind == "crash":
         crash = _crash_from(answer)
-        setattr(crash, "child_log", log)
+        setattr(crash, "child_log", log)  # noqa: B010
         raise crash
     report = answer.get("report")
     if not isinstance(report, dict) or "schema_version" not in report:

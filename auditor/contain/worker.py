@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from auditor.contain.rules import Allowances
+from auditor.run.runconfig import Progress
 
 #: Largest message the parent accepts from the child (a report is far smaller).
 MAX_MESSAGE = 256 * 1024 * 1024
@@ -59,7 +60,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-class ChildProgress:
+class ChildProgress(Progress):
     """The pipeline's progress, sent to the parent, which draws it."""
 
     def __init__(self, channel: _Channel) -> None:
@@ -96,8 +97,8 @@ def _close_inherited(keep: int) -> None:
         from multiprocessing import resource_tracker
 
         tracker = resource_tracker._resource_tracker  # noqa: SLF001 - forget its pipe too
-        tracker._fd = None  # noqa: SLF001
-        tracker._pid = None  # noqa: SLF001
+        tracker._fd = None  # type: ignore[attr-defined]  # noqa: SLF001
+        tracker._pid = None  # type: ignore[attr-defined]  # noqa: SLF001
     except (ImportError, AttributeError):
         pass
     try:
@@ -224,4 +225,4 @@ def _run(job: Job, channel: _Channel) -> None:
     model = report.get("model")
     if isinstance(model, dict) and job.statement.get("summary"):
         model["trust"] = f"{model.get('trust', '')} {job.statement['summary']}".strip()
-    channel.send({"kind": "done", "report": report, "tracebacks": dict(execution.outcome.tracebacks)})
+    channel.send({"kind": "done", "report": report, "tracebacks": dict(execution.runs.tracebacks)})

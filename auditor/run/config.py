@@ -37,8 +37,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from auditor.contract.errors import UsageError
-from auditor.loading.inputs import check_depth, check_input, read_bytes, small_limit, too_deep
 from auditor.contract.plugin import Option
+from auditor.loading.inputs import check_depth, check_input, read_bytes, small_limit, too_deep
 
 #: Keys accepted in [tool.auditor] and --config files, with their expected Python type.
 SETTINGS: dict[str, type | tuple[type, ...]] = {
@@ -121,12 +121,15 @@ def _section(data: Mapping[str, Any], path: Path, *, pyproject: bool) -> dict[st
     return dict(section)
 
 
-def load_settings(config_file: Path | None, cwd: Path, *, allow_symlinks: bool = False) -> Settings:
-    """Merged settings from ./pyproject.toml's [tool.auditor] and --config (each file
-    checked with :func:`auditor.loading.inputs.check_input` first)."""
+def load_settings(
+    config_file: Path | None, cwd: Path, *, allow_symlinks: bool = False, pyproject: bool = True
+) -> Settings:
+    """Merged settings from ./pyproject.toml's [tool.auditor] (unless ``pyproject`` is False:
+    :func:`auditor.audit` reads only the file it is given) and --config (each file checked
+    with :func:`auditor.loading.inputs.check_input` first)."""
     merged = Settings()
-    pyproject = cwd / "pyproject.toml"
-    files = [(pyproject, True)] if pyproject.is_file() else []
+    project = cwd / "pyproject.toml"
+    files = [(project, True)] if pyproject and project.is_file() else []
     if config_file is not None:
         files.append((config_file, False))
     for path, is_pyproject in files:

@@ -1,32 +1,35 @@
 """One audit run: load, predict once, run the audits, assemble the report document.
 
-The command line builds a :class:`RunConfig` and calls :func:`execute`; nothing here
-prints or writes files, so the same run is easy to drive from Python or tests.
+The command line and :func:`auditor.audit` build a :class:`RunConfig`; :func:`execute` runs
+it in this process (in the confined child of :mod:`auditor.contain`, or in the caller's
+process for a model given as an ``nn.Module`` object, see :mod:`auditor.loading.in_memory`).
+Nothing here prints or writes files; the gates and the one verdict are judged over the
+report afterwards (:func:`auditor.api.judge`).
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Mapping, Sequence
 
-
-from auditor.run.config import audit_options
 from auditor.contract.context import AuditContext, Dataset, Task, TrainData
-from auditor.run.assemble import build_report
-from auditor.run.energy import EnergyMeter, MeterError, NullMeter, settings_for
 from auditor.contract.errors import DataError, UsageError
-from auditor.run.inference import resolve_device, run_inference
-from auditor.loading.data import load_data
-from auditor.loading.model import LoadedModel, load_model
-from auditor.run.registry import BrokenPlugin, failed_to_load, plugin_versions, select_audits, selected_broken
 from auditor.contract.result import AuditResult
+from auditor.loading.data import load_data
+from auditor.loading.in_memory import UNCONFINED, borrowed, is_module, module_model
+from auditor.loading.model import LoadedModel, load_model
+from auditor.run.assemble import build_report
+from auditor.run.config import audit_options
+from auditor.run.energy import EnergyMeter, MeterError, NullMeter, settings_for
+from auditor.run.inference import resolve_device, run_inference
+from auditor.run.registry import BrokenPlugin, failed_to_load, plugin_versions, select_audits, selected_broken
 from auditor.run.retrain import load_trainer
-from auditor.run.runner import RunOutcome, run_audits
 from auditor.run.runconfig import Progress, RunConfig
+from auditor.run.runner import AuditRuns, run_audits
 from auditor.run.task import encode_target, infer_task, read_outputs
 
 
@@ -91,7 +94,7 @@ def _run_measuring(
     audits: Mapping[str, Any],
     options: Mapping[str, Mapping[str, Any]],
     meter: EnergyMeter | NullMeter,
-    outcome: RunOutcome,
+    runs: AuditRuns,
     progress: Progress,
     timeout: float | None = None,
 ) -> None:
@@ -100,20 +103,27 @@ def _run_measuring(
         ctx.energy = meter.stop()
     except MeterError as exc:
         for name, audit in audits.items():
-            outcome.results[name] = AuditResult.errored(name, audit.title, f"MeterError: {exc}")
-            outcome.timings[name] = 0.0
+            runs.results[name] = AuditResult.errored(name, audit.title, f"MeterError: {exc}")
+            runs.timings[name] = 0.0
         return
     more = run_audits(ctx, audits, options, step=lambda name: progress.step(f"Audit: {name}", guard="audit"), timeout=timeout)
-    outcome.results.update(more.results)
-    outcome.timings.update(more.timings)
-    outcome.tracebacks.update(more.tracebacks)
+    runs.results.update(more.results)
+    runs.timings.update(more.timings)
+    runs.tracebacks.update(more.tracebacks)
 
 
 @dataclass
 class Execution:
+    """One run: the report document (no gates or outcome yet), its context and the audits' runs."""
+
     report: dict[str, Any]
     context: AuditContext
-    outcome: RunOutcome
+    runs: AuditRuns
+
+    @property
+    def outcome(self) -> AuditRuns:
+        """The audits' runs, by their former name (benchmarks read ``execution.outcome.results``)."""
+        return self.runs
 
 
 def execute(
@@ -151,7 +161,8 @@ def execute(
     settings = settings_for(audits, options)
     meter = EnergyMeter(settings) if settings is not None else NullMeter()
     try:
-        return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card, failed)
+        with borrowed(cfg.model, device) if is_module(cfg.model) else nullcontext():
+            return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card, failed)
     finally:
         meter.close()
 
@@ -174,14 +185,17 @@ def _execute(
 
     with progress.step("Loading model", guard="model"), meter.phase("load_model", wait=False):
         t = time.perf_counter()
-        model = load_model(
-            cfg.model,
-            device=device,
-            model_class=cfg.model_class,
-            model_path=cfg.model_path,
-            trust=cfg.trust_model,
-            model_args=cfg.model_args,
-        )
+        if is_module(cfg.model):  # an object of the caller's, already on ``device`` (borrowed)
+            model = module_model(cfg.model, cfg.model_metadata)
+        else:
+            model = load_model(
+                cfg.model,
+                device=device,
+                model_class=cfg.model_class,
+                model_path=cfg.model_path,
+                trust=cfg.trust_model,
+                model_args=cfg.model_args,
+            )
         timings["load_model"] = time.perf_counter() - t
 
     with progress.step("Reading data"), meter.phase("load_data", wait=False):
@@ -258,20 +272,49 @@ def _execute(
 
     t = time.perf_counter()
     measuring = {n: a for n, a in audits.items() if "energy" in tuple(a.needs)}
-    outcome = run_audits(
+    runs = run_audits(
         ctx, {n: a for n, a in audits.items() if n not in measuring}, options, step=step, timeout=cfg.audit_timeout
     )
     for name, plugin in failed.items():
-        outcome.results[name] = failed_to_load(plugin)
-        outcome.timings[name] = 0.0
+        runs.results[name] = failed_to_load(plugin)
+        runs.timings[name] = 0.0
     if measuring:
-        _run_measuring(ctx, measuring, options, meter, outcome, progress, cfg.audit_timeout)
-    timings["audits"] = outcome.timings
+        _run_measuring(ctx, measuring, options, meter, runs, progress, cfg.audit_timeout)
+    timings["audits"] = runs.timings
     timings["audits_total"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     report = build_report(
-        ctx, outcome.results, command=cfg.command, started=started, timings=timings, measured=tuple(measuring),
+        ctx, runs.results, command=cfg.command, started=started, timings=timings, measured=tuple(measuring),
         card=card, history_path=cfg.history, plugins=plugin_versions({**audits, **failed}),
     )
-    return Execution(report=report, context=ctx, outcome=outcome)
+    _say_what_was_in_memory(report, cfg, ctx)
+    return Execution(report=report, context=ctx, runs=runs)
+
+
+#: What ``data.origin`` says of data given as an object (its sha256 and size are the Parquet copy's).
+IN_MEMORY_DATA = ("given to auditor.audit() as a Python object and read through the loader from a "
+                  "Parquet copy in a private temporary folder, deleted after the run; sha256 and "
+                  "size_bytes are that copy's")
+
+
+def _say_what_was_in_memory(report: dict[str, Any], cfg: RunConfig, ctx: AuditContext) -> None:
+    """The report names objects the caller gave as what they were, never as the temporary
+    files they went through: ``data.path`` "<in-memory DataFrame>"; and for a module, that
+    it ran unconfined in the caller's process and where its class's source is."""
+    for key, label in (("data", cfg.data_label), ("train_data", cfg.train_data_label)):
+        section = report.get(key)
+        if label and isinstance(section, dict):
+            section["path"] = label
+            section["origin"] = IN_MEMORY_DATA
+    if is_module(cfg.model):
+        from auditor.run.assemble import source_facts
+
+        run = report.setdefault("run", {})
+        run["confinement"] = dict(UNCONFINED)
+        model = report.get("model")
+        if isinstance(model, dict):
+            model["trust"] = f"{model.get('trust', '')} {UNCONFINED['summary']}".strip()
+        cls = type(ctx.model.module)
+        report.setdefault("code", []).insert(
+            0, source_facts("auditor.audit(model=...)", f"{cls.__module__}:{cls.__qualname__}", cls))
 

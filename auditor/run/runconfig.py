@@ -1,19 +1,28 @@
 """What one run is asked to do (:class:`RunConfig`) and how it reports progress
-(:class:`Progress`): plain data and a protocol, importable without torch, so that the
-command line can build a run and hand it to the process that executes it.
+(:class:`Progress`, drawn for people by :class:`RichProgress`): plain data and a protocol,
+importable without torch, so that the command line and :func:`auditor.audit` can build a
+run and hand it to the process that executes it.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterator
 
 
 @dataclass
 class RunConfig:
-    model: Path
+    """One run's inputs and settings (the command line's options, resolved).
+
+    ``model`` is a path, or (only for a run in the caller's process, :func:`auditor.audit`) a
+    ``torch.nn.Module`` object, whose metadata is then ``model_metadata``. ``data_label`` and
+    ``train_data_label`` name data the caller gave as an object ("<in-memory DataFrame>"):
+    the report shows them instead of the temporary Parquet file the run read it from.
+    """
+
+    model: Any
     data: Path
     target: str | None = None
     features: list[str] | None = None
@@ -38,6 +47,9 @@ class RunConfig:
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     command: str = ""
     model_args: dict[str, Any] | None = None
+    model_metadata: dict[str, Any] | None = None
+    data_label: str | None = None
+    train_data_label: str | None = None
 
 
 class Progress:
@@ -50,3 +62,42 @@ class Progress:
         (loading it, the inference passes) and ``guard="audit"`` each audit: a contained run
         bounds both in time from outside (``--inference-timeout``, ``--audit-timeout``)."""
         return nullcontext(lambda advance: None)
+
+
+class RichProgress(Progress):
+    """Progress bars on stderr for people (rich); drawn only when ``enabled`` (the command
+    line: not with --quiet and only on a terminal; :func:`auditor.audit`: ``progress=True``)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bars
+
+        self._progress = Bars(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True, highlight=False),
+            transient=True,
+            disable=not enabled,
+        )
+
+    def __enter__(self) -> RichProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    @contextmanager  # type: ignore[override]
+    def step(
+        self, description: str, total: int | None = None, guard: str | None = None
+    ) -> Iterator[Callable[[int], None]]:
+        task = self._progress.add_task(description, total=total)
+        try:
+            yield lambda advance: self._progress.advance(task, advance)
+        finally:
+            self._progress.update(task, completed=total or 1, total=total or 1)
+            self._progress.remove_task(task)

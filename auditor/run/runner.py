@@ -62,7 +62,11 @@ def missing_needs(ctx: AuditContext, needs: tuple[str, ...]) -> list[str]:
 
 
 @dataclass
-class RunOutcome:
+class AuditRuns:
+    """What running the audits gave: each audit's result, its time in seconds and, for an
+    audit that raised, its traceback (shown with --debug). Not the run's outcome: that is
+    :func:`outcome` here, and :class:`auditor.api.Outcome` for callers."""
+
     results: dict[str, AuditResult] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     tracebacks: dict[str, str] = field(default_factory=dict)
@@ -75,23 +79,23 @@ def run_audits(
     *,
     step: Callable[[str], ContextManager[Any]] | None = None,
     timeout: float | None = None,
-) -> RunOutcome:
+) -> AuditRuns:
     """Run each audit in order; one that raises, returns a malformed result or runs past
     ``timeout`` seconds becomes an ``error`` result, the rest go on.
 
     ``step(name)``, when given, wraps each audit (the CLI draws a progress line with it).
     """
-    outcome = RunOutcome()
-    broken = _check_contexts(ctx, audits, options, outcome.tracebacks)
+    runs = AuditRuns()
+    broken = _check_contexts(ctx, audits, options, runs.tracebacks)
     for name, audit in audits.items():
         if name in broken:
-            outcome.results[name], outcome.timings[name] = broken[name], 0.0
+            runs.results[name], runs.timings[name] = broken[name], 0.0
             continue
         with step(name) if step is not None else nullcontext():
             started = time.perf_counter()
-            outcome.results[name] = _run_one(ctx, name, audit, options[name], outcome.tracebacks, timeout)
-            outcome.timings[name] = time.perf_counter() - started
-    return outcome
+            runs.results[name] = _run_one(ctx, name, audit, options[name], runs.tracebacks, timeout)
+            runs.timings[name] = time.perf_counter() - started
+    return runs
 
 
 def _check_contexts(
@@ -147,7 +151,7 @@ class _Deadline:
             self.expired = True
             raise AuditTimeout()
 
-    def __enter__(self) -> "_Deadline":
+    def __enter__(self) -> _Deadline:
         self._previous = signal.signal(signal.SIGALRM, self._fire)
         self.active = True
         signal.setitimer(signal.ITIMER_REAL, self.seconds)

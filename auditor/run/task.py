@@ -71,10 +71,10 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         uniques, inverse = np.unique(values, return_inverse=True)
         return _as_labels(uniques), inverse.reshape(-1)
     labels = [str(v) for v in values.tolist()]
-    uniques = sorted(set(labels))
-    lookup = {label: i for i, label in enumerate(uniques)}
+    distinct = sorted(set(labels))
+    lookup = {label: i for i, label in enumerate(distinct)}
     inverse = np.fromiter((lookup[label] for label in labels), dtype=np.int64, count=len(labels))
-    return np.asarray(uniques, dtype=str), inverse
+    return np.asarray(distinct, dtype=str), inverse
 
 
 def _indexes(y_raw: np.ndarray, observed: Sequence[str], n_classes: int) -> bool:
