@@ -17,16 +17,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import install_plugin, invoke, read_report
 
+from auditor.report import write as report_write
 from auditor.run import runner
 from auditor.run.inference import run_inference
-from auditor.report import write as report_write
-from cli_helpers import install_plugin, invoke, read_report
+from auditor.testing import make_context
 
 REPORT_FILES = ["report.html", "report.json", "report.md"]
 
@@ -356,10 +356,7 @@ def test_outside_the_main_thread_the_timeout_is_not_enforced_and_the_result_says
 
             return AuditResult(audit="quick", title="Quick", status="pass", summary="Done.")
 
-    ctx = SimpleNamespace(
-        has_target=True, task=SimpleNamespace(is_classification=True, kind="binary"), sensitive=[],
-        history=None, train=None, infer=None, energy=None,
-    )
+    ctx = make_context(y=[0, 1], proba=[0.2, 0.7])
     seen = {}
     worker = threading.Thread(
         target=lambda: seen.update(runner.run_audits(ctx, {"quick": Quick()}, {"quick": {}}, timeout=5).results)

@@ -2,22 +2,20 @@
 stable metric keys, tables and charts a report can show, and a result that is plain,
 deterministic, JSON-safe data that passes the plugin conformance check.
 
-The contexts are built without running a model (the audit reads predictions only); where
-``check_audit`` needs a model to watch, a stand-in with a ``module`` attribute is given.
+The contexts are built from arrays with ``auditor.testing.make_context``, without a model
+(the audit reads predictions only; ``check_audit`` fails it if it tries to run one).
 """
 
 from __future__ import annotations
 
 import json
-import types
 
 import numpy as np
 import pytest
-import torch
 
-from auditor.contract.context import AuditContext, Dataset, Groups, Predictions, Task
+from auditor.contract.context import AuditContext, Groups, Task
 from auditor.contract.result import AuditResult
-from auditor.testing import check_audit
+from auditor.testing import check_audit, make_context
 from auditor_plugins.fairness.audit import FairnessAudit
 
 AUDIT = FairnessAudit()
@@ -26,18 +24,13 @@ BINARY = Task(kind="binary", class_names=("denied", "approved"), output="probabi
 
 
 def context(y, label, sensitive, task=BINARY, seed=0, value=None) -> AuditContext:
-    """A context with predictions and sensitive groups; the model is a stand-in that
-    check_audit can watch (the audit must never call it)."""
-    n = len(y)
-    data = Dataset(path="test.csv", sha256="0" * 64, n_rows=n, columns=["target"], feature_names=[],
-                   X=np.zeros((n, 0), np.float32), target_name="target", y=np.asarray(y))
+    """A context with predictions and sensitive groups, built from arrays by make_context;
+    without a model (check_audit fails an audit that tries to run one)."""
     if task.kind == "regression":
-        predictions = Predictions(raw=value[:, None].astype(np.float32), value=value)
-    else:
-        proba = np.eye(len(task.class_names))[label] * 0.8 + 0.2 / len(task.class_names)
-        predictions = Predictions(raw=proba.astype(np.float32), proba=proba, label=np.asarray(label, np.int64))
-    model = types.SimpleNamespace(module=torch.nn.Identity())
-    return AuditContext(model=model, data=data, task=task, predictions=predictions, seed=seed, sensitive=sensitive)
+        return make_context(y=y, values=value, groups=sensitive, seed=seed)
+    proba = np.eye(len(task.class_names))[label] * 0.8 + 0.2 / len(task.class_names)
+    return make_context(y=y, proba=proba, labels=label, groups=sensitive, class_names=task.class_names,
+                        task=task.kind, seed=seed)
 
 
 def exact_rows(n: int, selected: float, positives: float, tpr: float, fpr: float) -> tuple[np.ndarray, np.ndarray]:

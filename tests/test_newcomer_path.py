@@ -17,15 +17,15 @@ import sys
 import textwrap
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import assert_clean_input_error, invoke, read_report
 
 from auditor.run.runner import _run_one
-from cli_helpers import assert_clean_input_error, invoke, read_report
+from auditor.testing import make_context
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 STEPS, WIDTH = 8, 5
@@ -141,8 +141,7 @@ def test_a_torchscript_error_in_an_audit_is_one_line_in_its_summary() -> None:
         def run(self, ctx, options):
             return scripted(torch.zeros(2, 8, 40))
 
-    ctx = SimpleNamespace(has_target=True, task=SimpleNamespace(is_classification=True, kind="binary"),
-                          sensitive={}, history=None, train=None, infer=None, energy=None)
+    ctx = make_context(y=[0, 1], proba=[0.2, 0.7])
     tracebacks: dict[str, str] = {}
     result = _run_one(ctx, "calls", CallsTheModel(), {}, tracebacks)
     assert result.status == "error"

@@ -2,8 +2,8 @@
 gaps equal to scikit-learn's on the same arrays, and a result that is plain, deterministic,
 JSON-safe data that the report renderers can draw.
 
-Contexts are built without a model (the audit reads predictions only; the stand-in module
-would count any call). The train-vs-test contexts come from scikit-learn estimators fitted
+Contexts are built from arrays by ``auditor.testing.make_context``, without a model (the
+audit reads predictions only; check_audit fails an audit that tries to run one). The train-vs-test contexts come from scikit-learn estimators fitted
 on scikit-learn's bundled data: a one-nearest-neighbour classifier and a random forest, which
 memorise their training rows, and strongly regularised linear models, which do not.
 """
@@ -11,11 +11,9 @@ memorise their training rows, and strongly regularised linear models, which do n
 from __future__ import annotations
 
 import json
-import types
 
 import numpy as np
 import pytest
-import torch
 from sklearn import datasets
 from sklearn import metrics as skm
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -25,10 +23,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from auditor.contract.context import AuditContext, Dataset, History, Predictions, Task, TrainData
-from auditor.report.svg import render_chart
+from auditor.contract.context import AuditContext, History
 from auditor.contract.result import AuditResult
-from auditor.testing import check_audit
+from auditor.report.charts import render_chart
+from auditor.testing import check_audit, make_context
 from auditor_plugins.overfitting.audit import OverfittingAudit
 
 AUDIT = OverfittingAudit()
@@ -40,19 +38,11 @@ def options(**changes) -> dict:
     return {**DEFAULTS, **changes}
 
 
-def dataset(y: np.ndarray, kind: str) -> Dataset:
-    n = y.size
-    return Dataset(path="data.csv", sha256="0" * 64, n_rows=n, columns=["target"], feature_names=[],
-                   X=np.zeros((n, 0), np.float32), target_name="target",
-                   y=y.astype(np.float64 if kind == "regression" else np.int64))
-
-
-def predictions(model, X: np.ndarray, kind: str) -> Predictions:
+def predictions(model, X: np.ndarray, kind: str) -> dict:
+    """The estimator's predictions, as make_context takes them."""
     if kind == "regression":
-        value = model.predict(X).astype(np.float64)
-        return Predictions(raw=value[:, None].astype(np.float32), value=value)
-    proba = model.predict_proba(X)
-    return Predictions(raw=proba.astype(np.float32), proba=proba, label=proba.argmax(axis=1))
+        return {"values": model.predict(X).astype(np.float64)}
+    return {"proba": model.predict_proba(X)}
 
 
 def context(
@@ -63,25 +53,19 @@ def context(
     history: History | None = None,
     seed: int = 0,
 ) -> AuditContext:
-    """A context from (model, X, y) of the test and the training data; the model is only
-    used here, to make the predictions."""
+    """A context from (model, X, y) of the test and the training data, built by make_context;
+    the model is only used here, to make the predictions (the context has none to run)."""
     if test is None:  # a history-only context still has audit data
-        y = np.array([0, 1, 0, 1])
-        proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
-        data, preds = dataset(y, "binary"), Predictions(raw=proba.astype(np.float32), proba=proba,
-                                                        label=proba.argmax(1))
+        arrays = {"y": np.array([0, 1, 0, 1]), "proba": np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])}
     else:
         model, X, y = test
-        data, preds = dataset(y, kind), predictions(model, X, kind)
-    task = Task(kind=kind, class_names=() if kind == "regression" else names,
-                output="values" if kind == "regression" else "probabilities",
-                n_outputs=1 if kind == "regression" else len(names))
-    train_data = None
+        arrays = {"y": y, **predictions(model, X, kind)}
+    train_arrays = None
     if train is not None:
         model, X, y = train
-        train_data = TrainData(dataset(y, kind), predictions(model, X, kind))
-    return AuditContext(model=types.SimpleNamespace(module=torch.nn.Identity()), data=data, task=task,
-                        predictions=preds, history=history, train=train_data, seed=seed)
+        train_arrays = {"y": y, **predictions(model, X, kind)}
+    return make_context(**arrays, class_names=None if kind == "regression" else names, task=kind,
+                        history=history, train=train_arrays, seed=seed)
 
 
 def history(val, train=None, **extra) -> History:
@@ -279,7 +263,7 @@ def test_marker_labels_are_escaped_and_log_axes_skip_values_that_are_not_positiv
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert svg.count("<polyline") == 2  # the zero splits the line
     assert ">0.01</text>" in svg and ">0.02</text>" in svg and ">0.05</text>" in svg  # 1-2-5 ticks
-    from auditor.report.svg import ChartDataError
+    from auditor.report.charts import ChartDataError
 
     for bad, match in (({"y_scale": "sqrt"}, "y_scale"), ({"markers": [{"label": "no x"}]}, "number 'x'")):
         with pytest.raises(ChartDataError, match=match):

@@ -1,73 +1,29 @@
-"""Conformance checks for audit plugins, like scikit-learn's ``check_estimator``.
+"""A kit for writing and testing audit plugins, like scikit-learn's ``check_estimator``.
 
-A plugin author calls :func:`check_audit` in their own tests with a context built from a
-real model::
+- :func:`make_context` builds a real :class:`~auditor.contract.context.AuditContext` from
+  arrays (the target, the predictions, features, sensitive groups, an optional model), with
+  no files, checked the way the loader checks a file;
+- :func:`check_audit` runs an audit on a context and asserts the plugin contract (no model
+  calls unless it declares ``model``, deterministic, JSON-safe, renders in every format);
+- :mod:`auditor.testing.pytest_plugin` (installed with auditor, loaded by pytest through the
+  ``pytest11`` entry point) gives the fixtures ``audit_context``, ``binary_context`` and
+  ``check_audit``.
 
-    from auditor.run.pipeline import RunConfig, execute
-    from auditor.testing import check_audit
+A plugin author's test::
 
-    ctx = execute(RunConfig(model=path, data=csv), {"mine": MyAudit()}).context
-    check_audit(MyAudit(), ctx)
+    from auditor.testing import check_audit, make_context
+
+    def test_my_audit():
+        ctx = make_context(y=[0, 1, 1, 0], proba=[0.2, 0.9, 0.4, 0.1], groups={"sex": ["f", "m", "f", "m"]})
+        result = check_audit(MyAudit(), ctx)
+        assert result.metrics["my_metric"].value == 0.5
+
+Importing this package does not import torch: a context with a model imports it when built.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Mapping
+from auditor.testing.check import FORMATS, check_audit, check_rendering
+from auditor.testing.context import make_context
 
-from auditor.contract.context import AuditContext
-from auditor.run.registry import validate_audit
-from auditor.contract.result import AuditResult
-from auditor.run.runner import missing_needs
-
-
-class _CountingModel:
-    """Stands in for the model during a check and counts calls: audits must not make any."""
-
-    def __init__(self, module: Any) -> None:
-        self._module = module
-        self.calls = 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self._module(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
-
-
-def check_audit(audit: Any, ctx: AuditContext, options: Mapping[str, Any] | None = None) -> AuditResult:
-    """Assert that ``audit`` follows the contract on ``ctx``; return its result.
-
-    Checks: it validates at registration; it builds with its declared defaults; it returns
-    an AuditResult; it does not call the model unless it declares the need ``model`` (an
-    audit that perturbs inputs); its result round-trips through strict JSON; two runs under the same seed
-    give identical results.
-    """
-    validate_audit(audit, repr(type(audit).__name__))
-    assert "energy" not in missing_needs(ctx, tuple(audit.needs)), (
-        f"{audit.name} needs energy, which this context lacks: build it with "
-        f"execute(config, {{{audit.name!r}: audit}}), which measures the run"
-    )
-    values = {o.name: o.default for o in audit.options}
-    values.update(options or {})
-    counter = _CountingModel(ctx.model.module)
-    original = ctx.model.module
-    ctx.model.module = counter
-    try:
-        first = audit.run(ctx, dict(values))
-        second = audit.run(ctx, dict(values))
-    finally:
-        ctx.model.module = original
-    assert isinstance(first, AuditResult), f"run() returned {type(first).__name__}, not AuditResult"
-    assert first.audit == audit.name, f"result.audit is {first.audit!r}, expected {audit.name!r}"
-    if "model" not in tuple(audit.needs):
-        assert counter.calls == 0, (
-            f"{audit.name} called the model {counter.calls} time(s); read ctx.predictions "
-            "(or declare the need 'model' if it must evaluate perturbed inputs)"
-        )
-    text = json.dumps(first.to_dict(), allow_nan=False, sort_keys=True)
-    again = AuditResult.from_dict(json.loads(text)).to_dict()
-    assert json.dumps(again, sort_keys=True) == text, "the result does not round-trip through JSON"
-    assert json.dumps(second.to_dict(), sort_keys=True) == text, "two runs under one seed differ"
-    return first
+__all__ = ["FORMATS", "check_audit", "check_rendering", "make_context"]
