@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from cli_helpers import assert_clean_input_error, invoke, read_report
 
 SECRET = "gho_S3CRETt0ken4f2a"

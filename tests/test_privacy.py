@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import html
+import io
 import json
 import random
 import re
@@ -28,15 +29,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import torch
+from cli_helpers import assert_clean_input_error, invoke, read_report
 from sklearn import datasets
 
-from auditor.loading.bundled import demo_files
 from auditor.contract.context import AuditContext, Dataset, Groups, Predictions, Task
+from auditor.loading.bundled import demo_files
 from auditor.run.pipeline import RunConfig, execute
-from auditor_plugins.privacy.patterns import KINDS, detect, match_name, scan_values, tokens
 from auditor.testing import check_audit
 from auditor_plugins.privacy.audit import PrivacyAudit, read_sample
-from cli_helpers import assert_clean_input_error, invoke, read_report
+from auditor_plugins.privacy.patterns import KINDS, detect, match_name, scan_values, tokens
 
 AUDIT = PrivacyAudit()
 DEFAULTS = PrivacyAudit.defaults()
@@ -172,11 +173,13 @@ def test_common_non_identifier_column_names_are_not_flagged(column):
     assert match_name(column) is None, column
 
 
-def test_no_column_of_the_bundled_demo_is_flagged_by_name_or_values():
-    demo = demo_files().data
+@pytest.mark.parametrize("which, rows", [("data", 15_060), ("train_data", 20_000)])
+def test_no_column_of_the_bundled_demo_is_flagged_by_name_or_values(which, rows):
+    demo = getattr(demo_files(), which)  # the demo's audit data and its training data (25,638 rows)
     columns = pacsv.open_csv(pa.CompressedInputStream(pa.OSFile(str(demo)), "gzip")).schema.names
     sample = read_sample(demo, columns, DEFAULTS["sample_rows"])
-    assert sample.rows == 15_060 and not sample.problem
+    assert sample.rows == rows and not sample.problem
+    assert sample.layout == "gzipped CSV, comma-delimited, UTF-8"
     assert len(columns) == 43 and {"age", "sex", "race", "capital-gain", "education-num"} <= set(columns)
     assert [c for c, s in zip(columns, sample.scans) if detect(c) or (s and s.match)] == []
 
@@ -353,10 +356,16 @@ def student_report(students, tmp_path_factory):
     return out, read_report(out)["audits"]["privacy"]
 
 
+def scanned_files(privacy) -> list[dict]:
+    table = next(t for t in privacy["tables"] if t["name"] == "scanned_files")
+    assert table["title"] == "Data files scanned"
+    return [dict(zip(table["columns"], row)) for row in table["rows"]]
+
+
 def table_rows(privacy) -> list[dict]:
     table = next(t for t in privacy["tables"] if t["name"] == "personal_data_columns")
     assert table["title"] == "Columns that look like personal data"
-    assert table["columns"] == ["Column", "Looks like", "Evidence", "Role", "Fed to the model"]
+    assert table["columns"] == ["Column", "Looks like", "Evidence", "Role", "Fed to the model", "File"]
     return [dict(zip(table["columns"], row)) for row in table["rows"]]
 
 
@@ -450,9 +459,13 @@ def test_a_file_without_personal_data_passes_and_says_how_much_was_scanned(tmp_p
                     "-q", "--audits", "privacy", "--format", "json")
     assert result.exit_code == 0, result.output
     privacy = read_report(out)["audits"]["privacy"]
-    assert privacy["status"] == "pass" and privacy["findings"] == [] and privacy["tables"] == []
+    assert privacy["status"] == "pass" and privacy["findings"] == []
     assert privacy["summary"] == ("No column looks like personal data: 31 columns judged by name and by the "
                                   "values of all 228 rows.")
+    assert [t["name"] for t in privacy["tables"]] == ["scanned_files"]
+    assert scanned_files(privacy) == [{
+        "File": "test.csv", "Role": "audit data (--data)", "Read as": "CSV, comma-delimited, UTF-8",
+        "Columns judged by name": 31, "Columns judged by values": 31, "Rows scanned": 228, "Rows in the file": 228}]
 
 
 def test_roles_say_whether_a_flagged_column_is_a_feature_the_target_sensitive_or_named(tmp_path):
@@ -572,8 +585,12 @@ def test_a_file_that_cannot_be_read_again_is_judged_by_names_and_says_so_without
     assert "values: not scanned" in result.tables[0].rows[0][2]
     assert "judged by name only (the file could not be read again for its values)" in result.summary
     text = json.dumps(result.to_dict())
-    assert "could not be sampled (ArrowInvalid while reading the file again)" in text
+    assert ("The values of gone.csv could not be sampled (A row of gone.csv has 1 fields where the header has 2); "
+            "its columns were judged by their names only.") in text
     assert "ada@example.org" not in text and "unterminated" not in text
+    assert [row[2:] for row in result.tables[-1].rows] == [
+        ["not read: A row of gone.csv has 1 fields where the header has 2", 2, 0, 0, 1]]
+    assert result.metrics["rows_sampled"].value == 0
 
 
 @pytest.mark.parametrize("option, fragment", [
@@ -605,3 +622,171 @@ def test_a_real_run_conforms_without_calling_the_model_and_is_deterministic(stud
     again = check_audit(AUDIT, ctx)
     assert json.dumps(first.to_dict(), sort_keys=True) == json.dumps(again.to_dict(), sort_keys=True)
     assert first.status == "warn"
+
+
+# --------------------------------------------------------------------------- every file, read as the loader reads it
+
+
+def write_csv(columns: dict[str, list], path: Path, *, delimiter: str = ",", encoding: str = "utf-8",
+              gzipped: bool = False) -> Path:
+    """A CSV file written with the csv module (not pyarrow), in any delimiter and encoding;
+    ``utf-16-le-bom`` is UTF-16 little-endian with its byte-order mark, as Excel writes it."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(list(columns))
+    writer.writerows(zip(*columns.values()))
+    text = buffer.getvalue()
+    data = b"\xff\xfe" + text.encode("utf-16-le") if encoding == "utf-16-le-bom" else text.encode(encoding)
+    path.write_bytes(gzip.compress(data, mtime=0) if gzipped else data)
+    return path
+
+
+def planted(students, n: int = 400) -> dict[str, list]:
+    """The students' features and outcome, plus e-mails and personal names (Latin-1 letters
+    only, so that a Latin-1 file can hold them) under names that say nothing: only the values
+    can flag them."""
+    names = [name for name in people(3 * n, seed=5)["name"] if name.encode("latin-1", "ignore").decode("latin-1")
+             == name][:n]
+    assert len(names) == n and any(ch in "".join(names) for ch in "üéëáí")
+    return {**{name: list(students.columns[name]) for name in (*STUDENT_FEATURES, "outcome")},
+            "col_a": people(n, seed=6)["email"], "col_b": names}
+
+
+FORMATS = {  # file name: (how it is written, how the report says it was read)
+    "semicolon.csv": (dict(delimiter=";"), "CSV, semicolon-delimited, UTF-8"),
+    "tab.tsv": (dict(delimiter="\t"), "CSV, tab-delimited, UTF-8"),
+    "pipe.csv": (dict(delimiter="|"), "CSV, pipe-delimited, UTF-8"),
+    "utf16.csv": (dict(encoding="utf-16-le-bom"), "CSV, comma-delimited, UTF-16"),
+    "bom.csv": (dict(encoding="utf-8-sig", delimiter=";"), "CSV, semicolon-delimited, UTF-8"),
+    "latin1.csv": (dict(encoding="latin-1"), "CSV, comma-delimited, UTF-8; 1 column not UTF-8, scanned as Latin-1"),
+    "semicolon.csv.gz": (dict(delimiter=";", gzipped=True), "gzipped CSV, semicolon-delimited, UTF-8"),
+    "table.parquet": (None, "Parquet"),
+}
+
+
+@pytest.mark.parametrize("file_name", sorted(FORMATS))
+def test_every_delimiter_encoding_and_format_the_loader_reads_is_scanned_by_value(tmp_path, students, file_name):
+    how, read_as = FORMATS[file_name]
+    columns = planted(students)
+    path = tmp_path / file_name
+    write_table(columns, path) if how is None else write_csv(columns, path, **how)
+    # the loader reads it, and the audit's reader sees the same header and rows
+    from auditor.loading.data import load_data, read_table
+
+    loaded = load_data(path, target="outcome", features=STUDENT_FEATURES, metadata={}).dataset
+    rows = read_table(path)
+    assert rows.columns == loaded.columns == list(columns) and rows.table.num_rows == loaded.n_rows == 400
+    assert rows.complete and rows.layout == read_as.split(";")[0]
+
+    out = tmp_path / "out"
+    result = invoke(students.model, "--data", path, "--out", out, "-q", "--audits", "privacy", "--format", "json")
+    assert result.exit_code == 0, result.output
+    privacy = read_report(out)["audits"]["privacy"]
+    flagged = {row["Column"]: row for row in table_rows(privacy)}
+    for column, label in (("'col_a'", "e-mail address"), ("'col_b'", "personal name")):
+        row = flagged[column]
+        assert (row["Looks like"], row["Role"], row["File"]) == (label, "not used", file_name), row
+        assert "of 400 sampled non-empty values" in row["Evidence"], row  # found by the values, not the name
+    info = next(f for f in privacy["findings"] if f["code"] == "identifier-in-data")
+    assert info["message"].startswith(f"The audit data file {file_name} (--data) holds 2 columns")
+    assert "'col_a' (e-mail address; not used)" in info["message"]
+    assert scanned_files(privacy) == [{
+        "File": file_name, "Role": "audit data (--data)", "Read as": read_as, "Columns judged by name": 6,
+        "Columns judged by values": 6, "Rows scanned": 400, "Rows in the file": 400}]
+    assert privacy["summary"].endswith("judged by name and by the values of all 400 rows; the model is fed 1 of "
+                                       "them: 'student_id'.")
+
+
+def test_a_value_only_in_the_training_data_is_found_and_named_with_its_file(tmp_path, students):
+    columns = planted(students)
+    test = write_csv({**columns, "col_a": ["ok", "late"] * 200, "col_b": ["x"] * 400}, tmp_path / "course.csv",
+                     delimiter=";")
+    train = write_csv(columns, tmp_path / "train.tsv", delimiter="\t")
+    out = tmp_path / "out"
+    result = invoke(students.model, "--data", test, "--train-data", train, "--out", out, "-q",
+                    "--audits", "privacy", "--format", "json,md,html")
+    assert result.exit_code == 0, result.output
+    privacy = read_report(out)["audits"]["privacy"]
+    assert [(row["File"], row["Column"], row["Looks like"]) for row in table_rows(privacy)] == [
+        ("course.csv", "'student_id'", "student/staff or other ID number"),
+        ("train.tsv", "'student_id'", "student/staff or other ID number"),
+        ("train.tsv", "'col_a'", "e-mail address"),
+        ("train.tsv", "'col_b'", "personal name"),
+    ]
+    warning, info = privacy["findings"]
+    assert warning["code"] == "identifier-fed-to-model"
+    assert warning["message"].startswith("The model is fed 'student_id' (a column of course.csv and train.tsv)")
+    assert info["code"] == "identifier-in-data" and info["message"].startswith(
+        "The training data file train.tsv (--train-data) holds 2 columns that look like personal data but that "
+        "the model is not fed: 'col_a' (e-mail address; not used) and 'col_b' (personal name; not used).")
+    assert privacy["summary"] == (
+        "3 of 6 columns look like personal data (student/staff or other ID number; e-mail address; personal "
+        "name), judged by name and by the values of all 400 rows of course.csv and all 400 rows of train.tsv; "
+        "the model is fed 1 of them: 'student_id'.")
+    assert [(f["File"], f["Role"], f["Read as"], f["Rows scanned"]) for f in scanned_files(privacy)] == [
+        ("course.csv", "audit data (--data)", "CSV, semicolon-delimited, UTF-8", 400),
+        ("train.tsv", "training data (--train-data)", "CSV, tab-delimited, UTF-8", 400)]
+    metrics = {key: metric["value"] for key, metric in privacy["metrics"].items()}
+    assert metrics == {"flagged_columns": 3, "flagged_fed_to_model": 1, "columns_scanned": 6, "rows_sampled": 400,
+                       "train_columns_scanned": 6, "train_rows_sampled": 400}
+    written = (out / "report.md").read_text(encoding="utf-8") + (out / "report.html").read_text(encoding="utf-8")
+    assert "train.tsv" in written
+    leaked = [value for value in columns["col_a"] + columns["col_b"] if value in html.unescape(written)]
+    assert not leaked, leaked[:3]
+
+
+def test_training_data_the_loader_refuses_stops_the_run_before_any_report(tmp_path, students):
+    columns = planted(students)
+    test = write_csv(columns, tmp_path / "course.csv")
+    train = tmp_path / "train.csv"
+    train.write_bytes(test.read_text(encoding="utf-8").encode("utf-16-le"))  # no byte-order mark
+    out = tmp_path / "out"
+    result = invoke(students.model, "--data", test, "--train-data", train, "--out", out, "-q",
+                    "--audits", "privacy", "--format", "json")
+    assert_clean_input_error(result, "NUL bytes")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, reason", [
+    (lambda text: text.encode("utf-16-le"), "holds NUL bytes"),               # UTF-16 without a byte-order mark
+    (lambda text: b"\x89PNG\r\n\x1a\n" + bytes(64), "is a PNG image"),       # an image
+    (lambda text: b"", "is empty (0 bytes)"),
+    (lambda text: b"\n" + text.encode(), "has no header row"),
+])
+def test_a_file_the_loader_refuses_is_never_reported_as_scanned(tmp_path, students, content, reason):
+    columns = planted(students, 60)
+    test = write_csv(columns, tmp_path / "course.csv")
+    refused = tmp_path / "train.csv"
+    refused.write_bytes(content(test.read_text(encoding="utf-8")))
+    from auditor.contract.context import TrainData
+    from auditor.contract.errors import DataError
+    from auditor.loading.data import load_data
+
+    with pytest.raises(DataError):
+        load_data(refused, target="outcome", features=STUDENT_FEATURES, metadata={})
+
+    def dataset(path: Path) -> Dataset:
+        return Dataset(path=str(path), sha256="0" * 64, n_rows=60, columns=list(columns),
+                       feature_names=STUDENT_FEATURES, X=np.zeros((60, 3), np.float32), target_name="outcome")
+
+    ctx = AuditContext(model=types.SimpleNamespace(module=torch.nn.Identity()), data=dataset(test),
+                       task=Task("binary", ("failed", "passed"), "logits", 1),
+                       predictions=Predictions(raw=np.zeros((60, 1), np.float32)),
+                       train=TrainData(data=dataset(refused), predictions=Predictions(raw=np.zeros((60, 1)))))
+    result = check_audit(AUDIT, ctx)
+    files = {row[0]: row for row in result.tables[-1].rows}
+    assert files["course.csv"][2:] == ["CSV, comma-delimited, UTF-8", 6, 6, 60, 60]
+    read_as, by_name, by_values, scanned, _ = files["train.csv"][2:]
+    assert read_as.startswith("not read: ") and reason in read_as, read_as
+    assert (by_name, by_values, scanned) == (6, 0, 0)
+    assert (result.metrics["rows_sampled"].value, result.metrics["train_rows_sampled"].value) == (60, 0)
+    assert result.summary.endswith("judged by name and by the values of all 60 rows of course.csv, and by name "
+                                   "only in train.csv (not readable for its values); the model is fed 1 of them: "
+                                   "'student_id'.")
+    assert any(note.startswith("The values of train.csv could not be sampled (") for note in result.notes)
+    assert ("Every column of train.csv, the training data (--train-data), is judged the same way, by name only "
+            "(the file could not be read again for its values).") in result.notes
+    # the refused file's columns are judged by name only: the planted values are not found there
+    assert [(row[5], row[0]) for row in result.tables[0].rows] == [
+        ("course.csv", "'student_id'"), ("course.csv", "'col_a'"), ("course.csv", "'col_b'"),
+        ("train.csv", "'student_id'")]

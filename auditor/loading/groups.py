@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from auditor.loading.arrow import column_to_numpy
 from auditor.contract.context import Groups
+from auditor.loading.arrow import column_to_numpy
 
 MAX_DISTINCT = 10
 MISSING = "(missing)"

@@ -53,9 +53,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 
-from auditor.loading.arrow import column_to_numpy
 from auditor.contract.context import History
 from auditor.contract.errors import DataError
+from auditor.loading.arrow import column_to_numpy
 from auditor.loading.inputs import loads_json, open_regular, read_bytes, read_limit
 
 #: For each role, the names (normalised as above) that fill it, best first.
@@ -126,7 +126,7 @@ def load_history(path: Path) -> History:
     path = Path(path)
     kind = _sniff(path)
     if kind == "tensorboard":
-        from auditor.loading.tensorboard_history import load_tensorboard# it imports this module's helpers
+        from auditor.loading.tensorboard_history import load_tensorboard  # it imports this module's helpers
 
         return load_tensorboard(path)
     raw = read_bytes(path, "The history file", limit=read_limit())

@@ -30,9 +30,8 @@ from typing import Any, Iterator
 import torch
 
 from auditor.contract.errors import ModelLoadError, UntrustedModelError, UsageError
-from auditor.loading.hashing import sha256_file
-from auditor.run.inference import first_tensor
 from auditor.loading import programs
+from auditor.loading.hashing import sha256_file
 from auditor.loading.sniff import (
     UNREADABLE,
     MemberReader,
@@ -43,6 +42,7 @@ from auditor.loading.sniff import (
     shown,
     sniff_model_format,
 )
+from auditor.run.inference import first_tensor
 
 METADATA_NAME = "auditor.json"
 
@@ -686,7 +686,7 @@ def load_model(
     """Load the model at ``path`` onto ``device``, refusing pickles unless ``trust``."""
     fmt: ModelFormat = sniff_model_format(path)
     embedded: str | None = None
-    kind = fmt
+    kind: str = fmt  # the format as loaded: a torch_zip or pickle may turn out a state_dict
     module: Any
     try:
         if fmt == "torchscript":

@@ -27,6 +27,9 @@ that hold token names, counts and shares, never a value:
 :func:`judge` combines both for one column into a :class:`Detection` (:func:`detect` scans
 the values first). A name stands whatever the values, except a name suggesting free text
 (``score_text``) over numbers or a few repeated categories.
+
+One concept: what looks like personal data. The name vocabulary, the value patterns and
+:func:`judge` that weighs one against the other are tuned together, kind by kind.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Sequence, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +67,7 @@ MIN_VALUES = 20
 #: cohort born within a few years (a class of students) is found by its column's name only.
 MIN_BIRTH_YEAR_IQR = 8
 
-Values = Union[Sequence[str], pa.Array, pa.ChunkedArray]
+Values: TypeAlias = Sequence[str] | pa.Array | pa.ChunkedArray
 
 
 # --------------------------------------------------------------------------- names
