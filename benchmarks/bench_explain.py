@@ -83,10 +83,10 @@ import torch
 from sklearn import datasets
 from torch import nn
 
-from auditor_plugins.explain import attribution
-from auditor_plugins.explain.attribution import Settings, batch_rows
 from auditor.contract.context import Task
 from auditor.run.inference import resolve_device
+from auditor_plugins.explain import attribution
+from auditor_plugins.explain.attribution import Settings, batch_rows
 from auditor_plugins.explain.sample import stratified_sample
 
 warnings.filterwarnings("ignore", module="captum")

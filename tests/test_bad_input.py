@@ -7,7 +7,6 @@ import pickle
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import assert_clean_input_error, invoke
 
 

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 
 import pytest
+from cli_helpers import assert_clean_input_error, invoke
 
 from auditor.compliance.card import SCHEMA, card_section, load_card, template
 from auditor.contract.errors import UsageError
-from cli_helpers import assert_clean_input_error, invoke
 
 COMPLETE_TOML = '''\
 [model]

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import invoke, read_report
 
 from auditor.loading.bundled import demo_files
-from cli_helpers import invoke, read_report
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "ci"
 

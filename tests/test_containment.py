@@ -17,13 +17,12 @@ import threading
 import time
 from pathlib import Path
 
+import payloads
 import pytest
 import torch
-
-from auditor.contain import available
 from cli_helpers import invoke, read_report
 
-import payloads
+from auditor.contain import available
 
 confined = pytest.mark.skipif(not available().enforced, reason="needs Landlock and seccomp (Linux)")
 

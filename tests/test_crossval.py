@@ -9,6 +9,8 @@ import random
 import numpy as np
 import pytest
 import torch
+import trainers
+from cli_helpers import assert_clean_input_error, invoke, read_report
 from sklearn import metrics as skm
 from sklearn.model_selection import (
     GroupKFold,
@@ -17,17 +19,14 @@ from sklearn.model_selection import (
     RepeatedStratifiedKFold,
     StratifiedKFold,
 )
+from test_stats import sklearn_classification
 
-from auditor.stats import fold_metrics as fold_stats
-from auditor_plugins.crossval.splits import FoldError, make_split
+from auditor.contract.errors import UsageError
 from auditor.run.retrain import load_trainer
 from auditor.run.seeding import seeded
+from auditor.stats import fold_metrics as fold_stats
+from auditor_plugins.crossval.splits import FoldError, make_split
 from auditor_plugins.crossval.spread import place, seed_and_fold_sd, summarise
-from auditor.contract.errors import UsageError
-from cli_helpers import assert_clean_input_error, invoke, read_report
-
-import trainers
-from test_stats import sklearn_classification
 
 
 def _reference_folds(splitter, n: int, k: int, **kw) -> np.ndarray:

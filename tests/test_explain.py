@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 import torch
 from captum.attr import DeepLift, FeatureAblation, GradientShap, IntegratedGradients
+from cli_helpers import invoke, read_report
 from scipy.stats import spearmanr
 from sklearn import datasets
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 from sklearn.model_selection import train_test_split
 
+from auditor.contract.context import Task
 from auditor_plugins.explain import attribution
 from auditor_plugins.explain.attribution import Explained, Settings
-from auditor.contract.context import Task
-from auditor_plugins.explain.sample import allocate, deciles, stratified_sample
 from auditor_plugins.explain.importance import downsample, importance, spearman
-from cli_helpers import invoke, read_report
+from auditor_plugins.explain.sample import allocate, deciles, stratified_sample
 
 # what captum tells its own users when the tests call it directly (the audit silences these)
 pytestmark = [

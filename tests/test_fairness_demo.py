@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import invoke, read_report
 
 from auditor.loading.bundled import demo_files
-from cli_helpers import invoke, read_report
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ meaning decile score >= 5 and truth meaning two-year recidivism:
 from __future__ import annotations
 
 import pytest
-
 from cli_helpers import invoke, read_report
 
 

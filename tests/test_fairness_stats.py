@@ -21,10 +21,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from auditor.contract.context import Groups
 from auditor.stats import bootstrap as bs
 from auditor_plugins.fairness import regression as fr
 from auditor_plugins.fairness import stats as fs
-from auditor.contract.context import Groups
 
 SETTINGS = {"n_resamples": 1000, "confidence": 0.95, "seed": 0}
 FAIRLEARN_DISPARITIES = {name: getattr(fm, name) for name in fs.CLASSIFICATION_DISPARITIES}

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import assert_clean_input_error, invoke, read_report
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.loading.data import MEMORY_BUDGET_VARIABLE, load_data
-from cli_helpers import assert_clean_input_error, invoke, read_report
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from history_recording import LAYOUTS, RecordedRun, recorded_histories  # noqa: F401 (a fixture)
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from auditor.contract.errors import DataError
 from auditor.loading.history import load_history
-from history_recording import LAYOUTS, RecordedRun, recorded_histories  # noqa: F401 (a fixture)
 
 RUNS = ("overfitting", "well_fit")
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import assert_clean_input_error, invoke, read_report
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.contract.errors import AuditorError, ModelLoadError, UntrustedModelError
 from auditor.loading.model import LoadedModel, load_model
-from cli_helpers import assert_clean_input_error, invoke, read_report
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parent.parent

@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import assert_clean_input_error, invoke, read_report
 from sklearn.metrics import roc_auc_score
 from torch import nn
-
-from cli_helpers import assert_clean_input_error, invoke, read_report
 
 NETS = Path(__file__).parent / "nets"
 

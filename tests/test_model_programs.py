@@ -21,12 +21,12 @@ from typing import Any, Callable, NamedTuple
 
 import pytest
 import torch
+from cli_helpers import assert_clean_input_error, invoke, read_report
 from torch import nn
 
 from auditor.contract.errors import ModelLoadError, UntrustedModelError
 from auditor.loading import programs
 from auditor.loading.model import load_model
-from cli_helpers import assert_clean_input_error, invoke, read_report
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[1]

@@ -14,18 +14,17 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pytest
+from cli_helpers import invoke, read_report
 from scipy.optimize import brentq
 from scipy.stats import norm
 
 from auditor.ci.compare import compare_reports
 from auditor.ci.gates import evaluate
-from auditor.report import view
 from auditor.contract.result import STATUSES, AuditResult
+from auditor.report import view
 from auditor.run.runner import outcome, verdict
 from auditor_plugins.fairness.audit import detectable_h, detectable_rates
-from cli_helpers import invoke, read_report
 
 B_ROWS = 23
 
@@ -203,7 +202,9 @@ def test_groups_too_small_in_the_fairness_audit_itself():
 
 def test_a_history_too_short_for_a_verdict_is_not_assessed():
     """Two epochs cannot show overfitting (the audit needs 4): not assessed, and it says why."""
-    from test_overfitting_audit import AUDIT as OVERFITTING, DEFAULTS as OVERFITTING_DEFAULTS, context, history
+    from test_overfitting_audit import AUDIT as OVERFITTING
+    from test_overfitting_audit import DEFAULTS as OVERFITTING_DEFAULTS
+    from test_overfitting_audit import context, history
 
     result = OVERFITTING.run(context(history=history([0.7, 0.5], [0.69, 0.45])), OVERFITTING_DEFAULTS)
     assert result.status == "not assessed"
@@ -219,7 +220,9 @@ def test_a_short_history_with_training_data_is_still_judged_on_the_data():
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from test_overfitting_audit import AUDIT as OVERFITTING, DEFAULTS as OVERFITTING_DEFAULTS, context, history
+    from test_overfitting_audit import AUDIT as OVERFITTING
+    from test_overfitting_audit import DEFAULTS as OVERFITTING_DEFAULTS
+    from test_overfitting_audit import context, history
 
     X, y = load_breast_cancer(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=0.5, random_state=0, stratify=y)

@@ -12,11 +12,11 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from cli_helpers import invoke, read_report
 from sklearn.metrics import accuracy_score
 
 from auditor.report import render_html, render_markdown
 from auditor.report.junit import render_junit
-from cli_helpers import invoke, read_report
 
 B_ROWS = 23
 

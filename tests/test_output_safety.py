@@ -16,10 +16,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from auditor.report.numbers import folder_name, log_safe, one_line
-from auditor.report.markdown import escape
 from cli_helpers import invoke, read_report
+
+from auditor.report.markdown import escape
+from auditor.report.numbers import folder_name, log_safe, one_line
 
 #: In a file name: no "/" possible, so the link is a www. one.
 MODEL_NAME = "evil\n::warning file=a.py::pwned\x1b[31m @octocat www.evil.example :rocket:\r"

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
-from scipy.special import expit
-
 from cli_helpers import invoke, read_report
 from history_recording import LAYOUTS, recorded_histories  # noqa: F401 - a pytest fixture
+from scipy.special import expit
+from sklearn.metrics import roc_auc_score
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

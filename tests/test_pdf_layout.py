@@ -13,11 +13,11 @@ import re
 import unicodedata
 
 import pytest
+from cli_helpers import invoke, read_report
 from pypdf import PdfReader
 
 from auditor.report.numbers import format_cell
 from auditor.report.pdf import pdf_available
-from cli_helpers import invoke, read_report
 
 CARD_NAME = "Wine cultivar classifier v2"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from cli_helpers import assert_clean_input_error, invoke, read_report
 
 from auditor.loading.groups import groups_from_column
-from cli_helpers import assert_clean_input_error, invoke, read_report
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import invoke, read_report
 
 from auditor_plugins.explain.importance import sequence_features
-from cli_helpers import invoke, read_report
 
 STEPS, WIDTH, DRIVER = 8, 8, 2
 
@@ -165,7 +165,7 @@ def _y_ticks(svg) -> list[float]:
 def test_the_time_step_chart_starts_its_axis_at_zero(tmp_path, lstm):
     """Issue 17: the time-step chart's y axis started at 0.10, which made a step 10% above another
     look twice as important."""
-    from auditor.report.svg import render_chart
+    from auditor.report.charts import render_chart
 
     folder, X, y = lstm
     columns = [f"t{t}_f{f}" for t in range(STEPS) for f in range(WIDTH)]

@@ -26,7 +26,7 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(gates: Mapping[str, Any] | None) -> list[str]:
+def error_annotations(gates: Mapping[str, Any] | None) -> list[str]:
     """One ``::error`` line per failed gate, regression or findings rule."""
     if not gates:
         return []
@@ -55,4 +55,4 @@ def publish(
 
         with Path(summary).open("a", encoding="utf-8") as handle:
             handle.write(render_step_summary(dict(document), list(written)).rstrip("\n") + "\n\n")
-    return annotations(document.get("gates")) if environ.get("GITHUB_ACTIONS") == "true" else []
+    return error_annotations(document.get("gates")) if environ.get("GITHUB_ACTIONS") == "true" else []

@@ -1,9 +1,8 @@
 """Training functions the crossval tests pass with --trainer trainers:..., as users write them."""
 
 import numpy as np
-import torch
-
 import tiny_nets
+import torch
 
 
 def _adam(module: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn, steps: int) -> torch.nn.Module:
