@@ -58,11 +58,16 @@ def _at(report: Any, path: Path) -> Any:
     return node
 
 
-def _same(before: Any, after: Any) -> bool:
-    """Equal, floats to 1e-9 relative: the demo's inference may differ in its last bits between
-    CPUs (a different SIMD path), which is not a figure that moved."""
-    if isinstance(before, float) and isinstance(after, (int, float)) and not isinstance(after, bool):
-        return math.isclose(before, after, rel_tol=1e-9, abs_tol=1e-12)
+def _same(before: Any, after: Any, path: Path) -> bool:
+    """Equal; numbers to 1e-4 relative (1e-2 in chart data). The demo's float32 inference
+    differs in its last bits between CPUs and torch builds: the same report taken on a 16-core
+    Xeon with torch 2.11 differed from this machine's (torch 2.13) by up to 5e-6 relative in
+    metrics and tables and 1.5e-3 in ROC/PR curve points (ties that fall the other way), with
+    every text identical. A figure moved by a redesign moves by more, or changes a text."""
+    numbers = (int, float)
+    if isinstance(before, numbers) and isinstance(after, numbers) and not isinstance(before, bool) \
+            and not isinstance(after, bool):
+        return math.isclose(before, after, rel_tol=1e-2 if "charts" in path else 1e-4, abs_tol=1e-9)
     return bool(before == after) and type(before) is type(after)
 
 
@@ -85,7 +90,7 @@ def test_every_figure_of_the_demo_report_is_where_it_was(demo_now: dict[str, Any
         except KeyError:
             moved.append(f"{path}: gone (was {value!r})")
             continue
-        if not _same(value, now):
+        if not _same(value, now, path):
             moved.append(f"{path}: {value!r} -> {now!r}")
     assert not moved, "figures changed:\n" + "\n".join(moved[:40])
 
