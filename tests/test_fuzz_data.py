@@ -23,7 +23,8 @@ from cli_helpers import assert_clean_input_error, invoke, read_report
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.loading.data import MEMORY_BUDGET_VARIABLE, load_data
+from auditor.loading.data import load_data
+from auditor.loading.inputs import MEMORY_BUDGET_VARIABLE
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

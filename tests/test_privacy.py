@@ -671,7 +671,8 @@ def test_every_delimiter_encoding_and_format_the_loader_reads_is_scanned_by_valu
     path = tmp_path / file_name
     write_table(columns, path) if how is None else write_csv(columns, path, **how)
     # the loader reads it, and the audit's reader sees the same header and rows
-    from auditor.loading.data import load_data, read_table
+    from auditor.loading.data import load_data
+    from auditor.loading.sample_rows import read_table
 
     loaded = load_data(path, target="outcome", features=STUDENT_FEATURES, metadata={}).dataset
     rows = read_table(path)

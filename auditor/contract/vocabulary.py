@@ -138,7 +138,7 @@ def check_memory(audit: str, n_rows: int, n_classes: int, n_resamples: int) -> N
     in the memory budget (``AUDITOR_MEMORY_BUDGET``, else the memory available): a
     :class:`~auditor.contract.errors.DataError`, exit 2, with the figures and what would fit."""
     from auditor.contract.errors import DataError
-    from auditor.loading.data import MEMORY_BUDGET_VARIABLE, memory_budget
+    from auditor.loading.inputs import MEMORY_BUDGET_VARIABLE, memory_budget
     from auditor.report.numbers import format_bytes
 
     needed = classification_bytes(n_rows, n_classes, n_resamples)

@@ -53,7 +53,7 @@ class Trainer:
 def load_trainer(spec: str, path: str | None = None) -> Trainer:
     """Import ``pkg.module:function`` (from ``path`` too, when given) and check that it can
     take ``(X, y)``; raise :class:`UsageError` otherwise."""
-    from auditor.loading.model import import_object
+    from auditor.loading.user_code import import_object
 
     fn = import_object(spec, path, option="--trainer", kind="function")
     if not callable(fn):

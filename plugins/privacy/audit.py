@@ -4,7 +4,7 @@ Every file the run reads as data is scanned: the audit data (``ctx.data``, ``--d
 when the run has it, the training data (``ctx.train.data``, ``--train-data``). Every column
 of each file (not only the model's features) is judged by its name and by the values of a
 deterministic sample, the file's first ``sample_rows`` rows, read by the loader's own reader
-(:func:`auditor.loading.data.read_table`: the same format, delimiter, encoding and gzip
+(:func:`auditor.loading.sample_rows.read_table`: the same format, delimiter, encoding and gzip
 detection as the run's data, CSV columns as text);
 :mod:`auditor_plugins.privacy.patterns` says what looks like personal data. Each flagged
 column gets its role in this run: fed to the model, the target, a sensitive attribute, a
@@ -382,12 +382,12 @@ def _notes(scanned: list[Scanned], options: Mapping[str, Any], ignore: list[str]
 
 def read_sample(path: Path, columns: list[str], limit: int, min_share: float = 0.5) -> Sample:
     """Scan the first ``limit`` rows of a data file, read as the loader reads it
-    (:func:`auditor.loading.data.read_table`: CSV of any delimiter and encoding the loader
+    (:func:`auditor.loading.sample_rows.read_table`: CSV of any delimiter and encoding the loader
     accepts, gzipped CSV or Parquet): CSV columns as text, Parquet numbers and booleans as
     numbers as stored. A file the loader refuses is not scanned: ``problem`` says why (the
     loader's one-line message, which never quotes a row), every scan is None."""
     from auditor.contract.errors import DataError
-    from auditor.loading.data import read_table
+    from auditor.loading.sample_rows import read_table
 
     try:
         read = read_table(path, rows=limit)
