@@ -311,6 +311,27 @@ class AuditResult:
                 raise ValueError(f"finding severity must be one of {SEVERITIES}, got {f.severity!r}")
 
     @classmethod
+    def from_parts(
+        cls, audit: str, title: str, parts: list[ResultPart], *, status: Status, summary: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> AuditResult:
+        """One result from the parts an audit built, one per input, in their order: metrics
+        merged (a later part's key wins), findings, tables, charts and notes concatenated. The
+        audit words the summary and decides the status (see :attr:`ResultPart.assessed`)."""
+        return cls(
+            audit=audit,
+            title=title,
+            status=status,
+            summary=summary,
+            metrics={key: metric for part in parts for key, metric in part.metrics.items()},
+            findings=[finding for part in parts for finding in part.findings],
+            tables=[table for part in parts for table in part.tables],
+            charts=[chart for part in parts for chart in part.charts],
+            notes=[note for part in parts for note in part.notes],
+            options=dict(options or {}),
+        )
+
+    @classmethod
     def skipped(cls, audit: str, title: str, reason: str) -> AuditResult:
         return cls(audit=audit, title=title, status="skipped", summary=reason)
 

@@ -157,17 +157,9 @@ class CrossValidationAudit(Audit):
         findings = [f for p in parts for f in p.findings]
         summary = " ".join(p.summary for p in parts if p.summary)
         unjudged = _too_small(evaluation, options) and ctx.trainer is None
-        return AuditResult(
-            audit=self.name,
-            title=self.title,
+        return AuditResult.from_parts(
+            self.name, self.title, parts, options=options, summary=summary,
             status="not assessed" if unjudged else status_from_findings(findings),
-            summary=summary,
-            metrics={k: v for p in parts for k, v in p.metrics.items()},
-            findings=findings,
-            tables=[t for p in parts for t in p.tables],
-            charts=[c for p in parts for c in p.charts],
-            notes=[n for p in parts for n in p.notes],
-            options=dict(options),
         )
 
 

@@ -171,17 +171,10 @@ class OverfittingAudit(Audit):
             summary = ("Not assessed: " + summary[0].lower() + summary[1:]).rstrip(".") + (
                 f". A verdict needs at least {of.MIN_EPOCHS} epochs with a monitored value, or --train-data "
                 "for the train-versus-test gap")
-        return AuditResult(
-            audit=self.name,
-            title=self.title,
+        return AuditResult.from_parts(
+            self.name, self.title, parts, options=options,
             status="not assessed" if unjudged else status_from_findings(findings),
             summary=summary if summary.endswith(".") else summary + ".",
-            metrics={k: v for p in parts for k, v in p.metrics.items()},
-            findings=findings,
-            tables=[t for p in parts for t in p.tables],
-            charts=[c for p in parts for c in p.charts],
-            notes=[n for p in parts for n in p.notes],
-            options=dict(options),
         )
 
 
