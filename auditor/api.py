@@ -474,15 +474,15 @@ def audit(
         )
         if scratch is not None:
             if is_table_object(data):
-                written = table_file(data, scratch, name="data.parquet", y=y, features=feature_names,
+                written = table_file(data, scratch, name="in-memory-data.parquet", y=y, features=feature_names,
                                      target=cfg.target)
                 cfg.data, cfg.data_label = written.path, written.label
                 if cfg.input_shape is None and written.input_shape is not None:
                     cfg.input_shape = written.input_shape
             if is_table_object(train_given):
                 # the training data's columns are the audit data's: the same names, the same target
-                written = table_file(train_given, scratch, name="train.parquet", y=train_y, features=feature_names,
-                                     target=cfg.target, what="training data")
+                written = table_file(train_given, scratch, name="in-memory-train-data.parquet", y=train_y,
+                                     features=feature_names, target=cfg.target, what="training data")
                 cfg.train_data, cfg.train_data_label = written.path, written.label
         prune_trainer(cfg, discovery)
         loaded_policy, baseline_report, baseline_at = gates_of(
