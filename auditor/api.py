@@ -296,19 +296,6 @@ def _names(value: Any) -> list[str] | None:
     return split_list(value)
 
 
-def _shape(value: Any) -> list[int] | None:
-    if value is None:
-        return None
-    from auditor.loading.metadata import input_shape
-
-    parts = _names(value) or []
-    try:
-        shape = [int(p, 10) for p in parts]
-    except ValueError:
-        raise UsageError(f"input_shape must be whole numbers like (1, 28, 28); got {value!r}.") from None
-    return input_shape(shape, "input_shape")
-
-
 def _described(value: Any) -> str:
     """How ``run.command`` shows an argument: paths and plain values as written, objects by kind."""
     if isinstance(value, (str, Path, int, float, bool)) or value is None:
@@ -383,6 +370,7 @@ def audit(
     given = {k: v for k, v in locals().items() if k in _AUDIT_KEYWORDS and v is not None and v is not False}
     from auditor.loading.in_memory import is_module, is_table_object, table_file
     from auditor.loading.inputs import model_args as parse_model_args
+    from auditor.loading.metadata import parse_input_shape
     from auditor.run.config import (
         Settings,
         check_settings,
@@ -454,7 +442,8 @@ def audit(
             train_data=_file(train_given),
             classes=_names(pick(classes, "classes")),
             task=pick(task, "task", "auto"),
-            input_shape=_shape(pick(input_shape, "input_shape")),
+            input_shape=parse_input_shape(pick(input_shape, "input_shape"), "input_shape",
+                                          "whole numbers like (1, 28, 28)"),
             model_class=pick(model_class, "model_class"),
             model_path=None if pick(model_path, "model_path") is None else str(pick(model_path, "model_path")),
             trainer=pick(trainer, "trainer"),

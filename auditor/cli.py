@@ -226,23 +226,6 @@ def _formats(value: str | Sequence[str] | None, *, with_json: bool = True) -> li
     return output_formats(value, with_json=with_json)
 
 
-def _shape(value: Any) -> list[int] | None:
-    from auditor.run.config import split_list
-
-    parts = split_list(value)
-    if not parts:
-        return None
-    try:
-        shape = [int(p, 10) for p in parts]
-    except ValueError:
-        raise UsageError(
-            f"--input-shape must be comma-separated integers like 1,28,28; got {value!r}."
-        ) from None
-    from auditor.loading.metadata import input_shape
-
-    return input_shape(shape, "--input-shape")  # each size from 1 to 2**31 - 1
-
-
 def _path(value: Any) -> Path | None:
     return None if value in (None, "") else Path(value)
 
@@ -390,6 +373,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     from auditor import api
     from auditor.contain import server
     from auditor.loading.inputs import model_args
+    from auditor.loading.metadata import parse_input_shape
     from auditor.report.numbers import clean_text, folder_name
     from auditor.report.write import canonical
     from auditor.run.config import audit_timeout, inference_timeout, parse_overrides, refuse_untrusted
@@ -423,7 +407,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         train_data=_path(kw.get("train_data")),
         classes=_listed(ctx, kw, settings, "classes"),
         task=kw.get("task") or "auto",
-        input_shape=_shape(kw.get("input_shape")),
+        input_shape=parse_input_shape(kw.get("input_shape"), "--input-shape", "comma-separated integers like 1,28,28"),
         model_class=kw.get("model_class"),
         model_path=kw.get("model_path"),
         trainer=kw.get("trainer"),

@@ -371,9 +371,9 @@ def run_audit(case: Case, device: torch.device, samples: int, permutation: bool)
     start = time.perf_counter()
     execution = execute(config, {"explain": ExplainAudit()})
     whole = time.perf_counter() - start
-    result = execution.outcome.results["explain"]
+    result = execution.runs.results["explain"]
     if result.status == "error":
-        raise SystemExit(f"{case.name}: the explain audit failed:\n{execution.outcome.tracebacks.get('explain', '')}")
+        raise SystemExit(f"{case.name}: the explain audit failed:\n{execution.runs.tracebacks.get('explain', '')}")
     said = result.status
     codes = sorted({finding.code for finding in result.findings})
     if codes:
@@ -384,7 +384,7 @@ def run_audit(case: Case, device: torch.device, samples: int, permutation: bool)
     if completeness is not None:
         steps = [(row[0].split()[-2], row[1]) for row in completeness.rows if str(row[0]).startswith("Rows integrated")]
         said += ", rows x steps " + " + ".join(f"{count:,} x {n}" for n, count in steps)
-    return float(execution.outcome.timings["explain"]), whole, said
+    return float(execution.runs.timings["explain"]), whole, said
 
 
 def rows_for(budget: int, n_features: int, n: int) -> int:

@@ -84,6 +84,22 @@ def _names(key: str, value: Any, what: str, fail: Any, *, distinct: bool, empty_
     return names
 
 
+def parse_input_shape(value: Any, source: str, example: str) -> list[int] | None:
+    """An input shape as a user writes it, ``"1,28,28"`` or ``(1, 28, 28)``, checked by
+    :func:`input_shape`; None (or nothing written) stays None. ``source`` names where it came
+    from (``--input-shape``, ``input_shape``), ``example`` how to write it there."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else [str(p) for p in value]
+    if not parts:
+        return None
+    try:
+        shape = [int(p, 10) for p in parts]
+    except ValueError:
+        raise UsageError(f"{source} must be {example}; got {value!r}.") from None
+    return input_shape(shape, source)  # each size from 1 to 2**31 - 1
+
+
 def input_shape(value: Any, source: str, error: type[AuditorError] = UsageError) -> list[int]:
     """``value`` (a list of whole numbers) as an input shape, or ``error`` naming ``source``
     (``--input-shape`` or the metadata file): every size a whole number from 1 to

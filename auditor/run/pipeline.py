@@ -120,11 +120,6 @@ class Execution:
     context: AuditContext
     runs: AuditRuns
 
-    @property
-    def outcome(self) -> AuditRuns:
-        """The audits' runs, by their former name (benchmarks read ``execution.outcome.results``)."""
-        return self.runs
-
 
 def execute(
     cfg: RunConfig,

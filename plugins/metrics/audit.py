@@ -21,15 +21,13 @@ from auditor.contract.result import (
     Table,
     status_from_findings,
 )
-from auditor.contract.vocabulary import (  # noqa: F401 - INTERVAL_MIN_RESAMPLES, classification_bytes re-exported
+from auditor.contract.vocabulary import (
     HEADLINE_TOLERANCE,
     HEADLINES,
-    INTERVAL_MIN_RESAMPLES,
     INTERVAL_OPTIONS,
     METRIC_DEFINITIONS,
     MULTICLASS_DESCRIPTIONS,
     check_memory,
-    classification_bytes,
     in_sentence,
     sentence_number,
 )

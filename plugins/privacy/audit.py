@@ -282,7 +282,14 @@ def _judged(sample: Sample, n_rows: int) -> str:
     """How one file's columns were judged: ``by name and by the values of all 400 rows``."""
     if sample.problem:
         return "by name only (the file could not be read again for its values)"
-    return f"by name and by the values of {_rows(sample, n_rows)}"
+    return f"by name and by the values of {_rows(sample, n_rows)}{_unvalued(sample)}"
+
+
+def _unvalued(sample: Sample) -> str:
+    """What the sentence must add when some columns had no values to scan (nested or binary
+    Parquet columns): the summary then does not claim their values were judged."""
+    missing = sum(scan is None for scan in sample.scans)
+    return f" (all but {_plural(missing, 'column')}, whose values hold no text to scan)" if missing else ""
 
 
 def _judged_all(scanned: list[Scanned]) -> str:
@@ -291,7 +298,8 @@ def _judged_all(scanned: list[Scanned]) -> str:
     25,638 rows of train.csv.gz``)."""
     if len(scanned) == 1:
         return _judged(scanned[0].sample, scanned[0].data.n_rows)
-    read = [f"{_rows(item.sample, item.data.n_rows)} of {item.name}" for item in scanned if not item.sample.problem]
+    read = [f"{_rows(item.sample, item.data.n_rows)} of {item.name}{_unvalued(item.sample)}"
+            for item in scanned if not item.sample.problem]
     unread = [item.name for item in scanned if item.sample.problem]
     parts = [f"by name and by the values of {_listed(read)}"] if read else []
     if unread:
