@@ -463,3 +463,28 @@ def test_an_error_that_quotes_a_huge_header_stays_one_short_line(breast_cancer, 
     assert_clean_input_error(result, "No target column found")
     assert len(result.stderr) < 2_200
     assert not (tmp_path / "out").exists()
+
+
+def test_a_header_longer_than_a_read_block_is_read_not_called_empty(tmp_path):
+    # 2 MiB of column names: more than pyarrow's first block (1 MiB here), which it used to
+    # report as "Could not skip initial rows", and auditor as a file with no data rows.
+    from auditor.loading.data import load_data
+    from auditor.loading.sample_rows import read_table
+
+    names = [f"feature_{i:06d}_" + "x" * 40 for i in range(40_000)]
+    path = tmp_path / "wide_header.csv"
+    path.write_text(",".join([*names, "target"]) + "\n" + ",".join(["1"] * len(names) + ["0"]) + "\n")
+    assert path.stat().st_size > 2 << 20
+    loaded = load_data(path, target="target", features=names[:3], metadata={})
+    assert loaded.dataset.n_rows == 1 and loaded.dataset.X.tolist() == [[1.0, 1.0, 1.0]]
+    assert read_table(path, rows=5).table.num_rows == 1
+
+
+def test_a_header_with_no_rows_after_it_is_still_called_empty(tmp_path):
+    from auditor.contract.errors import DataError
+    from auditor.loading.data import load_data
+
+    path = tmp_path / "header_only.csv"
+    path.write_text("a,b,target\n")
+    with pytest.raises(DataError, match="has a header but no data rows"):
+        load_data(path, target="target", features=None, metadata={})

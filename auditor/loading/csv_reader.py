@@ -62,6 +62,13 @@ def raise_arrow(path: Path, exc: Exception, all_columns: list[str]) -> None:
                     hint="Check that it is a CSV file with a header row.") from None
 
 
+def longer_than_a_block(exc: Exception) -> bool:
+    """pyarrow's words for a line longer than its block: a row straddles two blocks, or the
+    header lines it was told to skip do not fit in the first one (which it would otherwise
+    report like a file with no rows)."""
+    return "straddling" in str(exc) or "Could not skip initial" in str(exc)
+
+
 def csv_options(
     layout: CsvLayout, columns: list[str], include: list[str], types: Mapping[str, pa.DataType], **convert: Any
 ) -> tuple[Any, Any, Any]:
@@ -100,9 +107,10 @@ def read_csv(
             source = csv_source(path, fmt, text_limit)
             return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            if "straddling" not in str(exc):
+            if not longer_than_a_block(exc):
                 raise
-        # a row longer than a block (a huge text field): read again with blocks of the longest line
+        # a row (a huge text field) or the header (thousands of long names) longer than a block:
+        # read again with blocks of the longest line
         if read.block_size >= line_limit():
             raise line_too_long(path)
         read.block_size = line_limit()

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from auditor.contract.errors import DataError
-from auditor.loading.csv_reader import csv_options, csv_source, raise_arrow
+from auditor.loading.csv_reader import csv_options, csv_source, longer_than_a_block, raise_arrow
 from auditor.loading.data import check_memory
 from auditor.loading.inputs import (
     MEMORY_BUDGET_VARIABLE,
@@ -114,9 +114,11 @@ def _csv_rows(path: Path, fmt: str, layout: CsvLayout, rows: int | None, budget:
                 table, complete = _first_batches(reader, reader.schema, rows, budget)
                 break
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                if "straddling" not in str(exc):
+                if not longer_than_a_block(exc):
                     raise
                 if read.block_size >= line_limit():
+                    if "straddling" not in str(exc):
+                        raise  # the header is not the problem: no rows follow it
                     raise line_too_long(path) from None
                 read.block_size = line_limit()
             finally:
