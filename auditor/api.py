@@ -335,6 +335,7 @@ def audit(
     trust_model: bool = False,
     device: str | None = None,
     batch_size: int | None = None,
+    memory_budget: str | int | None = None,
     seed: int | None = None,
     audits: Sequence[str] | str | None = None,
     skip: Sequence[str] | str | None = None,
@@ -359,7 +360,7 @@ def audit(
     order; for an array, the names of its columns), ``sensitive``, ``history``,
     ``train_data``, ``card``, ``classes``, ``task`` ("auto"), ``input_shape``,
     ``model_class``/``model_args``/``model_path``/``trust_model`` (a model file),
-    ``trainer``, ``device`` ("auto"), ``batch_size``, ``seed`` (0), ``audits``, ``skip``,
+    ``trainer``, ``device`` ("auto"), ``batch_size``, ``memory_budget`` ("2GiB"), ``seed`` (0), ``audits``, ``skip``,
     ``options`` (``-o``), ``policy``, ``baseline``, ``fail_on`` ("error"), ``not_assessed``
     ("warn"), ``audit_timeout``, ``inference_timeout``, ``config``/``trust_config``,
     ``allow_symlinks``, ``out``/``formats`` (write the reports there; nothing is written
@@ -369,6 +370,7 @@ def audit(
     """
     given = {k: v for k, v in locals().items() if k in _AUDIT_KEYWORDS and v is not None and v is not False}
     from auditor.loading.in_memory import is_module, is_table_object, table_file
+    from auditor.loading.inputs import checked_budget
     from auditor.loading.inputs import model_args as parse_model_args
     from auditor.loading.metadata import parse_input_shape
     from auditor.run.config import (
@@ -450,6 +452,7 @@ def audit(
             trust_model=bool(trust_model),
             device=pick(device, "device", "auto"),
             batch_size=pick(batch_size, "batch_size"),
+            memory_budget=checked_budget(pick(memory_budget, "memory_budget")),
             seed=pick(seed, "seed", 0),
             audit_timeout=check_audit_timeout(pick(audit_timeout, "audit_timeout")),
             audits=_names(pick(audits, "audits")),
@@ -497,6 +500,6 @@ def audit(
 _AUDIT_KEYWORDS = frozenset({
     "target", "features", "sensitive", "y", "history", "train_data", "train_y", "card", "classes", "task",
     "input_shape", "metadata", "model_class", "model_args", "model_path", "trainer", "trust_model", "device",
-    "batch_size", "seed", "audits", "skip", "options", "policy", "baseline", "fail_on", "not_assessed",
+    "batch_size", "memory_budget", "seed", "audits", "skip", "options", "policy", "baseline", "fail_on", "not_assessed",
     "audit_timeout", "inference_timeout", "config", "trust_config", "allow_symlinks", "out", "formats",
 })

@@ -87,7 +87,7 @@ def test_a_real_run_uses_energy_and_every_metered_phase_does(measured):
     phases = table(carbon, "phases")
     names = [p["Phase"] for p in phases]
     assert names[-1] == "Whole metered run"
-    assert "Inference pass (228 rows)" in names
+    assert "Inference pass (228 rows, reading included)" in names
     assert {"Audit: metrics", "Audit: fairness", "Audit: explain"} <= set(names)
     assert "Audit: carbon" not in names  # it reports on the run, after it
     assert all(p["Energy (Wh)"] > 0 for p in phases if p["Energy (Wh)"] is not None)

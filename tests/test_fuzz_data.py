@@ -400,24 +400,24 @@ def test_a_one_megabyte_field_is_read(case):
     assert report is not None
 
 
-def test_a_file_over_the_memory_budget_is_refused_before_reading(case, monkeypatch):
+def test_a_budget_too_small_for_one_row_is_refused_before_reading_naming_the_least_that_works(case, monkeypatch):
     model, frame, _ = case
-    monkeypatch.setenv(MEMORY_BUDGET_VARIABLE, "4KB")
+    monkeypatch.setenv(MEMORY_BUDGET_VARIABLE, "2KiB")
     result, _ = run_cli(model, to_bytes(frame))
-    assert_clean_input_error(result, "needs about", "only 4.0 KiB", MEMORY_BUDGET_VARIABLE, "sample", "Parquet")
+    assert_clean_input_error(result, "cannot hold one row", "2.0 KiB", "Give at least", "--memory-budget")
     result, _ = run_cli(model, gzip.compress(to_bytes(frame)), name="d.csv.gz")
-    assert_clean_input_error(result, "needs about", "only 4.0 KiB")
+    assert_clean_input_error(result, "cannot hold one row", "2.0 KiB")
     monkeypatch.setenv(MEMORY_BUDGET_VARIABLE, "1G")
     _, report = run_cli(model, to_bytes(frame))
     assert report is not None
 
 
-def test_a_parquet_file_over_the_memory_budget_is_refused(case, tmp_path, monkeypatch):
+def test_a_parquet_file_with_a_budget_too_small_for_one_row_is_refused(case, tmp_path, monkeypatch):
     model, frame, _ = case
     frame.to_parquet(tmp_path / "d.parquet", index=False)
     monkeypatch.setenv(MEMORY_BUDGET_VARIABLE, "2KiB")
     result = invoke(model, "--data", tmp_path / "d.parquet", "--out", tmp_path / "out", "-q", "--audits", "metrics")
-    assert_clean_input_error(result, "needs about", "only 2.0 KiB")
+    assert_clean_input_error(result, "cannot hold one row", "2.0 KiB")
     assert not (tmp_path / "out").exists()
 
 

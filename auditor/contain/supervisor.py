@@ -205,9 +205,9 @@ class _Steps:
             total = message.get("total")
             total = total if isinstance(total, int) and total >= 0 else None
             description = escape(one_line(str(message.get("description", ""))[:200]))
-            manager = self._progress.step(description, total=total)
-            advance = manager.__enter__()
             guard = message.get("guard")
+            manager = self._progress.step(description, total=total, guard=guard if guard in ("model", "audit") else None)
+            advance = manager.__enter__()
             limit = {"model": self._timeout, "audit": self._audit_timeout}.get(str(guard))
             guarded = bool(limit)
             self._open[ident] = (manager, advance, description, guarded)

@@ -51,7 +51,11 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     before any ``--input-shape`` reshape; column-major in memory), ``target_name`` (or None), ``y`` (int64 class
     indices for classification, float64 for regression, or None), ``named`` (dict: the
     columns that audit options of type ``column`` name, e.g. ``crossval.group``, by column
-    name, values as the file holds them, numbers or text; empty when none).
+    name, values as the file holds them, numbers or text; empty when none), ``rows`` (None
+    when ``X`` holds every row; else the data rows, ascending, whose features ``X`` holds: a
+    seeded sample, kept because the features of all rows exceed the memory budget. Only
+    audits that declare the need ``features`` read ``X``, and they are given a context
+    restricted to those rows, see :func:`auditor.run.runner.run_audits`).
 
 ``Task``
     ``kind`` (``binary``, ``multiclass`` or ``regression``), ``class_names`` (tuple of str,
@@ -106,6 +110,7 @@ class Dataset:
     target_name: str | None = None
     y: np.ndarray | None = None
     named: dict[str, np.ndarray] = field(default_factory=dict)
+    rows: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

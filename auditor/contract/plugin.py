@@ -124,6 +124,8 @@ NEEDS: dict[str, str] = {
     "train_data": "needs training data (--train-data)",
     "model": "needs a model it can run on new inputs (ctx.infer)",
     "energy": "needs the run's energy measurement (ctx.energy)",
+    "features": "reads the feature rows (ctx.data.X); over data whose features exceed the memory budget "
+                "it runs on the seeded sample of rows the run kept, and says so",
 }
 
 #: What an audit may declare in ``uses``: optional parts of the context it reads when given.

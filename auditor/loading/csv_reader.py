@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import pyarrow as pa
 
@@ -30,7 +31,7 @@ from auditor.loading.inputs import (
 from auditor.loading.layout import CsvLayout, gzip_error, line_too_long, not_utf8, read_names
 
 CONVERSION_ERROR = re.compile(
-    r"CSV column #(\d+):(?: Row #(\d+):)? CSV conversion error to (\w+): invalid value '(.*)'"
+    r"CSV column #(\d+):(?: Row #(\d+):)? CSV conversion error to (.+?): invalid value '(.*)'"
 )
 _FIELD_COUNT = re.compile(r"Expected (\d+) columns, got (\d+): ?(.*)")
 
@@ -102,7 +103,7 @@ def read_csv(
 ) -> pa.Table:
     import pyarrow.csv as pacsv
 
-    try:
+    with arrow_errors(path, fmt, read.encoding, columns, text_limit):
         try:
             source = csv_source(path, fmt, text_limit)
             return pacsv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
@@ -121,6 +122,14 @@ def read_csv(
             if "straddling" in str(exc):
                 raise line_too_long(path) from None
             raise
+    raise AssertionError("unreachable")  # pragma: no cover - arrow_errors raises or the read returned
+
+
+@contextmanager
+def arrow_errors(path: Path, fmt: str, encoding: str, columns: list[str], text_limit: int | None = None) -> Iterator[None]:
+    """pyarrow's and the decompressor's errors while reading ``path`` as one-line ``DataError``s."""
+    try:
+        yield
     except InputTooLarge:
         raise DataError(
             f"The data file {path.name} decompresses to more than {_human(text_limit or 0)} of text, more "
@@ -132,9 +141,9 @@ def read_csv(
         raise_arrow(path, exc, columns)
         raise  # unreachable: raise_arrow always raises
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        if isinstance(exc, UnicodeDecodeError) and read.encoding != "utf8":
+        if isinstance(exc, UnicodeDecodeError) and encoding != "utf8":
             raise DataError(
-                f"The data file {path.name} is not valid {read.encoding.upper()} text ({exc.reason}): it is "
+                f"The data file {path.name} is not valid {encoding.upper()} text ({exc.reason}): it is "
                 "probably truncated or corrupt.",
                 hint="Export it again, preferably as UTF-8 CSV or Parquet.",
             ) from None

@@ -22,11 +22,13 @@ What the loader accepts, and what it refuses (always a ``DataError``: one line, 
   America); only empty cells form the ``(missing)`` group.
 - **Repeated column names**: a repeated name the audit does not read is ignored; one it
   reads is read when every copy holds the same values, else refused.
-- **Memory**: before reading, the memory the needed columns will take is estimated (from
-  the file's size and its first rows, or the Parquet metadata) and compared with the
-  memory available (``psutil``, the cgroup limit, else ``os.sysconf``); a file that would
-  not fit is refused with both figures. ``AUDITOR_MEMORY_BUDGET`` (e.g. ``50MB``, ``8G``;
-  K/M/G/T are powers of 1024) sets the budget instead.
+- **Memory**: :func:`load_data` (the whole file at once: the tests' reference, and tools
+  that want a table) first estimates the memory the needed columns will take (from the
+  file's size and its first rows, or the Parquet metadata) and compares it with the memory
+  available (``psutil``, the cgroup limit, else ``os.sysconf``); a file that would not fit is
+  refused with both figures. ``AUDITOR_MEMORY_BUDGET`` (e.g. ``50MB``, ``8G``; K/M/G/T are
+  powers of 1024) sets the budget instead. A run reads in chunks instead
+  (:mod:`auditor.run.stream`), with the same checks on every chunk (:func:`check_chunk`).
 - **Bounds**: a line (the header or a row) longer than
   :func:`~auditor.loading.inputs.line_limit` (64 MiB, less with a small budget) is refused; a
   gzipped CSV is decompressed only as far as the memory check allowed, whatever its trailer
@@ -37,8 +39,9 @@ What the loader accepts, and what it refuses (always a ``DataError``: one line, 
 
 How the file is laid out (format, encoding, delimiter, header, line bounds) is found by
 :mod:`auditor.loading.layout`, and its CSV columns are parsed by :mod:`auditor.loading.csv_reader`;
-this module resolves the target, sensitive, named and feature columns, checks the memory they
-need, reads them and checks their values. :func:`~auditor.loading.sample_rows.read_table` reads
+:mod:`auditor.loading.columns` resolves the target, sensitive, named and feature columns; this
+module checks the memory they need, reads them and checks their values (:func:`check_chunk`,
+which :mod:`auditor.run.stream` applies to each chunk of a streamed pass). :func:`~auditor.loading.sample_rows.read_table` reads
 every column of a file with the same detection and bounds (for scans of values, such as the
 privacy audit's), so that what the run reads and what is scanned can never disagree about a file.
 """
@@ -55,8 +58,9 @@ import numpy as np
 import pyarrow as pa
 
 from auditor.contract.context import Dataset, Groups
-from auditor.contract.errors import DataError, UsageError
+from auditor.contract.errors import DataError
 from auditor.loading.arrow import column_to_numpy
+from auditor.loading.columns import ReadPlan, plan_read
 from auditor.loading.csv_reader import CONVERSION_ERROR, csv_options, raise_arrow, read_csv
 from auditor.loading.groups import groups_from_column
 from auditor.loading.hashing import sha256_file
@@ -69,15 +73,10 @@ from auditor.loading.inputs import (
 )
 from auditor.loading.layout import (
     CsvLayout,
-    csv_layout,
-    format_of,
     not_utf8,
-    parquet_columns,
     read_names,
     row_location,
 )
-
-TARGET_NAMES = ("target", "label", "y", "class")
 
 
 @dataclass
@@ -99,39 +98,7 @@ _NUMBER = r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|(?i:inf|i
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 
 
-def _check_flat(path: Path, roles: Mapping[str, str]) -> None:
-    """A Parquet column the audit reads as labels or groups (``roles``: column -> what it is
-    for) must be flat: numbers, text, true/false or dates, not a struct, list or map."""
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"The Parquet file {path.name} cannot be read: {exc}.") from None
-    for name, role in roles.items():
-        if name not in schema.names:
-            continue
-        kind = schema.field(name).type
-        value = kind.value_type if pa.types.is_dictionary(kind) else kind
-        if pa.types.is_nested(value):
-            raise DataError(
-                f"The column {name!r} in {path.name} ({role}) holds nested values ({str(kind)[:80]}); "
-                "auditor reads flat columns of numbers or text.",
-                hint="Flatten it into plain columns (one per field) before auditing, or name another column.",
-            )
-
-
-def _copies(columns: list[str], used: Sequence[str]) -> dict[str, list[str]]:
-    """For each used column whose name the header repeats, the read names of its other copies."""
-    names = read_names(columns)
-    copies: dict[str, list[str]] = {}
-    for header, read_as in zip(columns, names):
-        if header in used and read_as != header:
-            copies.setdefault(header, []).append(read_as)
-    return copies
-
-
-def _check_copies_agree(path: Path, table: pa.Table, copies: dict[str, list[str]]) -> None:
+def check_copies_agree(path: Path, table: pa.Table, copies: dict[str, list[str]]) -> None:
     """A repeated column may be read only when every copy holds the same values."""
     for name, others in copies.items():
         for other in others:
@@ -143,97 +110,7 @@ def _check_copies_agree(path: Path, table: pa.Table, copies: dict[str, list[str]
                 )
 
 
-def _listing(columns: Sequence[str], limit: int = 20) -> str:
-    """Column names for a message: all of them, or the first and last few (targets are often last)."""
-    if len(columns) <= limit:
-        return ", ".join(repr(c) for c in columns)
-    head, tail = columns[: limit - 5], columns[-5:]
-    return (", ".join(repr(c) for c in head) + ", ..., " + ", ".join(repr(c) for c in tail)
-            + f" ({len(columns)} in all)")
-
-
-def resolve_target(path: Path, columns: list[str], target: str | None, metadata: dict[str, Any]) -> str:
-    if target is not None:
-        if target not in columns:
-            raise DataError(
-                f"The target column {target!r} is not in {path.name}.",
-                hint=f"Columns: {_listing(columns)}. Name one with --target.",
-            )
-        return target
-    declared = metadata.get("target")
-    if isinstance(declared, str) and declared in columns:
-        return declared
-    lowered = {c.lower(): c for c in columns}
-    for name in TARGET_NAMES:
-        if name in lowered:
-            return lowered[name]
-    raise DataError(
-        f"No target column found in {path.name}: none is named {', '.join(TARGET_NAMES)}.",
-        hint=f"Columns: {_listing(columns)}. Name the target with --target COL.",
-    )
-
-
-def resolve_sensitive(
-    path: Path, columns: list[str], requested: Sequence[str] | None, metadata: dict[str, Any]
-) -> list[str]:
-    """The sensitive columns: those asked for (each must exist), else those the model's
-    metadata declares that the file has."""
-    if requested:
-        missing = [name for name in requested if name not in columns]
-        if missing:
-            raise DataError(
-                f"The sensitive column(s) {_listing(missing, 8)} are not in {path.name}.",
-                hint=f"Columns: {_listing(columns)}. Fix --sensitive (or [tool.auditor] sensitive).",
-            )
-        return list(dict.fromkeys(requested))
-    declared = metadata.get("sensitive") or []
-    return [str(name) for name in declared if str(name) in columns]
-
-
-def resolve_features(
-    path: Path,
-    columns: list[str],
-    features: Sequence[str] | None,
-    metadata: dict[str, Any],
-    exclude: Sequence[str],
-) -> list[str]:
-    declared = metadata.get("feature_names")
-    if features:
-        wanted = list(features)
-        if declared and list(declared) != wanted:
-            raise UsageError(
-                f"--features ({len(wanted)} columns) differs from the feature_names the model "
-                f"declares ({len(declared)} columns, starting {_listing(declared, 5)}).",
-                hint="Leave out --features to use the model's own list, or fix the model's metadata.",
-            )
-        source = "--features"
-    elif declared:
-        wanted = [str(name) for name in declared]
-        source = "the model's feature_names"
-    else:
-        wanted = list(dict.fromkeys(c for c in columns if c not in exclude))  # a repeated name once
-        source = None
-        unnamed = [i for i, c in enumerate(columns) if not c.strip() and c in wanted]
-        if unnamed:
-            raise DataError(
-                f"Column {unnamed[0] + 1} of {path.name} has no name, and every column but the target "
-                "would be fed to the model.",
-                hint="Name it or drop it (a pandas index saved with to_csv(index=True) looks like this), "
-                "or list the model's inputs with --features.",
-            )
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        raise DataError(
-            f"{len(missing)} feature column(s) from {source} are missing from {path.name}: "
-            f"{_listing(missing, 8)}.",
-            hint=f"Columns in the file: {_listing(columns)}.",
-        )
-    if not wanted:
-        raise DataError(f"{path.name} has no feature columns besides the target.")
-    return wanted
-
-
-def _bad_feature_text(
+def bad_feature_text(
     path: Path, fmt: str, layout: CsvLayout, columns: list[str], name: str, fallback: Exception
 ) -> DataError:
     """Why a feature column failed to convert to numbers: the first offending cell and its row."""
@@ -276,7 +153,18 @@ def _bad_feature_text(
     )
 
 
-def _read_table(
+def check_number_features(path: Path, schema: pa.Schema, features: list[str]) -> None:
+    """A Parquet feature column must hold numbers (integers, floats or true/false)."""
+    for name in features:
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            raise DataError(
+                f"The feature column {name!r} in {path.name} must hold numbers, but it holds {kind}.",
+                hint="Encode it as numbers, or leave it out of the model's inputs with --features.",
+            )
+
+
+def read_columns(
     path: Path,
     fmt: str,
     layout: CsvLayout | None,
@@ -295,15 +183,7 @@ def _read_table(
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"The Parquet file {path.name} cannot be read: {str(exc)[:200]}.",
                             hint="It is probably truncated or corrupt; write it again.") from None
-        for name in features:
-            if not (pa.types.is_integer(table.schema.field(name).type)
-                    or pa.types.is_floating(table.schema.field(name).type)
-                    or pa.types.is_boolean(table.schema.field(name).type)):
-                raise DataError(
-                    f"The feature column {name!r} in {path.name} must hold numbers, but it holds "
-                    f"{table.schema.field(name).type}.",
-                    hint="Encode it as numbers, or leave it out of the model's inputs with --features.",
-                )
+        check_number_features(path, table.schema, features)
         return table
     assert layout is not None
     read, parse, convert = csv_options(
@@ -318,12 +198,27 @@ def _read_table(
         index = int(match.group(1)) if match else -1
         if match and 0 <= index < len(columns) and read_names(columns)[index] in float_columns:
             name = read_names(columns)[index]
-            raise _bad_feature_text(path, fmt, layout, columns, name, cause) from None  # type: ignore[arg-type]
+            raise bad_feature_text(path, fmt, layout, columns, name, cause) from None  # type: ignore[arg-type]
         raise
-    for name in wanted:
-        if name not in float_columns and pa.types.is_binary(table.schema.field(name).type):
-            raise not_utf8(path, f"the column {name!r}", _first_non_utf8(table.column(name)))
+    check_text(path, table, [name for name in wanted if name not in float_columns])
     return table
+
+
+def check_text(path: Path, table: pa.Table, names: list[str]) -> None:
+    """Text columns must be UTF-8: pyarrow reads one that is not as binary."""
+    for name in names:
+        if pa.types.is_binary(table.schema.field(name).type):
+            raise not_utf8(path, f"the column {name!r}", _first_non_utf8(table.column(name)))
+
+
+def check_chunk(plan: ReadPlan, table: pa.Table, offset: int | None = None) -> np.ndarray:
+    """The checks of one chunk of ``plan``'s columns (``offset``: its first data row; None for
+    the whole file): repeated columns agree, text is UTF-8, no label is missing; and its
+    features as float32 (see :func:`feature_matrix`)."""
+    check_copies_agree(plan.path, table, plan.copies)
+    check_text(plan.path, table, [name for name in plan.wanted if name not in plan.float_columns])
+    check_target(plan.path, plan.fmt, plan.layout, table, plan.target_name, offset)
+    return feature_matrix(plan.path, plan.fmt, plan.layout, table, plan.feature_names, offset)
 
 
 def _first_non_utf8(column: pa.ChunkedArray) -> bytes:
@@ -336,8 +231,8 @@ def _first_non_utf8(column: pa.ChunkedArray) -> bytes:
     return b""
 
 
-def _feature_matrix(
-    path: Path, fmt: str, layout: CsvLayout | None, table: pa.Table, features: list[str]
+def feature_matrix(
+    path: Path, fmt: str, layout: CsvLayout | None, table: pa.Table, features: list[str], offset: int | None = None
 ) -> np.ndarray:
     """The features as a rows x features float32 array, laid out column-major.
 
@@ -345,7 +240,8 @@ def _feature_matrix(
     column into a row-major matrix is a strided, cache-hostile copy: ~3x slower at a million
     rows); the returned array is that buffer's transpose, a view torch takes as it is.
     Missing values arrive as NaN; a missing, NaN or infinite value is an error naming the
-    first such column, its count and its first row.
+    first such column, its count and its first row (``offset``: the table's first data row in
+    the file, for a chunk; the count is then the chunk's, and the message says so).
     """
     n = table.num_rows
     columns = np.empty((len(features), n), dtype=np.float32)
@@ -369,16 +265,20 @@ def _feature_matrix(
     if infinite:
         parts.append(f"{infinite} infinity value(s)")
     also = f"; {len(others)} other feature column(s) too, e.g. {others[0]!r}" if others else ""
+    within = f" in data rows {offset + 1:,}-{offset + n:,}" if offset is not None else ""
     raise DataError(
-        f"The feature column {features[j]!r} in {path.name} has {' and '.join(parts)}, first at "
-        f"{row_location(path, fmt, layout, first)}{also}.",
+        f"The feature column {features[j]!r} in {path.name} has {' and '.join(parts)}{within}, first at "
+        f"{row_location(path, fmt, layout, (offset or 0) + first)}{also}.",
         hint=("Impute or drop those rows before auditing; the model cannot take NaN."
               if missing else "Replace them with finite numbers before auditing."),
     )
 
 
-def _target(path: Path, fmt: str, layout: CsvLayout | None, table: pa.Table, name: str) -> np.ndarray:
-    """The target as the file holds it; missing labels (empty, NA, null, NaN...) are refused."""
+def check_target(
+    path: Path, fmt: str, layout: CsvLayout | None, table: pa.Table, name: str, offset: int | None = None
+) -> None:
+    """Missing labels (empty, NA, null, NaN...) in the target are refused, naming the first
+    (``offset``: the table's first data row, for a chunk; the count is then the chunk's)."""
     import pyarrow.compute as pc
 
     column = table.column(name)
@@ -391,12 +291,18 @@ def _target(path: Path, fmt: str, layout: CsvLayout | None, table: pa.Table, nam
     count = int(pc.sum(missing.cast(pa.int64())).as_py() or 0)
     if count:
         first = int(np.flatnonzero(column_to_numpy(missing.cast(pa.int8())))[0])
+        within = f" in data rows {offset + 1:,}-{offset + table.num_rows:,}" if offset is not None else ""
         raise DataError(
-            f"The target column {name!r} has {count} missing value(s) (empty, NA, null, NaN or infinite), "
-            f"first at {row_location(path, fmt, layout, first)}.",
+            f"The target column {name!r} has {count} missing value(s) (empty, NA, null, NaN or infinite){within}, "
+            f"first at {row_location(path, fmt, layout, (offset or 0) + first)}.",
             hint="Drop rows without a label before auditing.",
         )
-    return column_to_numpy(column)
+
+
+def _target(path: Path, fmt: str, layout: CsvLayout | None, table: pa.Table, name: str) -> np.ndarray:
+    """The target as the file holds it; missing labels are refused (:func:`check_target`)."""
+    check_target(path, fmt, layout, table, name)
+    return column_to_numpy(table.column(name))
 
 
 def _named_column(path: Path, table: pa.Table, name: str, option: str) -> np.ndarray:
@@ -458,6 +364,37 @@ def check_memory(
     )
 
 
+def finish(plan: ReadPlan, kept: pa.Table, X: np.ndarray, n_rows: int, sha: str) -> RawData:
+    """The dataset from the features ``X`` and the kept columns of every row (``kept``:
+    target, sensitive and named columns, in file order): the target checked for missing
+    labels, sensitive columns made groups, named columns checked for missing values."""
+    path = plan.path
+    target_values = _target(path, plan.fmt, plan.layout, kept, plan.target_name)
+    groups = {
+        name: groups_from_column(name, kept.column(name), fed_to_model=name in plan.feature_names)
+        for name in plan.sensitive
+    }
+    named_values = {name: _named_column(path, kept, name, option) for name, option in plan.named.items()}
+    dataset = Dataset(
+        path=str(path),
+        sha256=sha,
+        n_rows=n_rows,
+        columns=plan.columns,
+        feature_names=plan.feature_names,
+        X=X,
+        target_name=plan.target_name,
+        named=named_values,
+    )
+    return RawData(dataset=dataset, target_values=target_values, sensitive=groups)
+
+
+def no_rows(path: Path) -> DataError:
+    return DataError(
+        f"The data file {path.name} has a header but no data rows.",
+        hint="Export the test set with at least one row.",
+    )
+
+
 def load_data(
     path: Path,
     *,
@@ -467,65 +404,26 @@ def load_data(
     sensitive: Sequence[str] | None = None,
     named: Mapping[str, str] | None = None,
 ) -> RawData:
-    """Read and validate the data file; the target stays as the file held it.
+    """Read and validate the whole data file at once; the target stays as the file held it.
 
     ``named`` maps columns that audit options name (e.g. a cross-validation group column) to
     the option naming them, for messages; they are read into ``Dataset.named`` and left out
     of the default features. See the module's docstring for what is accepted and refused.
+    A run reads through :mod:`auditor.run.stream` instead, in chunks the memory budget sets,
+    with the same plan, checks and finish: for the same file the two give the same dataset.
     """
-    named = dict(named or {})
-    fmt = format_of(path)
-    layout = csv_layout(path, fmt) if fmt != "parquet" else None
-    columns = parquet_columns(path) if layout is None else layout.columns
-    sensitive = resolve_sensitive(path, columns, sensitive, metadata)
-    target_name = resolve_target(path, columns, target, metadata)
-    for name, option in named.items():
-        if name not in columns:
-            raise DataError(
-                f"The column {name!r} named by {option} is not in {path.name}.",
-                hint=f"Columns: {_listing(columns)}. Fix -o {option}=COLUMN.",
-            )
-    feature_names = resolve_features(
-        path, columns, features, metadata, exclude=[target_name, *sensitive, *named]
-    )
-    if fmt == "parquet":
-        _check_flat(path, {**{name: f"named by {option}" for name, option in named.items()},
-                           **{name: "a sensitive column" for name in sensitive}, target_name: "the target"})
-    copies = _copies(columns, [*feature_names, target_name, *sensitive, *named])
-    if target_name in feature_names:
-        raise UsageError(f"The target column {target_name!r} is also listed as a feature.")
-    keep = [target_name, *sensitive, *named]
-    check_memory(path, fmt, layout, columns, feature_names, [c for c in dict.fromkeys(keep) if c not in feature_names])
+    plan = plan_read(path, target=target, features=features, metadata=metadata, sensitive=sensitive, named=named)
+    fmt, layout, columns, feature_names = plan.fmt, plan.layout, plan.columns, plan.feature_names
+    check_memory(path, fmt, layout, columns, feature_names, plan.others)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(sha256_file, path)
-        table = _read_table(path, fmt, layout, columns, feature_names, keep, copies)
-        _check_copies_agree(path, table, copies)
+        table = read_columns(path, fmt, layout, columns, feature_names, plan.keep, plan.copies)
+        check_copies_agree(path, table, plan.copies)
         if table.num_rows == 0:
-            raise DataError(
-                f"The data file {path.name} has a header but no data rows.",
-                hint="Export the test set with at least one row.",
-            )
-        X = _feature_matrix(path, fmt, layout, table, feature_names)
-        target_values = _target(path, fmt, layout, table, target_name)
-        groups = {
-            name: groups_from_column(name, table.column(name), fed_to_model=name in feature_names)
-            for name in sensitive
-        }
-        named_values = {name: _named_column(path, table, name, option) for name, option in named.items()}
+            raise no_rows(path)
+        X = feature_matrix(path, fmt, layout, table, feature_names)
+        kept = table.select(list(dict.fromkeys(plan.keep)))
         n_rows = table.num_rows
         del table
-        sha = digest.result()
-
-    dataset = Dataset(
-        path=str(path),
-        sha256=sha,
-        n_rows=n_rows,
-        columns=columns,
-        feature_names=feature_names,
-        X=X,
-        target_name=target_name,
-        named=named_values,
-    )
-    return RawData(dataset=dataset, target_values=target_values, sensitive=groups)
-
+        return finish(plan, kept, X, n_rows, digest.result())

@@ -32,8 +32,9 @@ import json
 import os
 import re
 import stat
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 from auditor.contract.errors import AuditorError, DataError, UsageError
 
@@ -87,17 +88,49 @@ def _cgroup_available() -> int | None:
     return None
 
 
+def parse_size(raw: str | int, what: str) -> int:
+    """Bytes in ``"500MB"``, ``"8G"``, ``"2GiB"``, ``"1048576"`` (K/M/G/T are powers of 1024)."""
+    match = _SIZE.match(str(raw))
+    if not match:
+        raise UsageError(
+            f"{what}={str(raw)!r} is not a size.",
+            hint="Write bytes with an optional unit, e.g. 500MB, 8G or 2GiB (K/M/G/T are powers of 1024).",
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def checked_budget(raw: str | int | None) -> str | None:
+    """``--memory-budget`` (or ``memory_budget``) as given, once it reads as a size (else exit 2)."""
+    if raw is None or str(raw).strip() == "":
+        return None
+    if parse_size(raw, "--memory-budget") <= 0:
+        raise UsageError(f"--memory-budget must be more than 0 bytes; got {raw!r}.")
+    return str(raw).strip()
+
+
+@contextmanager
+def budget_of(raw: str | None) -> Iterator[None]:
+    """Within it, :func:`memory_budget` is ``raw`` (when given): the run's stated budget,
+    set for this process only and restored after (an in-process run leaves no trace)."""
+    if raw is None:
+        yield
+        return
+    before = os.environ.get(MEMORY_BUDGET_VARIABLE)
+    os.environ[MEMORY_BUDGET_VARIABLE] = raw
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MEMORY_BUDGET_VARIABLE, None)
+        else:
+            os.environ[MEMORY_BUDGET_VARIABLE] = before
+
+
 def memory_budget() -> tuple[int, str]:
     """The bytes the data may take, and where that figure comes from (for messages)."""
     raw = os.environ.get(MEMORY_BUDGET_VARIABLE, "").strip()
     if raw:
-        match = _SIZE.match(raw)
-        if not match:
-            raise UsageError(
-                f"{MEMORY_BUDGET_VARIABLE}={raw!r} is not a size.",
-                hint="Write bytes with an optional unit, e.g. 500MB, 8G or 2GiB (K/M/G/T are powers of 1024).",
-            )
-        return int(float(match.group(1)) * _UNITS[match.group(2).lower()]), f"the {MEMORY_BUDGET_VARIABLE} budget"
+        return parse_size(raw, MEMORY_BUDGET_VARIABLE), f"the {MEMORY_BUDGET_VARIABLE} budget"
     try:
         import psutil
 

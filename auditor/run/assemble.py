@@ -108,6 +108,7 @@ def build_document(
     card: Mapping[str, Any] | None = None,
     history_path: Path | None = None,
     plugins: Mapping[str, str] | None = None,
+    engine: Mapping[str, Any] | None = None,
 ) -> Report:
     """The run's :class:`Report`, without gates or outcome (judged afterwards, over it)."""
     model = ctx.model
@@ -180,6 +181,7 @@ def build_document(
             "platform": platform.platform(),
             "argv": list(sys.argv),
             "timings": dict(timings),
+            **({"engine": dict(engine)} if engine is not None else {}),
         },
     )
 

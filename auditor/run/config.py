@@ -59,6 +59,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "card": str,
     "device": str,
     "batch_size": int,
+    "memory_budget": (str, int),
     "seed": int,
     "audit_timeout": (int, float),
     "inference_timeout": (int, float),

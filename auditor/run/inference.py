@@ -142,8 +142,15 @@ def run_inference(
     batch_size: int | None = None,
     input_shape: Sequence[int] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    offset: int = 0,
+    seen: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Run the model once over every row of ``X``; return its outputs as (rows, outputs) float32."""
+    """Run the model once over every row of ``X``; return its outputs as (rows, outputs) float32.
+
+    ``offset``: the data row of ``X``'s first row in the file (a chunk of a streamed pass), for messages;
+    ``seen``: a dict shared by the calls of one pass, holding its first batch's rows and output shape,
+    so that a shape that changes in a later chunk is caught like one that changes within a call.
+    """
     n, n_features = X.shape
     if input_shape is not None and math.prod(int(s) for s in input_shape) != n_features:
         values = math.prod(int(s) for s in input_shape)
@@ -155,7 +162,7 @@ def run_inference(
     batch = batch_size or (DEFAULT_BATCH_CUDA if device.type == "cuda" else DEFAULT_BATCH_CPU)
     source = torch.from_numpy(X)
     out: np.ndarray | None = None
-    first: tuple[int, int, tuple[int, ...]] | None = None  # the first batch's rows and output shape
+    first: tuple[int, int, tuple[int, ...]] | None = (seen or {}).get("first")  # the first batch's rows, shape
     start = 0
     with torch.inference_mode():
         while start < n:
@@ -182,9 +189,11 @@ def run_inference(
                         "(x,), dynamic_shapes=({0: torch.export.Dim('batch')},)).",
                     ) from None
                 raise _rejected(exc, n_features, input_shape) from None
-            result, shape = _checked_shape(result, start, stop, first)
+            result, shape = _checked_shape(result, start + offset, stop + offset, first)
             if first is None:
-                first = (start, stop, shape)
+                first = (start + offset, stop + offset, shape)
+                if seen is not None:
+                    seen["first"] = first
             result = result.reshape(stop - start, -1) if result.dim() != 2 else result
             if out is None:
                 out = np.empty((n, result.shape[1]), dtype=np.float32)
@@ -197,7 +206,8 @@ def run_inference(
     if bad.any():
         rows = np.nonzero(bad.any(axis=1))[0]
         raise DataError(
-            f"The model produced NaN or infinity for {rows.size} row(s) (first at data row {rows[0] + 1}).",
+            f"The model produced NaN or infinity for {rows.size} row(s) (first at data row {offset + rows[0] + 1})"
+            + (f" in data rows {offset + 1:,}-{offset + n:,}." if offset else "."),
             hint="Check those rows for extreme values, or the model for numerical problems.",
         )
     return out

@@ -19,17 +19,19 @@ from typing import Any, ContextManager, Iterator, Mapping, Sequence
 from auditor.contract.context import AuditContext, Dataset, Task, TrainData
 from auditor.contract.errors import DataError, UsageError
 from auditor.contract.result import AuditResult
-from auditor.loading.data import load_data
+from auditor.loading.columns import plan_read
 from auditor.loading.in_memory import UNCONFINED, borrowed, is_module, module_model
+from auditor.loading.inputs import budget_of
 from auditor.loading.model import LoadedModel, load_model
 from auditor.run.assemble import build_report
 from auditor.run.config import audit_options
 from auditor.run.energy import EnergyMeter, MeterError, NullMeter, settings_for
-from auditor.run.inference import resolve_device, run_inference
+from auditor.run.inference import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA, resolve_device, run_inference
 from auditor.run.registry import BrokenPlugin, failed_to_load, plugin_versions, select_audits, selected_broken
 from auditor.run.retrain import load_trainer
 from auditor.run.runconfig import Progress, RunConfig
 from auditor.run.runner import AuditRuns, run_audits
+from auditor.run.stream import StreamFacts, peak_rss, stream_pass
 from auditor.run.task import encode_target, infer_task, read_outputs
 
 
@@ -45,6 +47,22 @@ def named_columns(audits: Mapping[str, Any], options: Mapping[str, Mapping[str, 
     return named
 
 
+def _inferrer(model: LoadedModel, device: Any, input_shape: Sequence[int] | None) -> Any:
+    """``infer(X, offset, batch)`` for :func:`stream_pass`: the one pass's model call."""
+
+    seen: dict[str, Any] = {}  # the first batch's output shape, checked against every later chunk's
+
+    def infer(X: Any, offset: int, batch: int) -> Any:
+        return run_inference(model.module, X, device=device, batch_size=batch, input_shape=input_shape,
+                             offset=offset, seen=seen)
+
+    return infer
+
+
+def _default_batch(device: Any) -> int:
+    return DEFAULT_BATCH_CUDA if getattr(device, "type", "cpu") == "cuda" else DEFAULT_BATCH_CPU
+
+
 def _load_train(
     cfg: RunConfig,
     model: LoadedModel,
@@ -54,26 +72,22 @@ def _load_train(
     input_shape: Sequence[int] | None,
     progress: Progress,
     named: Mapping[str, str],
-) -> TrainData:
-    """The training data: the audit data's features and target, one more inference pass."""
+) -> tuple[TrainData, StreamFacts]:
+    """The training data: the audit data's features and target, one more streamed pass."""
     assert cfg.train_data is not None
-    raw = load_data(
-        cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named
+    plan = plan_read(cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named)
+    done = stream_pass(
+        plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
+        default_batch=_default_batch(device), seed=cfg.seed,
+        progress=lambda label, total: progress.step(label, total=total, guard="model"),
+        label="Predicting on the training data",
     )
-    with progress.step("Predicting on the training data", total=raw.dataset.n_rows, guard="model") as advance:
-        outputs = run_inference(
-            model.module,
-            raw.dataset.X,
-            device=device,
-            batch_size=cfg.batch_size,
-            input_shape=input_shape,
-            on_progress=advance,
-        )
+    raw, outputs = done.raw, done.outputs
     if outputs.shape[1] != task.n_outputs:
         raise DataError(f"The model gave {outputs.shape[1]} outputs on the training data, {task.n_outputs} on the audit data.")
     assert raw.target_values is not None
     raw.dataset.y = encode_target(raw.target_values, task, test.target_name or "target")
-    return TrainData(data=raw.dataset, predictions=read_outputs(outputs, task))
+    return TrainData(data=raw.dataset, predictions=read_outputs(outputs, task)), done.facts
 
 
 def _load_card(path: Path) -> dict[str, Any]:
@@ -156,7 +170,7 @@ def execute(
     settings = settings_for(audits, options)
     meter = EnergyMeter(settings) if settings is not None else NullMeter()
     try:
-        with borrowed(cfg.model, device) if is_module(cfg.model) else nullcontext():
+        with budget_of(cfg.memory_budget), borrowed(cfg.model, device) if is_module(cfg.model) else nullcontext():
             return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card, failed)
     finally:
         meter.close()
@@ -193,34 +207,25 @@ def _execute(
             )
         timings["load_model"] = time.perf_counter() - t
 
-    with progress.step("Reading data"), meter.phase("load_data", wait=False):
-        t = time.perf_counter()
-        raw = load_data(
-            cfg.data,
-            target=cfg.target,
-            features=cfg.features,
-            metadata=model.metadata,
-            sensitive=cfg.sensitive,
-            named=named,
-        )
-        timings["load_data"] = time.perf_counter() - t
-    dataset = raw.dataset
     input_shape = cfg.input_shape or model.metadata.get("input_shape") or None
-
+    with progress.step("Reading the data's header"):
+        plan = plan_read(cfg.data, target=cfg.target, features=cfg.features, metadata=model.metadata,
+                         sensitive=cfg.sensitive, named=named)
     if isinstance(meter, EnergyMeter):
         with progress.step("Starting the energy meter (codecarbon)"):
             meter.ready()
-    with progress.step("Predicting", total=dataset.n_rows, guard="model") as advance, meter.phase("inference"):
+    with meter.phase("inference"):
         t = time.perf_counter()
-        outputs = run_inference(
-            model.module,
-            dataset.X,
-            device=device,
-            batch_size=cfg.batch_size,
-            input_shape=input_shape,
-            on_progress=advance,
+        done = stream_pass(
+            plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
+            default_batch=_default_batch(device), seed=cfg.seed,
+            progress=lambda label, total: progress.step(label, total=total, guard="model"),
+            label="Predicting",
         )
-        timings["inference"] = time.perf_counter() - t
+        timings["pass"] = time.perf_counter() - t
+    raw, outputs = done.raw, done.outputs
+    dataset = raw.dataset
+    engine: dict[str, Any] = {"name": "stream", "data": done.facts.to_dict()}
 
     task, y = infer_task(
         outputs,
@@ -235,7 +240,8 @@ def _execute(
     if cfg.train_data is not None:
         with progress.step("Reading training data"), meter.phase("train_data"):
             t = time.perf_counter()
-            train = _load_train(cfg, model, dataset, task, device, input_shape, progress, named)
+            train, train_facts = _load_train(cfg, model, dataset, task, device, input_shape, progress, named)
+            engine["train_data"] = train_facts.to_dict()
             timings["train_data"] = time.perf_counter() - t
     history = None
     if cfg.history is not None:
@@ -280,8 +286,9 @@ def _execute(
     timings["total"] = time.perf_counter() - t0
     report = build_report(
         ctx, runs.results, command=cfg.command, started=started, timings=timings, measured=tuple(measuring),
-        card=card, history_path=cfg.history, plugins=plugin_versions({**audits, **failed}),
+        card=card, history_path=cfg.history, plugins=plugin_versions({**audits, **failed}), engine=engine,
     )
+    report["run"]["peak_rss_bytes"] = peak_rss()  # a contained run's worker measures it again, at the very end
     _say_what_was_in_memory(report, cfg, ctx)
     return Execution(report=report, context=ctx, runs=runs)
 

@@ -39,6 +39,7 @@ class RunConfig:
     trust_model: bool = False
     device: str = "auto"
     batch_size: int | None = None
+    memory_budget: str | None = None  # bytes with a unit, as AUDITOR_MEMORY_BUDGET takes them
     seed: int = 0
     audit_timeout: float | None = None
     audits: list[str] | None = None
@@ -64,6 +65,16 @@ class Progress:
         return nullcontext(lambda advance: None)
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``2 h 10 min``: an ETA for people."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
 class RichProgress(Progress):
     """Progress bars on stderr for people (rich); drawn only when ``enabled`` (the command
     line: not with --quiet and only on a terminal; :func:`auditor.audit`: ``progress=True``)."""
@@ -78,6 +89,7 @@ class RichProgress(Progress):
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             console=Console(stderr=True, highlight=False),
             transient=True,
@@ -95,9 +107,20 @@ class RichProgress(Progress):
     def step(
         self, description: str, total: int | None = None, guard: str | None = None
     ) -> Iterator[Callable[[int], None]]:
-        task = self._progress.add_task(description, total=total)
+        rows = guard == "model" and total is not None  # a pass over the data: rows/s and time left
+        task = self._progress.add_task(description, total=total, rate="")
+
+        def advance(n: int) -> None:
+            self._progress.advance(task, n)
+            if not rows:
+                return
+            state = next(t for t in self._progress.tasks if t.id == task)
+            if state.speed:
+                left = max((state.total or 0) - state.completed, 0) / state.speed
+                self._progress.update(task, rate=f"{state.speed:,.0f} rows/s, about {_duration(left)} left")
+
         try:
-            yield lambda advance: self._progress.advance(task, advance)
+            yield advance
         finally:
             self._progress.update(task, completed=total or 1, total=total or 1)
             self._progress.remove_task(task)

@@ -36,6 +36,7 @@ from auditor.contract.context import AuditContext
 from auditor.contract.errors import AuditorError
 from auditor.contract.plugin import NEEDS
 from auditor.contract.result import NOT_ASSESSED, SEVERITIES, STATUSES, AuditResult, Finding
+from auditor.run.sampled import is_sampled, on_kept_rows, say_sampled
 
 
 class AuditTimeout(BaseException):
@@ -57,6 +58,7 @@ def missing_needs(ctx: AuditContext, needs: tuple[str, ...]) -> list[str]:
         "train_data": ctx.train is not None,
         "model": ctx.infer is not None,
         "energy": ctx.energy is not None,
+        "features": True,  # every row's, or a sample's (auditor.run.sampled)
     }
     return [need for need in needs if not available.get(need, False)]
 
@@ -229,6 +231,10 @@ def _run_one(
         return AuditResult.skipped(name, audit.title, f"Skipped: {reason}.")
     unavailable = timeout_unavailable() if timeout is not None else None
     deadline = _Deadline(timeout) if timeout is not None and unavailable is None else None
+    whole = ctx
+    sampled = is_sampled(ctx, tuple(audit.needs))
+    if sampled:
+        ctx = on_kept_rows(ctx)
     try:
         try:
             with deadline if deadline is not None else nullcontext():
@@ -239,6 +245,8 @@ def _run_one(
         if deadline is not None and deadline.expired:
             raise AuditTimeout()
         check_result(result)
+        if sampled and result.status not in ("skipped", "error"):
+            result = say_sampled(result, whole)
     except AuditTimeout:
         if deadline is not None:
             deadline.disarm()

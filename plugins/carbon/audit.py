@@ -137,7 +137,7 @@ def _phase_label(name: str, rows: int) -> str:
     else:
         label = PHASE_NAMES.get(head, head)
         if head == "inference":
-            label += f" ({rows:,} rows)"
+            label += f" ({rows:,} rows, reading included)"
     return " — ".join([label, *parts[1:]])
 
 
@@ -284,13 +284,14 @@ class _Report:
             return None
         wh = self.wh(phase.energy)
         self.metric("inference_energy_wh", wh, "Energy, inference pass (Wh)",
-                    f"The one inference pass over the {rows:,} rows of the audit data.")
+                    f"The one inference pass over the {rows:,} rows of the audit data, reading them included: "
+                    "the data are read in chunks while the model runs, and the two are measured together.")
         self.metric("inference_emissions_g", self.grams(wh), "Emissions, inference pass (g CO2eq)",
                     "Energy of the inference pass x PUE x carbon intensity.")
         per = wh / rows * 1000.0
         self.metric("energy_per_1000_wh", per, "Energy per 1,000 predictions (Wh)",
                     "Inference-pass energy / rows x 1,000: a basis to project serving costs (this batch size "
-                    "and device; loading excluded).", headline=True)
+                    "and device; loading the model excluded, reading the data included).", headline=True)
         self.metric("emissions_per_1000_g", self.grams(per), "Emissions per 1,000 predictions (g CO2eq)",
                     "Energy per 1,000 predictions x carbon intensity.")
         return per

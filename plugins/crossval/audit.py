@@ -32,6 +32,7 @@ metrics, the findings (the limits above applied), tables, charts, notes and summ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -39,6 +40,8 @@ import numpy as np
 from auditor.contract.plugin import Audit, Option
 from auditor.contract.result import (
     AuditResult,
+    Finding,
+    ResultPart,
     status_from_findings,
 )
 from auditor.contract.vocabulary import (
@@ -151,9 +154,12 @@ class CrossValidationAudit(Audit):
         judged = _judged(str(options["metrics"]), ctx.task.kind, evaluation.values)
         noise = None if _too_small(evaluation, options) else _noise(ctx, evaluation)
         parts = [evaluation_part(ctx, options, evaluation, judged, noise)]
-        if ctx.trainer is not None:
+        sampled = _features_sampled(ctx)
+        if ctx.trainer is not None and sampled is None:
             with ctx.measure("retraining"):
                 parts.append(retraining_part(ctx, options, evaluation, judged, _retrain(ctx, options, evaluation)))
+        if ctx.trainer is not None and sampled is not None:
+            parts.append(ResultPart(findings=[Finding("warning", "retraining-not-run", sampled)], summary=sampled))
         findings = [f for p in parts for f in p.findings]
         summary = " ".join(p.summary for p in parts if p.summary)
         unjudged = _too_small(evaluation, options) and ctx.trainer is None
@@ -161,6 +167,17 @@ class CrossValidationAudit(Audit):
             self.name, self.title, parts, options=options, summary=summary,
             status="not assessed" if unjudged else status_from_findings(findings),
         )
+
+
+def _features_sampled(ctx: AuditContext) -> str | None:
+    """Why retraining cannot run here: the run kept the features of a sample of rows only
+    (they exceed the memory budget), and retraining needs every row's; else None."""
+    for data in (ctx.data, ctx.train.data if ctx.train is not None else None):
+        if data is not None and data.rows is not None:
+            return (f"Retraining with --trainer was not run: the features of the {data.n_rows:,} rows of "
+                    f"{Path(data.path).name} exceed the memory budget, and only a sample of {data.rows.size:,} "
+                    "rows was kept; retraining needs every row's. Raise --memory-budget to retrain.")
+    return None
 
 
 # ---- evaluation spread ----------------------------------------------------------------------

@@ -110,7 +110,7 @@ class ExplainAudit(Audit):
         "What drives the predictions: captum attributions on a stratified sample, checked for "
         "completeness and against permutation importance."
     )
-    needs = ("model",)
+    needs = ("model", "features")
     options = (
         Option("method", "str", "integrated_gradients", "Attribution method (captum).", choices=tuple(METHODS)),
         Option(

@@ -1,0 +1,394 @@
+"""One concept: the one streaming pass over a data file, in memory bounded by a budget.
+
+:func:`stream_pass` reads the file in chunks (:mod:`auditor.loading.chunks`), checks each
+one as :func:`auditor.loading.data.load_data` checks the whole file, runs every row through
+the model once, and keeps what the audits need:
+
+- **every row's compact columns**: the model's raw outputs, the target, the sensitive and
+  named columns (a few bytes a row), so exact metrics stay exact;
+- **the features** of every row when they fit their share of the budget, else a seeded
+  sample of rows that does not depend on how the file was cut into chunks: the rows whose
+  key (a 64-bit hash of the seed and the row's number) is smallest (bottom-k sampling; the
+  same rows for 1, 2 or 7 chunks, and mergeable when chunks are read apart).
+
+Batches are cut at the same rows as one in-memory pass (a batch may straddle two chunks),
+so the outputs are the same numbers, bit for bit; the next chunk is read and checked on a
+second thread while the model runs on this one.
+
+**The budget** (``--memory-budget``, ``AUDITOR_MEMORY_BUDGET``, else the memory available)
+is shared out: a chunk in flight takes at most an eighth (two are in flight: the one the
+model reads, the one being read), the features kept at most half, the compact columns at
+most a quarter. Without a stated budget a chunk is at most :data:`CHUNK_CAP` and the
+features kept :data:`FEATURE_CAP`, whatever memory is free. Data whose compact columns
+alone exceed their share are refused (exit 2) with the figures: merging binned state for
+data that large is not built yet.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from auditor.contract.errors import DataError, UsageError
+from auditor.loading.chunks import ChunkReader, Reread, estimated_rows
+from auditor.loading.columns import ReadPlan
+from auditor.loading.data import RawData, check_chunk, finish, no_rows
+from auditor.loading.hashing import sha256_file
+from auditor.loading.inputs import MEMORY_BUDGET_VARIABLE, human_size, memory_budget
+
+#: Without a stated budget: the most one chunk may take, and the most the features kept may.
+CHUNK_CAP = 64 << 20
+FEATURE_CAP = 512 << 20
+#: Bytes a kept column takes a row, before the first chunk tells (text: offsets and a few characters).
+_KEPT_GUESS = 16
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The memory the pass may hold, and its shares."""
+
+    total: int
+    source: str
+    stated: bool  # given by --memory-budget or the environment, not read from the machine
+
+    @classmethod
+    def current(cls) -> Budget:
+        total, source = memory_budget()
+        return cls(total, source, bool(os.environ.get(MEMORY_BUDGET_VARIABLE, "").strip()))
+
+    @property
+    def chunk(self) -> int:
+        return self.total // 8 if self.stated else min(self.total // 8, CHUNK_CAP)
+
+    @property
+    def features(self) -> int:
+        return self.total // 2 if self.stated else min(self.total // 2, FEATURE_CAP)
+
+    @property
+    def compact(self) -> int:
+        return self.total // 4
+
+    def words(self) -> str:
+        return f"{human_size(self.total)} ({self.source})"
+
+
+@dataclass
+class StreamFacts:
+    """What the pass did, for the report's ``run.engine`` section."""
+
+    rows: int = 0
+    chunks: int = 0
+    rows_per_chunk: int = 0
+    batch_size: int = 0
+    budget_bytes: int = 0
+    budget_source: str = ""
+    feature_rows: int = 0  # rows whose features were kept
+    sampled: bool = False
+    reread: list[str] = field(default_factory=list)  # kept CSV columns whose type a later block widened
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows, "chunks": self.chunks, "rows_per_chunk": self.rows_per_chunk,
+            "batch_size": self.batch_size, "memory_budget_bytes": self.budget_bytes,
+            "memory_budget_source": self.budget_source, "feature_rows": self.feature_rows,
+            "features_sampled": self.sampled, "reread_for_types": list(self.reread),
+            "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds > 0 else None,
+        }
+
+
+@dataclass
+class Pass:
+    """The result: the dataset (``X`` all rows or a sample, ``rows`` saying which), the
+    model's raw outputs for every row, and what the pass did."""
+
+    raw: RawData
+    outputs: np.ndarray
+    facts: StreamFacts
+
+
+# --- a seeded sample that does not depend on the chunking ---------------------------------------
+
+def row_keys(seed: int, start: int, stop: int) -> np.ndarray:
+    """A 64-bit key per data row ``start..stop-1`` (splitmix64 of the row number and the seed):
+    the same row always gets the same key, however the file was cut."""
+    z = np.arange(start, stop, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % (1 << 64))
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class FeatureKeeper:
+    """Keeps every row's features while they fit ``capacity`` bytes, then the ``k`` rows with
+    the smallest :func:`row_keys` (k: half the capacity's rows), mergeable chunk by chunk."""
+
+    def __init__(self, n_features: int, capacity: int, seed: int) -> None:
+        self.n_features = n_features
+        self.seed = seed
+        self.row_bytes = 4 * n_features + 16
+        self.capacity_rows = max(capacity // self.row_bytes, 1)
+        self.k = max(self.capacity_rows // 2, 1)
+        self.parts: list[np.ndarray] = []
+        self.rows = 0
+        self.sample: np.ndarray | None = None  # (k, F) C-order
+        self.keys: np.ndarray | None = None
+        self.index: np.ndarray | None = None
+
+    def add(self, X: np.ndarray, offset: int) -> None:
+        n = X.shape[0]
+        if self.sample is None and self.rows + n <= self.capacity_rows:
+            self.parts.append(X)
+            self.rows += n
+            return
+        if self.sample is None:  # switch: the sample of every row so far
+            start = 0
+            self.sample = np.empty((0, self.n_features), dtype=np.float32)
+            self.keys = np.empty(0, dtype=np.uint64)
+            self.index = np.empty(0, dtype=np.int64)
+            for part in self.parts:
+                self._merge(part, start)
+                start += part.shape[0]
+            self.parts = []
+        self._merge(X, offset)
+        self.rows += n
+
+    def _merge(self, X: np.ndarray, offset: int) -> None:
+        assert self.sample is not None and self.keys is not None and self.index is not None
+        keys = row_keys(self.seed, offset, offset + X.shape[0])
+        if self.keys.size >= self.k:
+            bound = self.keys.max()
+            chosen = np.flatnonzero(keys < bound)
+        else:
+            chosen = np.arange(X.shape[0])
+        if not chosen.size:
+            return
+        keys = np.concatenate([self.keys, keys[chosen]])
+        index = np.concatenate([self.index, chosen.astype(np.int64) + offset])
+        sample = np.concatenate([self.sample, np.ascontiguousarray(X[chosen])])
+        if keys.size > self.k:
+            best = np.argpartition(keys, self.k - 1)[: self.k]
+            keys, index, sample = keys[best], index[best], sample[best]
+        self.keys, self.index, self.sample = keys, index, sample
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The features kept (rows x features) and the data rows they are (None: every row)."""
+        if self.sample is None:
+            if len(self.parts) == 1:
+                return self.parts[0], None
+            columns = np.empty((self.n_features, self.rows), dtype=np.float32)
+            start = 0
+            for part in self.parts:
+                columns[:, start:start + part.shape[0]] = part.T
+                start += part.shape[0]
+            self.parts = []
+            return columns.T, None
+        assert self.index is not None
+        order = np.argsort(self.index, kind="stable")
+        return np.asfortranarray(self.sample[order]), self.index[order]
+
+
+# --- batches cut where one in-memory pass cuts them --------------------------------------------
+
+class Batches:
+    """Feeds chunks to ``infer(X, offset, size)`` in whole batches of ``size`` rows at multiples of
+    ``size`` from the file's first row; a batch that straddles two chunks is put together."""
+
+    def __init__(self, infer: Callable[[np.ndarray, int, int], np.ndarray], size: int) -> None:
+        self.infer = infer
+        self.size = size
+        self.pending: np.ndarray | None = None
+        self.pending_at = 0
+        self.outputs: list[np.ndarray] = []
+
+    def _run(self, X: np.ndarray, offset: int) -> None:
+        out = self.infer(X, offset, self.size)
+        if self.outputs and out.shape[1] != self.outputs[0].shape[1]:
+            raise DataError(
+                f"The model's output shape changed between batches: {self.outputs[0].shape[1]} outputs per row "
+                f"before data row {offset + 1:,}, {out.shape[1]} from it.",
+                hint="Its forward must return the same number of outputs for every batch: check it for code "
+                "that depends on the batch size.",
+            )
+        self.outputs.append(out)
+
+    def feed(self, X: np.ndarray, offset: int) -> None:
+        if self.pending is not None:
+            need = self.size - self.pending.shape[0]
+            head = np.asfortranarray(np.concatenate([self.pending, X[:need]]))
+            X, offset = X[need:], offset + need
+            if head.shape[0] < self.size:
+                self.pending = head
+                return
+            self._run(head, self.pending_at)
+            self.pending = None
+        whole = (X.shape[0] // self.size) * self.size
+        if whole:
+            self._run(X[:whole], offset)
+        if whole < X.shape[0]:
+            self.pending = np.asfortranarray(X[whole:])
+            self.pending_at = offset + whole
+
+    def close(self) -> np.ndarray:
+        if self.pending is not None:
+            self._run(self.pending, self.pending_at)
+            self.pending = None
+        if len(self.outputs) == 1:
+            return self.outputs[0]
+        return np.concatenate(self.outputs)
+
+
+# --- the pass ------------------------------------------------------------------------------------
+
+def row_bytes(plan: ReadPlan) -> int:
+    """Bytes a row takes in a chunk in flight: the Arrow table and the float32 matrix."""
+    return 8 * len(plan.feature_names) + _KEPT_GUESS * len(plan.others) + 8
+
+
+def plan_chunks(plan: ReadPlan, budget: Budget, batch_size: int | None, default_batch: int) -> tuple[int, int]:
+    """Rows a chunk and rows a batch: a chunk is an eighth of the budget; a batch asked for
+    with --batch-size must fit in one, and the default batch shrinks to one chunk."""
+    per_row = row_bytes(plan)
+    rows = budget.chunk // per_row
+    least = per_row * 8 * (batch_size or 1)
+    if rows < (batch_size or 1):
+        what = f"one batch of {batch_size:,} rows (--batch-size)" if batch_size else "one row"
+        raise UsageError(
+            f"A memory budget of {budget.words()} cannot hold {what} of {plan.path.name}: a chunk may take an "
+            f"eighth of the budget and a row takes about {per_row:,} bytes in flight.",
+            hint=f"Give at least {human_size(least)} (--memory-budget {_size_word(least)})"
+            + (", or a smaller --batch-size." if batch_size else "."),
+        )
+    return rows, batch_size or min(default_batch, rows)
+
+
+def _size_word(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{-(-n // size)}{unit}"
+    return f"{n}B"
+
+
+def _check_compact(plan: ReadPlan, budget: Budget, rows: int, per_row: float, more: bool) -> None:
+    """The compact columns of ``rows`` rows must fit their quarter of the budget."""
+    need = rows * per_row
+    if need <= budget.compact:
+        return
+    so_far = f"the first {rows:,} rows (more follow)" if more else f"its {rows:,} rows"
+    raise DataError(
+        f"Auditing {plan.path.name} needs about {human_size(need)} to keep the outputs, labels and groups of "
+        f"{so_far}, {per_row:,.0f} bytes a row, more than a quarter of the memory budget, {budget.words()}.",
+        hint=f"Raise --memory-budget (or {MEMORY_BUDGET_VARIABLE}) to at least {_size_word(int(need * 4))}, or "
+        "audit a sample of the rows: merging binned state for data this large is not built yet.",
+    )
+
+
+def stream_pass(
+    plan: ReadPlan,
+    *,
+    infer: Callable[[np.ndarray, int, int], np.ndarray],
+    batch_size: int | None,
+    default_batch: int,
+    seed: int,
+    progress: Callable[[str, int | None], Any],
+    label: str = "Predicting",
+) -> Pass:
+    """Read ``plan``'s file in chunks, run each through ``infer(X, offset, batch)`` in batches, and
+    keep the compact columns and the features (all, or a seeded sample); see the module."""
+    budget = Budget.current()
+    again = Reread({})
+    while True:
+        try:
+            return _one_pass(plan, budget, again, infer=infer, batch_size=batch_size, default_batch=default_batch,
+                             seed=seed, progress=progress, label=label)
+        except Reread as more:
+            again = more
+
+
+def _prefetched(chunks: Iterator[pa.Table], plan: ReadPlan) -> Iterator[tuple[pa.Table, np.ndarray, int]]:
+    """Each chunk with its checked feature matrix and first row, the next one read and checked
+    on a second thread while the caller works on this one."""
+    offset = 0
+
+    def read(start: int) -> tuple[pa.Table, np.ndarray] | None:
+        table = next(chunks, None)
+        if table is None:
+            return None
+        return table, check_chunk(plan, table, start)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future: Future[Any] = pool.submit(read, 0)
+        while True:
+            item = future.result()
+            if item is None:
+                return
+            table, X = item
+            future = pool.submit(read, offset + table.num_rows)
+            yield table, X, offset
+            offset += table.num_rows
+
+
+def _one_pass(
+    plan: ReadPlan,
+    budget: Budget,
+    again: Reread,
+    *,
+    infer: Callable[[np.ndarray, int, int], np.ndarray],
+    batch_size: int | None,
+    default_batch: int,
+    seed: int,
+    progress: Callable[[str, int | None], Any],
+    label: str,
+) -> Pass:
+    started = time.perf_counter()
+    rows_per_chunk, batch = plan_chunks(plan, budget, batch_size, default_batch)
+    reader = ChunkReader(plan, rows_per_chunk, dict(again.types), again.block_size)
+    keeper = FeatureKeeper(len(plan.feature_names), budget.features, seed)
+    batches = Batches(infer, batch)
+    keep_names = list(dict.fromkeys(plan.keep))
+    kept: list[pa.Table] = []
+    facts = StreamFacts(batch_size=batch, budget_bytes=budget.total, budget_source=budget.source,
+                        reread=sorted(again.types))
+    expected = estimated_rows(plan)
+    kept_bytes = 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(sha256_file, plan.path)
+        with progress(label, expected) as advance:
+            for table, X, offset in _prefetched(reader.chunks(), plan):
+                n = table.num_rows
+                batches.feed(X, offset)
+                keeper.add(X, offset)
+                part = table.select(keep_names)
+                kept.append(part)
+                kept_bytes += part.nbytes
+                facts.chunks += 1
+                facts.rows = offset + n
+                width = batches.outputs[0].shape[1] if batches.outputs else 2
+                _check_compact(plan, budget, facts.rows, kept_bytes / facts.rows + 4 * width, more=True)
+                advance(n)
+            if facts.rows == 0:
+                raise no_rows(plan.path)
+            outputs = batches.close()  # the last batch, within the step (an --inference-timeout guards it)
+        reader.check_unchanged(facts.rows)
+        X_kept, rows = keeper.result()
+        table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
+        raw = finish(plan, table, X_kept, facts.rows, digest.result())
+    raw.dataset.rows = rows
+    facts.rows_per_chunk = rows_per_chunk if facts.chunks > 1 else facts.rows
+    facts.feature_rows = X_kept.shape[0]
+    facts.sampled = rows is not None
+    facts.seconds = time.perf_counter() - started
+    return Pass(raw=raw, outputs=outputs, facts=facts)
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory so far, in bytes (Linux reports KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
