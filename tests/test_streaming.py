@@ -253,8 +253,13 @@ def test_each_fixture_gives_the_same_figures_in_many_chunks_as_in_one(fixture, f
     plan = plan_read(data, target=trained.target, features=None if fixture == "compas" else trained.features,
                      metadata={"feature_names": trained.features}, sensitive=sensitive)
     rows = len(trained.frame)
-    # six chunks, a quarter of the budget holding 48 bytes a row, and room for the bootstrap of 100 resamples
+    # six chunks, a quarter of the budget holding 48 bytes a row, room for the bootstrap of 100
+    # resamples, and for a batch of 16 training rows
     budget = max(8 * row_bytes(plan) * -(-rows // 6), 4 * 48 * rows, 32 << 10)
+    if "--train-data" in extra:
+        train = plan_read(Path(extra[extra.index("--train-data") + 1]), target=trained.target,
+                          features=trained.features, metadata={})
+        budget = max(budget, 8 * row_bytes(train) * 16)
     whole = invoke(*common, "--out", tmp_path / "one")
     chunked = invoke(*common, "--out", tmp_path / "many", "--memory-budget", str(budget))
     assert whole.exit_code == 0 and chunked.exit_code == 0, whole.stderr + chunked.stderr

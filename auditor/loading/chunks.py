@@ -141,16 +141,22 @@ class ChunkReader:
         types.update(self.types)
         read, parse, convert = csv_options(layout, plan.columns, plan.wanted, types,
                                            null_values=[""], strings_can_be_null=True)
-        # about ``rows`` rows a block; a row must fit in one, and none may pass the longest line allowed
+        # about ``rows`` rows a chunk; a row must fit in one, and none may pass the longest line allowed
         least = max(MIN_BLOCK, int(layout.bytes_per_row * 4))
-        read.block_size = self.block_size or min(max(least, int(self.rows * layout.bytes_per_row)),
-                                                 max(least, line_limit()))
+        chunk_bytes = self.block_size or min(max(least, int(self.rows * layout.bytes_per_row)),
+                                             max(least, line_limit()))
         names = read_names(plan.columns)
         seen: dict[str, pa.DataType] = {}
         with arrow_errors(plan.path, plan.fmt, read.encoding, plan.columns):
             try:
+                if plan.fmt == "csv" and layout.encoding in ("utf-8", "utf-8-sig"):
+                    # byte ranges cut at line ends, each parsed by pyarrow's multithreaded reader
+                    # (newlines inside quoted values are not read, as pyarrow's reader does not)
+                    yield from self._ranges(pacsv, read, parse, convert, chunk_bytes, seen)
+                    return
+                read.block_size = chunk_bytes
                 reader = self._open(pacsv, read, parse, convert)
-                seen = {f.name: f.type for f in reader.schema}
+                seen.update({f.name: f.type for f in reader.schema})
                 while True:
                     try:
                         batch = reader.read_next_batch()
@@ -168,6 +174,39 @@ class ChunkReader:
                         raise line_too_long(plan.path) from None
                     raise Reread(self.types, line_limit()) from None
                 raise
+
+    def _ranges(
+        self, pacsv: Any, read: Any, parse: Any, convert: Any, chunk_bytes: int, seen: dict[str, pa.DataType]
+    ) -> Iterator[pa.Table]:
+        """The file in byte ranges of about ``chunk_bytes``, each ending at a line end, parsed
+        with ``read_csv``; the kept columns take the first range's types (``seen``), widened
+        from the start (:class:`Reread`) when a later range needs more."""
+        plan = self.plan
+        assert plan.layout is not None
+        with open(plan.path, "rb") as handle:
+            first = True
+            while True:
+                data = handle.read(chunk_bytes)
+                if not data:
+                    return
+                if len(data) == chunk_bytes:  # not the end: stop at the last line end
+                    cut = data.rfind(b"\n", max(0, len(data) - line_limit()))
+                    if cut < 0 or (first and data.count(b"\n", 0, cut + 1) <= plan.layout.header_lines):
+                        if chunk_bytes >= line_limit():
+                            raise line_too_long(plan.path)
+                        raise Reread(self.types, line_limit())
+                    handle.seek(cut + 1 - len(data), os.SEEK_CUR)
+                    data = data[:cut + 1]
+                read.skip_rows = plan.layout.header_lines if first else 0
+                if not first:
+                    convert.column_types = {**{n: seen[n] for n in seen if n not in convert.column_types},
+                                            **convert.column_types}
+                table = pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse,
+                                       convert_options=convert)
+                if first:
+                    seen.update({f.name: f.type for f in table.schema})
+                    first = False
+                yield table
 
     def _open(self, pacsv: Any, read: Any, parse: Any, convert: Any) -> Any:
         """pyarrow's streaming reader (it reads the first block to infer types); a header or

@@ -44,8 +44,8 @@ from auditor.loading.hashing import sha256_file
 from auditor.loading.inputs import MEMORY_BUDGET_VARIABLE, human_size, memory_budget
 
 #: Without a stated budget: the most one chunk may take, and the most the features kept may.
-CHUNK_CAP = 64 << 20
-FEATURE_CAP = 512 << 20
+CHUNK_CAP = 32 << 20
+FEATURE_CAP = 256 << 20
 #: Bytes a kept column takes a row, before the first chunk tells (text: offsets and a few characters).
 _KEPT_GUESS = 16
 
@@ -139,9 +139,10 @@ class FeatureKeeper:
         self.k = max(self.capacity_rows // 2, 1)
         self.parts: list[np.ndarray] = []
         self.rows = 0
-        self.sample: np.ndarray | None = None  # (k, F) C-order
+        self.sample: np.ndarray | None = None  # (k, F) C-order; its first ``filled`` rows hold the sample
         self.keys: np.ndarray | None = None
         self.index: np.ndarray | None = None
+        self.filled = 0
 
     def add(self, X: np.ndarray, offset: int) -> None:
         n = X.shape[0]
@@ -150,10 +151,10 @@ class FeatureKeeper:
             self.rows += n
             return
         if self.sample is None:  # switch: the sample of every row so far
+            self.sample = np.empty((self.k, self.n_features), dtype=np.float32)
+            self.keys = np.empty(self.k, dtype=np.uint64)
+            self.index = np.empty(self.k, dtype=np.int64)
             start = 0
-            self.sample = np.empty((0, self.n_features), dtype=np.float32)
-            self.keys = np.empty(0, dtype=np.uint64)
-            self.index = np.empty(0, dtype=np.int64)
             for part in self.parts:
                 self._merge(part, start)
                 start += part.shape[0]
@@ -162,22 +163,29 @@ class FeatureKeeper:
         self.rows += n
 
     def _merge(self, X: np.ndarray, offset: int) -> None:
+        """Bring in the rows of ``X`` whose keys are among the ``k`` smallest so far, in place:
+        only the rows that enter are copied (the sample is never copied whole)."""
         assert self.sample is not None and self.keys is not None and self.index is not None
         keys = row_keys(self.seed, offset, offset + X.shape[0])
-        if self.keys.size >= self.k:
-            bound = self.keys.max()
-            chosen = np.flatnonzero(keys < bound)
-        else:
-            chosen = np.arange(X.shape[0])
+        filled = self.filled
+        chosen = np.flatnonzero(keys < self.keys[:filled].max()) if filled == self.k else np.arange(X.shape[0])
         if not chosen.size:
             return
-        keys = np.concatenate([self.keys, keys[chosen]])
-        index = np.concatenate([self.index, chosen.astype(np.int64) + offset])
-        sample = np.concatenate([self.sample, np.ascontiguousarray(X[chosen])])
-        if keys.size > self.k:
-            best = np.argpartition(keys, self.k - 1)[: self.k]
-            keys, index, sample = keys[best], index[best], sample[best]
-        self.keys, self.index, self.sample = keys, index, sample
+        free = self.k - filled
+        if chosen.size <= free:  # room for all of them
+            slots = np.arange(filled, filled + chosen.size)
+            enter = chosen
+        else:
+            pool = np.concatenate([self.keys[:filled], keys[chosen]])
+            best = np.argpartition(pool, self.k - 1)[: self.k]
+            kept = np.zeros(filled, dtype=bool)
+            kept[best[best < filled]] = True
+            enter = chosen[best[best >= filled] - filled]
+            slots = np.concatenate([np.flatnonzero(~kept), np.arange(filled, self.k)])  # as many as enter
+        self.sample[slots] = X[enter]
+        self.keys[slots] = keys[enter]
+        self.index[slots] = enter.astype(np.int64) + offset
+        self.filled = filled + enter.size if chosen.size <= free else self.k
 
     def result(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The features kept (rows x features) and the data rows they are (None: every row)."""
@@ -192,7 +200,7 @@ class FeatureKeeper:
             self.parts = []
             return columns.T, None
         assert self.index is not None
-        order = np.argsort(self.index, kind="stable")
+        order = np.argsort(self.index[: self.filled], kind="stable")
         return np.asfortranarray(self.sample[order]), self.index[order]
 
 
@@ -249,8 +257,9 @@ class Batches:
 # --- the pass ------------------------------------------------------------------------------------
 
 def row_bytes(plan: ReadPlan) -> int:
-    """Bytes a row takes in a chunk in flight: the Arrow table and the float32 matrix."""
-    return 8 * len(plan.feature_names) + _KEPT_GUESS * len(plan.others) + 8
+    """Bytes a row takes in a chunk in flight: its text (CSV), the Arrow table and the float32 matrix."""
+    text = int(plan.layout.bytes_per_row) if plan.layout is not None else 0
+    return text + 8 * len(plan.feature_names) + _KEPT_GUESS * len(plan.others) + 8
 
 
 def plan_chunks(plan: ReadPlan, budget: Budget, batch_size: int | None, default_batch: int) -> tuple[int, int]:
@@ -372,7 +381,8 @@ def _one_pass(
                 facts.chunks += 1
                 facts.rows = offset + n
                 width = batches.outputs[0].shape[1] if batches.outputs else 2
-                _check_compact(plan, budget, facts.rows, kept_bytes / facts.rows + 4 * width, more=True)
+                if facts.rows:
+                    _check_compact(plan, budget, facts.rows, kept_bytes / facts.rows + 4 * width, more=True)
                 advance(n)
             if facts.rows == 0:
                 raise no_rows(plan.path)
