@@ -360,7 +360,7 @@ def audit(
     order; for an array, the names of its columns), ``sensitive``, ``history``,
     ``train_data``, ``card``, ``classes``, ``task`` ("auto"), ``input_shape``,
     ``model_class``/``model_args``/``model_path``/``trust_model`` (a model file),
-    ``trainer``, ``device`` ("auto"), ``batch_size``, ``memory_budget`` ("2GiB"), ``seed`` (0), ``audits``, ``skip``,
+    ``trainer``, ``device`` ("auto"), ``batch_size``, ``memory_budget`` (e.g. "2GiB"; the memory available), ``seed`` (0), ``audits``, ``skip``,
     ``options`` (``-o``), ``policy``, ``baseline``, ``fail_on`` ("error"), ``not_assessed``
     ("warn"), ``audit_timeout``, ``inference_timeout``, ``config``/``trust_config``,
     ``allow_symlinks``, ``out``/``formats`` (write the reports there; nothing is written

@@ -25,6 +25,7 @@ from auditor.loading.bundled import demo_files
 from auditor.loading.chunks import ChunkReader
 from auditor.loading.columns import plan_read
 from auditor.loading.data import load_data
+from auditor.report.view import run_facts
 from auditor.run.inference import run_inference
 from auditor.run.stream import Batches, FeatureKeeper, row_keys, stream_pass
 from tests.cli_helpers import assert_clean_input_error, invoke, read_report
@@ -132,6 +133,15 @@ def test_over_budget_the_explain_audit_runs_on_a_sample_and_says_so_while_metric
     for name in ("metrics", "fairness", "overfitting", "crossval"):
         assert json.dumps(report["audits"][name], sort_keys=True) == json.dumps(
             demo_in_one_chunk["audits"][name], sort_keys=True), name
+    facts = dict(run_facts(report))  # what every report format shows of the run
+    assert facts["Data: read"].startswith(f"15,060 rows in {facts_chunks(report)} chunk(s)")
+    assert "memory budget 4.0 MiB (the budget stated with --memory-budget" in facts["Data: read"]
+    assert facts["Data: features kept"].startswith(f"a seeded sample of {report['run']['engine']['data']['feature_rows']:,} rows")
+    assert facts["Peak memory"].endswith("MiB")
+
+
+def facts_chunks(report: dict) -> str:
+    return f"{report['run']['engine']['data']['chunks']:,}"
 
 
 def _silent(label, total):

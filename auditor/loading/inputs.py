@@ -130,7 +130,7 @@ def memory_budget() -> tuple[int, str]:
     """The bytes the data may take, and where that figure comes from (for messages)."""
     raw = os.environ.get(MEMORY_BUDGET_VARIABLE, "").strip()
     if raw:
-        return parse_size(raw, MEMORY_BUDGET_VARIABLE), f"the {MEMORY_BUDGET_VARIABLE} budget"
+        return parse_size(raw, MEMORY_BUDGET_VARIABLE), f"the budget stated with --memory-budget or {MEMORY_BUDGET_VARIABLE}"
     try:
         import psutil
 

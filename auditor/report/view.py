@@ -362,6 +362,26 @@ def class_balance(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _engine_facts(run: dict[str, Any]) -> Facts:
+    """How the data were read (``run.engine``, reports from 2.0 on) and the peak memory."""
+    facts: Facts = []
+    engine = run.get("engine")
+    for key, what in (("data", "Data"), ("train_data", "Training data")):
+        found = engine.get(key) if isinstance(engine, dict) else None
+        if not isinstance(found, dict):
+            continue
+        chunks, rows = found.get("chunks"), found.get("rows")
+        read = (f"{format_count(rows)} rows in {format_count(chunks)} chunk(s) of up to "
+                f"{format_count(found.get('rows_per_chunk'))} rows, memory budget "
+                f"{format_bytes(found.get('memory_budget_bytes'))} ({_text(found.get('memory_budget_source'))})")
+        kept = (f"a seeded sample of {format_count(found.get('feature_rows'))} rows (audits that read features "
+                "say so)" if found.get("features_sampled") else "every row")
+        facts += [(f"{what}: read", read), (f"{what}: features kept", kept)]
+    if run.get("peak_rss_bytes") is not None:
+        facts.append(("Peak memory", format_bytes(run.get("peak_rss_bytes"))))
+    return facts
+
+
 def run_facts(report: dict[str, Any]) -> Facts:
     """How the audit was run: command, start time, seed, device, platform and versions."""
     run = section(report, "run")
@@ -372,6 +392,7 @@ def run_facts(report: dict[str, Any]) -> Facts:
         ("Seed", _text(run.get("seed"))),
         ("Device", _text(run.get("device"))),
         ("Forward passes", _text(run.get("forward_passes"))),
+        *_engine_facts(run),
         ("Platform", _text(run.get("platform"))),
     ]
     if isinstance(versions, dict):
@@ -389,7 +410,8 @@ def timings(report: dict[str, Any]) -> Facts:
         if isinstance(value, dict):
             rows += [(f"Audit: {name}", format_seconds(v)) for name, v in value.items()]
         elif stage != "total":
-            rows.append((str(stage).replace("_", " ").capitalize(), format_seconds(value)))
+            label = {"pass": "Reading and inference (one pass)"}.get(str(stage), str(stage).replace("_", " ").capitalize())
+            rows.append((label, format_seconds(value)))
     if "total" in found:
         rows.append(("Total", format_seconds(found["total"])))
     return rows

@@ -291,7 +291,7 @@ def _check_compact(plan: ReadPlan, budget: Budget, rows: int, per_row: float, mo
     need = rows * per_row
     if need <= budget.compact:
         return
-    so_far = f"the first {rows:,} rows (more follow)" if more else f"its {rows:,} rows"
+    so_far = f"the {rows:,} rows read so far" if more else f"its {rows:,} rows"
     raise DataError(
         f"Auditing {plan.path.name} needs about {human_size(need)} to keep the outputs, labels and groups of "
         f"{so_far}, {per_row:,.0f} bytes a row, more than a quarter of the memory budget, {budget.words()}.",
