@@ -80,7 +80,7 @@ def _load_train(
         plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
         default_batch=_default_batch(device), seed=cfg.seed,
         progress=lambda label, total: progress.step(label, total=total, guard="model"),
-        label="Predicting on the training data",
+        label="Predicting on the training data (reading included)",
     )
     raw, outputs = done.raw, done.outputs
     if outputs.shape[1] != task.n_outputs:
@@ -220,7 +220,7 @@ def _execute(
             plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
             default_batch=_default_batch(device), seed=cfg.seed,
             progress=lambda label, total: progress.step(label, total=total, guard="model"),
-            label="Predicting",
+            label="Predicting (reading included)",
         )
         timings["pass"] = time.perf_counter() - t
     raw, outputs = done.raw, done.outputs
