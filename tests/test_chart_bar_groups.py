@@ -176,3 +176,15 @@ def test_malformed_groups_are_reported(data, problem):
     base = {"labels": ["a", "b"], "values": [1, 2], "groups": [0, 1], "legend": ["raise", "lower"]}
     with pytest.raises(ChartDataError, match=re.escape(problem)):
         render_chart(chart(**{**base, **data}), "b")
+
+
+@pytest.mark.parametrize("values", [[0.0, 1e-15], [1e-300, 3e-300, 0.0], [-2e-17, 1e-17]])
+def test_bars_of_tiny_values_draw_on_a_scale_of_their_own(values):
+    # a degenerate model's importances can be ~1e-15: every tick rounded to 12 decimals was
+    # 0, and drawing the axis divided by zero (an internal error writing report.html)
+    root = parse(render_chart(importance(labels=[f"f{i}" for i in range(len(values))], values=values,
+                                         groups=None, legend=None), "c"))
+    widths = [float(bar.get("width")) for bar in bars(root).values()]
+    assert len(widths) == len(values) and max(widths) > 0
+    ticks = [e.text for e in root.iter(SVG + "text") if e.get("class") == "tick"]
+    assert len(set(ticks)) == len(ticks) >= 2  # distinct, readable tick labels

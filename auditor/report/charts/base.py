@@ -81,8 +81,10 @@ def _scale(values: list[float], start: float, end: float) -> _Scale:
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
     first = math.floor(lo / step + 1e-9)
     last = math.ceil(hi / step - 1e-9)
-    ticks = tuple(round(i * step, 12) for i in range(first, last + 1))
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    # rounded to the step's own digits and three more (a fixed 12 decimals made every tick of
+    # a domain like [0, 1e-15] zero, and the scale a division by zero)
+    ticks = tuple(round(i * step, decimals + 3) for i in range(first, last + 1))
     return _Scale(ticks[0], ticks[-1], start, end, ticks, decimals)
 
 
