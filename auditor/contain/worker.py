@@ -172,18 +172,6 @@ def main(job: Job, conn: Any) -> None:
             sys.stderr.flush()
 
 
-def _peak_rss() -> int | None:
-    """The run process's peak resident memory in bytes (None where unknown): the parent's
-    own figure does not include it (the run is a child of the server, not of the parent)."""
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    except (ImportError, OSError):
-        return None
-    return int(peak) * (1 if sys.platform == "darwin" else 1024)
-
-
 #: What the kernel answers when confinement stops a file access, a socket or a process.
 _DENIED = ("Permission denied", "Operation not permitted", "[Errno 13]", "[Errno 1]")
 
@@ -221,7 +209,9 @@ def _run(job: Job, channel: _Channel) -> None:
         return
     report = execution.report
     report.setdefault("run", {})["confinement"] = job.statement
-    report["run"]["peak_rss_bytes"] = _peak_rss()
+    from auditor.run.stream import peak_rss  # the run process's own: the parent's figure does not include it
+
+    report["run"]["peak_rss_bytes"] = peak_rss()
     model = report.get("model")
     if isinstance(model, dict) and job.statement.get("summary"):
         model["trust"] = f"{model.get('trust', '')} {job.statement['summary']}".strip()

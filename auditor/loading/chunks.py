@@ -263,12 +263,6 @@ def _takes(kind: pa.DataType, value: str) -> bool:
     return True
 
 
-def csv_rows_per_block(plan: ReadPlan, block_bytes: int) -> int:
-    """About how many rows of ``plan``'s CSV file a block of ``block_bytes`` holds."""
-    assert plan.layout is not None
-    return max(1, int(block_bytes / max(plan.layout.bytes_per_row, 1.0)))
-
-
 def count_rows(plan: ReadPlan) -> int | None:
     """The file's data rows when known before reading (Parquet metadata), else None."""
     if plan.fmt != "parquet":

@@ -27,7 +27,7 @@ data that large is not built yet.
 from __future__ import annotations
 
 import os
-import resource
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -218,15 +218,8 @@ class Batches:
         self.outputs: list[np.ndarray] = []
 
     def _run(self, X: np.ndarray, offset: int) -> None:
-        out = self.infer(X, offset, self.size)
-        if self.outputs and out.shape[1] != self.outputs[0].shape[1]:
-            raise DataError(
-                f"The model's output shape changed between batches: {self.outputs[0].shape[1]} outputs per row "
-                f"before data row {offset + 1:,}, {out.shape[1]} from it.",
-                hint="Its forward must return the same number of outputs for every batch: check it for code "
-                "that depends on the batch size.",
-            )
-        self.outputs.append(out)
+        # a width that changes between calls is ``infer``'s to refuse (run_inference's ``seen``)
+        self.outputs.append(self.infer(X, offset, self.size))
 
     def feed(self, X: np.ndarray, offset: int) -> None:
         if self.pending is not None:
@@ -399,6 +392,13 @@ def _one_pass(
     return Pass(raw=raw, outputs=outputs, facts=facts)
 
 
-def peak_rss() -> int:
-    """This process's peak resident memory so far, in bytes (Linux reports KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+def peak_rss() -> int | None:
+    """This process's peak resident memory so far, in bytes (None where unknown: no
+    ``resource`` module, as on Windows)."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return int(peak) * (1 if sys.platform == "darwin" else 1024)  # Linux reports KiB, macOS bytes
