@@ -336,6 +336,8 @@ def audit(
     device: str | None = None,
     batch_size: int | None = None,
     memory_budget: str | int | None = None,
+    engine: str | None = None,
+    ray_address: str | None = None,
     seed: int | None = None,
     audits: Sequence[str] | str | None = None,
     skip: Sequence[str] | str | None = None,
@@ -360,7 +362,7 @@ def audit(
     order; for an array, the names of its columns), ``sensitive``, ``history``,
     ``train_data``, ``card``, ``classes``, ``task`` ("auto"), ``input_shape``,
     ``model_class``/``model_args``/``model_path``/``trust_model`` (a model file),
-    ``trainer``, ``device`` ("auto"), ``batch_size``, ``memory_budget`` (e.g. "2GiB"; the memory available), ``seed`` (0), ``audits``, ``skip``,
+    ``trainer``, ``device`` ("auto"), ``batch_size``, ``memory_budget`` (e.g. "2GiB"; the memory available), ``engine`` ("stream"; "ray": Ray Data actors, a model file only), ``ray_address``, ``seed`` (0), ``audits``, ``skip``,
     ``options`` (``-o``), ``policy``, ``baseline``, ``fail_on`` ("error"), ``not_assessed``
     ("warn"), ``audit_timeout``, ``inference_timeout``, ``config``/``trust_config``,
     ``allow_symlinks``, ``out``/``formats`` (write the reports there; nothing is written
@@ -376,6 +378,7 @@ def audit(
     from auditor.run.config import (
         Settings,
         check_settings,
+        engine_of,
         load_settings,
         refuse_untrusted,
     )
@@ -453,6 +456,8 @@ def audit(
             device=pick(device, "device", "auto"),
             batch_size=pick(batch_size, "batch_size"),
             memory_budget=checked_budget(pick(memory_budget, "memory_budget")),
+            engine=engine_of(pick(engine, "engine")),
+            ray_address=pick(ray_address, "ray_address"),
             seed=pick(seed, "seed", 0),
             audit_timeout=check_audit_timeout(pick(audit_timeout, "audit_timeout")),
             audits=_names(pick(audits, "audits")),
@@ -500,6 +505,6 @@ def audit(
 _AUDIT_KEYWORDS = frozenset({
     "target", "features", "sensitive", "y", "history", "train_data", "train_y", "card", "classes", "task",
     "input_shape", "metadata", "model_class", "model_args", "model_path", "trainer", "trust_model", "device",
-    "batch_size", "memory_budget", "seed", "audits", "skip", "options", "policy", "baseline", "fail_on", "not_assessed",
+    "batch_size", "memory_budget", "engine", "ray_address", "seed", "audits", "skip", "options", "policy", "baseline", "fail_on", "not_assessed",
     "audit_timeout", "inference_timeout", "config", "trust_config", "allow_symlinks", "out", "formats",
 })

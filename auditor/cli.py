@@ -329,6 +329,8 @@ def cli() -> None:
 @click.option("--device", help="auto (default: CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
 @click.option("--memory-budget", metavar="SIZE", help="Memory the data may take, e.g. 2GiB or 500MB (default: the memory available; also AUDITOR_MEMORY_BUDGET and memory_budget in [tool.auditor]). The data are read in chunks of an eighth of it; features of all rows are kept when they fit in half of it, else a seeded sample for the audits that read features (explain), which say so. report.json's run.engine records the chunks and run.peak_rss_bytes the peak.")
+@click.option("--engine", type=click.Choice(["stream", "ray"]), help="stream (default): read, predict and keep the compact columns on this machine. ray: read the Parquet file and run the model in Ray Data actors (pip install 'auditor[ray]'), each model in its own confined process, a local Ray instance unless --ray-address; report.json is the same, outside run and measurements. Also engine in [tool.auditor].")
+@click.option("--ray-address", metavar="ADDRESS", help="The Ray cluster --engine ray joins (e.g. auto, or ray://head:10001; default: RAY_ADDRESS, else a local instance). The data file and the model must be readable at the same path on every node.")
 @click.option("--seed", type=int, help="Seed for resampling (default 0): same inputs and seed, same numbers.")
 @click.option("--audit-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop any audit still running after SECONDS and report it as an error; the other audits still run (exit 3). Default: none; also audit_timeout in [tool.auditor]. Enforced with SIGALRM on POSIX (Linux, macOS), not on Windows; an audit inside one long native call (a big tensor operation) is stopped when that call returns.")
 @click.option("--inference-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop the run when loading the model or one inference pass takes longer than SECONDS (default 1800): a model that loops forever ends with exit 2 and no report. Enforced from outside the process that runs the model; also inference_timeout in [tool.auditor].")
@@ -377,7 +379,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     from auditor.loading.metadata import parse_input_shape
     from auditor.report.numbers import clean_text, folder_name
     from auditor.report.write import canonical
-    from auditor.run.config import audit_timeout, inference_timeout, parse_overrides, refuse_untrusted
+    from auditor.run.config import audit_timeout, engine_of, inference_timeout, parse_overrides, refuse_untrusted
     from auditor.run.registry import discover_plugins
     from auditor.run.runconfig import RichProgress, RunConfig
 
@@ -416,6 +418,8 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         device=kw.get("device") or "auto",
         batch_size=kw.get("batch_size"),
         memory_budget=checked_budget(kw.get("memory_budget")),
+        engine=engine_of(kw.get("engine")),
+        ray_address=kw.get("ray_address") or None,
         seed=int(kw["seed"]) if kw.get("seed") is not None else 0,
         audit_timeout=audit_timeout(kw.get("audit_timeout")),
         audits=_listed(ctx, kw, settings, "audits"),

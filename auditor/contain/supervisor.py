@@ -142,11 +142,11 @@ def _refuse_unconfined(cfg: Any, confinement: Confinement) -> None:
         )
 
 
-def _allowances(cfg: Any, installed: Mapping[str, Any], scratch: Path) -> policy.Allowances:
+def _allowances(cfg: Any, installed: Mapping[str, Any], scratch: Path, handed: Path | None = None) -> policy.Allowances:
     cwd = Path.cwd().resolve()
     devices, gpu_read = policy.gpu_paths()
     return policy.Allowances(
-        inputs=policy.input_paths(cfg) + policy.plugin_locations(installed.values()),
+        inputs=policy.input_paths(cfg) + policy.plugin_locations(installed.values()) + ([handed] if handed else []),
         python=policy.python_installation(cwd),
         system=[Path(p) for p in policy.SYSTEM_READ] + gpu_read,
         scratch=scratch,
@@ -265,12 +265,14 @@ def execute_contained(
     try:
         work = scratch / "tmp"
         work.mkdir(mode=0o700)
+        handed = scratch / "pass"  # what the Ray driver writes for the run: the run may only read it
+        handed.mkdir(mode=0o700)
         env = dict(os.environ)
         env.update(TMPDIR=str(work), MPLCONFIGDIR=str(work))
         job = Job(
             cfg=cfg,
             env=env,
-            allowances=_allowances(cfg, installed, work),
+            allowances=_allowances(cfg, installed, work, handed if getattr(cfg, "engine", "stream") == "ray" else None),
             confine=confinement.enforced,
             log_path=str(scratch / "run.log"),
             umask=_umask(),
@@ -313,18 +315,36 @@ def _main_module_left_alone() -> Iterator[None]:
             spawn.get_preparation_data = original
 
 
+def _ray_pass(job: Job, message: Mapping[str, Any], progress: Any, timeout: float | None, folder: Path,
+              back: Any) -> None:
+    """Run the pass the run asked for on Ray (this process is the driver), write it into
+    ``folder`` and tell the run; the request is checked, and a second one refused."""
+    from auditor.run.ray_engine import PassRequest, run_ray_pass
+
+    if getattr(job.cfg, "engine", "stream") != "ray" or any(folder.iterdir()):
+        raise RunProcessError("The process that ran the model asked for a pass it may not ask for.")
+    try:
+        request = PassRequest.of(message)
+    except (ValueError, TypeError, KeyError):
+        raise RunProcessError("The process that ran the model asked for the Ray pass in a malformed message.") from None
+    run_ray_pass(job.cfg, request, folder=folder, progress=progress, seed=int(job.cfg.seed), timeout=timeout)
+    back.send_bytes(json.dumps({"ok": True, "folder": str(folder)}).encode("utf-8"))
+
+
 def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) -> ContainedRun:
     audit_timeout = getattr(job.cfg, "audit_timeout", None)
     server.start()
     ctx = server.context()
     reader, writer = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=main, args=(job, writer), name="auditor-run", daemon=True)
+    back_reader, back_writer = ctx.Pipe(duplex=False)  # the parent's answers (the Ray pass's)
+    process = ctx.Process(target=main, args=(job, writer, back_reader), name="auditor-run", daemon=True)
     steps = _Steps(progress, timeout, audit_timeout)
     answer: dict[str, Any] | None = None
     try:
         with _main_module_left_alone():
             process.start()
         writer.close()
+        back_reader.close()
         while answer is None:
             ready = wait([reader, process.sentinel], timeout=0.25)  # wakes at once on a message or an exit
             if reader in ready or reader.poll(0):
@@ -345,6 +365,8 @@ def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) ->
                     continue
                 if message.get("kind") in ("done", "error", "crash"):
                     answer = message
+                elif message.get("kind") == "ray-pass":
+                    _ray_pass(job, message, progress, timeout, scratch / "pass", back_writer)
                 else:
                     steps.handle(message)
             elif not process.is_alive() and not reader.poll(0):
@@ -371,6 +393,7 @@ def _supervise(job: Job, progress: Any, timeout: float | None, scratch: Path) ->
         if process.pid is not None:
             process.join(10)
         reader.close()
+        back_writer.close()
     log = _read_log(scratch / "run.log")
     if answer is None:
         code = process.exitcode

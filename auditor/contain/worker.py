@@ -89,7 +89,7 @@ def _redirect_output(path: str) -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
 
 
-def _close_inherited(keep: int) -> None:
+def _close_inherited(keep: int, also: int = -1) -> None:
     """Close every descriptor the child inherited but the pipe to the parent and 0-2:
     multiprocessing leaves the server's pipes and its resource tracker's pipe open in the
     child (a message there makes the unconfined tracker unlink shared memory by name)."""
@@ -106,7 +106,7 @@ def _close_inherited(keep: int) -> None:
     except OSError:
         return
     for fd in open_fds:
-        if fd > 2 and fd != keep:
+        if fd > 2 and fd not in (keep, also):
             try:
                 os.close(fd)
             except OSError:
@@ -123,8 +123,9 @@ def _confine(job: Job) -> None:
     confined()
 
 
-def main(job: Job, conn: Any) -> None:
-    """The child's entry point (the target of the multiprocessing Process)."""
+def main(job: Job, conn: Any, back: Any = None) -> None:
+    """The child's entry point (the target of the multiprocessing Process); ``back``: the
+    parent's answers (to a request for the Ray pass)."""
     channel = _Channel(conn)
     try:
         _redirect_output(job.log_path)
@@ -144,10 +145,10 @@ def main(job: Job, conn: Any) -> None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
         except (ImportError, ValueError, OSError):
             pass
-        _close_inherited(conn.fileno())
+        _close_inherited(conn.fileno(), back.fileno() if back is not None else -1)
         if job.confine:
             _confine(job)
-        _run(job, channel)
+        _run(job, channel, back)
     except KeyboardInterrupt:
         pass  # the parent was interrupted too, and ends the run
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
@@ -193,14 +194,36 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(lines or [''])[0][:300]}"
 
 
-def _run(job: Job, channel: _Channel) -> None:
+class RemotePass:
+    """The pass under ``--engine ray``: asked of the parent (the Ray driver), read from the
+    files it writes (see :mod:`auditor.run.handoff`)."""
+
+    def __init__(self, channel: _Channel, back: Any) -> None:
+        self._channel = channel
+        self._back = back
+
+    def __call__(self, plan: Any, **request: Any) -> Any:
+        from pathlib import Path
+
+        from auditor.run.handoff import read_pass
+        from auditor.run.ray_engine import PassRequest
+
+        asked = PassRequest(target=plan.target_name, features=list(plan.feature_names), sensitive=list(plan.sensitive),
+                            named=dict(plan.named), **request)
+        self._channel.send(asked.message())
+        reply = json.loads(self._back.recv_bytes(1 << 16))  # the parent ends the run on any failure
+        return read_pass(Path(reply["folder"]), plan)
+
+
+def _run(job: Job, channel: _Channel, back: Any = None) -> None:
     from auditor.contract.errors import AuditorError
     from auditor.run.pipeline import execute
     from auditor.run.registry import discover_plugins
 
     try:
         discovery = discover_plugins()
-        execution = execute(job.cfg, discovery.audits, ChildProgress(channel), discovery.broken)
+        remote = RemotePass(channel, back) if back is not None else None
+        execution = execute(job.cfg, discovery.audits, ChildProgress(channel), discovery.broken, remote_pass=remote)
     except AuditorError as exc:
         if job.confine and _forbidden(exc):
             raise  # reported by main() as confinement stopping the model

@@ -377,6 +377,11 @@ def _engine_facts(run: dict[str, Any]) -> Facts:
         kept = (f"a seeded sample of {format_count(found.get('feature_rows'))} rows (audits that read features "
                 "say so)" if found.get("features_sampled") else "every row")
         facts += [(f"{what}: read", read), (f"{what}: features kept", kept)]
+    on_ray = engine.get("ray") if isinstance(engine, dict) and engine.get("name") == "ray" else None
+    if isinstance(on_ray, dict):
+        workers = on_ray.get("workers")
+        facts.append(("Engine", f"Ray ({format_count(workers)} worker(s), {_text(on_ray.get('cluster'))}); "
+                                f"{_text(on_ray.get('energy'))}"))
     if run.get("peak_rss_bytes") is not None:
         facts.append(("Peak memory", format_bytes(run.get("peak_rss_bytes"))))
     return facts

@@ -60,6 +60,8 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "device": str,
     "batch_size": int,
     "memory_budget": (str, int),
+    "engine": str,
+    "ray_address": str,
     "seed": int,
     "audit_timeout": (int, float),
     "inference_timeout": (int, float),
@@ -78,6 +80,8 @@ POLICY_TABLES = ("gates", "regression")
 CODE_SETTINGS = {
     "model_class": "--model-class", "model_args": "--model-args", "trainer": "--trainer", "model_path": "--model-path",
 }
+#: Settings that send the data and the model to other machines, with their options.
+SEND_SETTINGS = {"ray_address": "--ray-address"}
 #: Settings naming files whose contents go into the report, with their options.
 FILE_SETTINGS = {"card": "--card", "history": "--history", "train_data": "--train-data"}
 
@@ -165,6 +169,16 @@ def refuse_untrusted(
             "file may not ask for that on your behalf.",
             hint=f"Pass {option} {str(value)!r} yourself if you mean it, or --trust-config if you trust {source}.",
         )
+    for key, option in SEND_SETTINGS.items():
+        value = settings.get(key)
+        if value in (None, "") or command_line.get(key) not in (None, ""):
+            continue
+        source = origin.get(key, "a config file")
+        raise UsageError(
+            f"{source} sets {key} = {str(value)!r}, which sends the data and the model to the machines there; "
+            "a config file may not ask for that on your behalf.",
+            hint=f"Pass {option} {str(value)!r} yourself if you mean it, or --trust-config if you trust {source}.",
+        )
     home = Path(cwd).resolve()
     for key, option in FILE_SETTINGS.items():
         value = settings.get(key)
@@ -237,6 +251,20 @@ def audit_timeout(value: Any) -> float | None:
 def inference_timeout(value: Any) -> float | None:
     """``inference_timeout`` in seconds as a float (None: the default), or a UsageError."""
     return _seconds("inference_timeout", value, 3600)
+
+
+#: What ``--engine`` takes: this machine, or Ray Data actors.
+ENGINES = ("stream", "ray")
+
+
+def engine_of(value: Any) -> str:
+    """``--engine`` (or ``engine``) checked: "stream" when not given."""
+    if value in (None, ""):
+        return "stream"
+    if value not in ENGINES:
+        raise UsageError(f"engine must be one of {', '.join(ENGINES)}; got {value!r}.",
+                         hint="stream reads on this machine; ray runs the pass in Ray Data actors.")
+    return str(value)
 
 
 def split_list(value: Any) -> list[str] | None:

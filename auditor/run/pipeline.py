@@ -140,8 +140,12 @@ def execute(
     installed: Mapping[str, Any],
     progress: Progress | None = None,
     broken: Mapping[str, BrokenPlugin] | None = None,
+    remote_pass: Any = None,
 ) -> Execution:
     """Run everything and return the report document; raises AuditorError on bad input.
+
+    ``remote_pass``: under ``--engine ray``, how the pass is asked of the Ray driver (the
+    contained run's :class:`auditor.contain.worker.RemotePass`).
 
     ``broken``: installed plugins that failed to load; those the run selects are reported
     as ``error`` results (see :mod:`auditor.run.registry`).
@@ -171,7 +175,8 @@ def execute(
     meter = EnergyMeter(settings) if settings is not None else NullMeter()
     try:
         with budget_of(cfg.memory_budget), borrowed(cfg.model, device) if is_module(cfg.model) else nullcontext():
-            return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card, failed)
+            return _execute(cfg, audits, options, named, trainer, device, meter, progress, started, t0, card, failed,
+                            remote_pass)
     finally:
         meter.close()
 
@@ -189,8 +194,15 @@ def _execute(
     t0: float,
     card: dict[str, Any] | None,
     failed: Mapping[str, BrokenPlugin],
+    remote_pass: Any = None,
 ) -> Execution:
     timings: dict[str, Any] = {}
+    if getattr(cfg, "engine", "stream") == "ray" and remote_pass is None:
+        raise UsageError(
+            "--engine ray runs a model file, in the audit command or auditor.audit(); a model given as a "
+            "Python object runs in your process, with the stream engine.",
+            hint="Save the model (torch.jit.save or torch.save of its state_dict) and audit the file, or drop engine.",
+        )
 
     with progress.step("Loading model", guard="model"), meter.phase("load_model", wait=False):
         t = time.perf_counter()
@@ -216,16 +228,21 @@ def _execute(
             meter.ready()
     with meter.phase("inference"):
         t = time.perf_counter()
-        done = stream_pass(
-            plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
-            default_batch=_default_batch(device), seed=cfg.seed,
-            progress=lambda label, total: progress.step(label, total=total, guard="model"),
-            label="Predicting (reading included)",
-        )
+        if remote_pass is not None and getattr(cfg, "engine", "stream") == "ray":
+            done, on_ray = remote_pass(plan, batch_size=cfg.batch_size, default_batch=_default_batch(device),
+                                       input_shape=list(input_shape) if input_shape else None, device=str(device))
+            engine: dict[str, Any] = {"name": "ray", "data": done.facts.to_dict(), "ray": on_ray}
+        else:
+            done = stream_pass(
+                plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
+                default_batch=_default_batch(device), seed=cfg.seed,
+                progress=lambda label, total: progress.step(label, total=total, guard="model"),
+                label="Predicting (reading included)",
+            )
+            engine = {"name": "stream", "data": done.facts.to_dict()}
         timings["pass"] = time.perf_counter() - t
     raw, outputs = done.raw, done.outputs
     dataset = raw.dataset
-    engine: dict[str, Any] = {"name": "stream", "data": done.facts.to_dict()}
 
     task, y = infer_task(
         outputs,
@@ -290,7 +307,23 @@ def _execute(
     )
     report["run"]["peak_rss_bytes"] = peak_rss()  # a contained run's worker measures it again, at the very end
     _say_what_was_in_memory(report, cfg, ctx)
+    if engine["name"] == "ray":
+        _say_energy_on_ray(report)
     return Execution(report=report, context=ctx, runs=runs)
+
+
+#: The carbon audit's finding under --engine ray: the pass ran outside the metered process.
+RAY_ENERGY = ("The model ran in Ray workers (--engine ray): codecarbon measured only the process that ran the "
+              "audits, so the inference phase's energy is that process waiting for the workers, not the "
+              "workers' own. Measure the workers' machines to count the pass.")
+
+
+def _say_energy_on_ray(report: dict[str, Any]) -> None:
+    """Under ``--engine ray`` the energy figures do not cover the workers: the carbon result says so."""
+    carbon = (report.get("measurements") or {}).get("carbon")
+    if isinstance(carbon, dict):
+        carbon.setdefault("findings", []).insert(0, {"code": "ray-workers-not-metered", "severity": "info",
+                                                      "message": RAY_ENERGY})
 
 
 #: What ``data.origin`` says of data given as an object (its sha256 and size are the Parquet copy's).

@@ -40,6 +40,8 @@ class RunConfig:
     device: str = "auto"
     batch_size: int | None = None
     memory_budget: str | None = None  # bytes with a unit, as AUDITOR_MEMORY_BUDGET takes them
+    engine: str = "stream"  # "stream" (this machine) or "ray" (Ray Data actors; see auditor.run.ray_engine)
+    ray_address: str | None = None  # a Ray cluster to join ("auto", "ray://host:10001"); None: RAY_ADDRESS, else local
     seed: int = 0
     audit_timeout: float | None = None
     audits: list[str] | None = None

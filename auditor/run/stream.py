@@ -279,7 +279,7 @@ def _size_word(n: int) -> str:
     return f"{n}B"
 
 
-def _check_compact(plan: ReadPlan, budget: Budget, rows: int, per_row: float, more: bool) -> None:
+def check_compact(plan: ReadPlan, budget: Budget, rows: int, per_row: float, more: bool) -> None:
     """The compact columns of ``rows`` rows must fit their quarter of the budget."""
     need = rows * per_row
     if need <= budget.compact:
@@ -375,7 +375,7 @@ def _one_pass(
                 facts.rows = offset + n
                 width = batches.outputs[0].shape[1] if batches.outputs else 2
                 if facts.rows:
-                    _check_compact(plan, budget, facts.rows, kept_bytes / facts.rows + 4 * width, more=True)
+                    check_compact(plan, budget, facts.rows, kept_bytes / facts.rows + 4 * width, more=True)
                 advance(n)
             if facts.rows == 0:
                 raise no_rows(plan.path)
