@@ -119,12 +119,8 @@ class ChunkReader:
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as exc:
-                said = "".join(c for c in (str(exc).splitlines() or [""])[0] if c.isprintable())[:160]
-                raise DataError(
-                    f"The Parquet file {path.name} cannot be read past data row {done:,} (the next rows, "
-                    f"from {done + 1:,}, do not decode: {said}).",
-                    hint="It is probably truncated or corrupt; write it again.",
-                ) from None
+                raise undecodable(path, f"past data row {done:,} (the next rows, from {done + 1:,}, do not "
+                                  "decode", exc) from None
             done += batch.num_rows
             yield pa.Table.from_batches([batch])
 
@@ -246,6 +242,13 @@ class ChunkReader:
                     raise not_utf8(self.plan.path, f"the column {name!r}", b"")
                 raise Reread({**self.types, name: rung}, self.block_size) from None
         raise not_utf8(self.plan.path, f"the column {name!r}", b"")
+
+
+def undecodable(path: Path, where: str, exc: BaseException) -> DataError:
+    """A Parquet file whose rows ``where`` do not decode (``where`` opens a parenthesis)."""
+    said = "".join(c for c in (str(exc).splitlines() or [""])[0] if c.isprintable())[:160]
+    return DataError(f"The Parquet file {path.name} cannot be read {where}: {said}).",
+                     hint="It is probably truncated or corrupt; write it again.")
 
 
 def _takes(kind: pa.DataType, value: str) -> bool:

@@ -189,6 +189,7 @@ class Measurement:
     phases: tuple[Phase, ...]
     hardware: Hardware
     notes: tuple[str, ...] = ()
+    elsewhere: tuple[tuple[str, str], ...] = ()  # (phase, why): work of that phase ran in processes not metered
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -355,6 +356,9 @@ class NullMeter:
     def stop(self) -> Measurement | None:
         return None
 
+    def elsewhere(self, phase: str, why: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -382,6 +386,7 @@ class EnergyMeter:
         self._ready_at: float | None = None
         self._failure: str | None = None
         self._phases: list[Phase] = []
+        self._elsewhere: list[tuple[str, str]] = []
         self._open: list[_Open] = []
         self._hardware: Hardware | None = None
         self._thread = threading.Thread(target=self._prepare, name="auditor-energy", daemon=True)
@@ -433,6 +438,10 @@ class EnergyMeter:
                     self._note(f"Phase {full}: {exc}.")
             self._phases.append(Phase(full, span.started - self._began, seconds, energy))
 
+    def elsewhere(self, phase: str, why: str) -> None:
+        """Say that the work of ``phase`` ran in processes this meter does not measure."""
+        self._elsewhere.append((phase, why))
+
     def _note(self, text: str) -> None:
         if text not in self._collector.lines:
             self._collector.lines.append(text)
@@ -464,4 +473,5 @@ class EnergyMeter:
             phases=tuple(sorted(self._phases, key=lambda p: p.start)),
             hardware=self._hardware,
             notes=tuple(self._collector.lines),
+            elsewhere=tuple(self._elsewhere),
         )

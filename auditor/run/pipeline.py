@@ -232,6 +232,7 @@ def _execute(
             done, on_ray = remote_pass(plan, batch_size=cfg.batch_size, default_batch=_default_batch(device),
                                        input_shape=list(input_shape) if input_shape else None, device=str(device))
             engine: dict[str, Any] = {"name": "ray", "data": done.facts.to_dict(), "ray": on_ray}
+            meter.elsewhere("inference", RAY_ENERGY)
         else:
             done = stream_pass(
                 plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
@@ -307,23 +308,13 @@ def _execute(
     )
     report["run"]["peak_rss_bytes"] = peak_rss()  # a contained run's worker measures it again, at the very end
     _say_what_was_in_memory(report, cfg, ctx)
-    if engine["name"] == "ray":
-        _say_energy_on_ray(report)
     return Execution(report=report, context=ctx, runs=runs)
 
 
-#: The carbon audit's finding under --engine ray: the pass ran outside the metered process.
-RAY_ENERGY = ("The model ran in Ray workers (--engine ray): codecarbon measured only the process that ran the "
-              "audits, so the inference phase's energy is that process waiting for the workers, not the "
+#: What the energy meter is told under --engine ray: the pass ran outside the metered process.
+RAY_ENERGY = ("The model ran in Ray workers (--engine ray): the energy meter measured only the process that ran "
+              "the audits, so the inference pass's energy is that process waiting for the workers, not the "
               "workers' own. Measure the workers' machines to count the pass.")
-
-
-def _say_energy_on_ray(report: dict[str, Any]) -> None:
-    """Under ``--engine ray`` the energy figures do not cover the workers: the carbon result says so."""
-    carbon = (report.get("measurements") or {}).get("carbon")
-    if isinstance(carbon, dict):
-        carbon.setdefault("findings", []).insert(0, {"code": "ray-workers-not-metered", "severity": "info",
-                                                      "message": RAY_ENERGY})
 
 
 #: What ``data.origin`` says of data given as an object (its sha256 and size are the Parquet copy's).

@@ -59,6 +59,7 @@ def read_rows(handle: Any, plan: Any, start: int, stop: int) -> pa.Table:
     """Rows ``start..stop-1`` of a Parquet file, the plan's columns: the row groups that hold
     them, read and cut."""
     from auditor.contract.errors import DataError
+    from auditor.loading.chunks import undecodable
 
     meta = handle.metadata
     groups, first, at = [], None, 0
@@ -71,12 +72,7 @@ def read_rows(handle: Any, plan: Any, start: int, stop: int) -> pa.Table:
     try:
         table = handle.read_row_groups(groups, columns=plan.wanted)
     except (pa.ArrowException, OSError) as exc:
-        said = "".join(c for c in (str(exc).splitlines() or [""])[0] if c.isprintable())[:160]
-        raise DataError(
-            f"The Parquet file {plan.path.name} cannot be read in data rows {start + 1:,} to {stop:,} "
-            f"(they do not decode: {said}).",
-            hint="It is probably truncated or corrupt; write it again.",
-        ) from None
+        raise undecodable(plan.path, f"in data rows {start + 1:,} to {stop:,} (they do not decode", exc) from None
     table = table.slice(start - (first or 0), stop - start)
     if table.num_rows != stop - start:
         raise DataError(

@@ -436,6 +436,8 @@ class _Report:
                 "exists, make /sys/class/powercap/intel-rapl readable to measure.",
             ))
         self.notes.extend(f"codecarbon: {line}" for line in self.m.notes)
+        for _phase, why in self.m.elsewhere:
+            self.findings.append(Finding("info", "phase-not-metered", why))
 
     def _assumptions(self, training: tuple[float, float, list[str]] | None) -> None:
         rows = [
