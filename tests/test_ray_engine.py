@@ -61,17 +61,16 @@ def _outside_run(report: dict) -> str:
     return json.dumps(report, sort_keys=True)
 
 
-@pytest.mark.parametrize("budget", ["6MiB", "1GiB"])
-def test_the_demo_on_ray_gives_the_stream_engines_report_outside_run_and_measurements(demo_parquet, tmp_path, budget):
+def test_the_demo_on_ray_gives_the_stream_engines_report_outside_run_and_measurements(demo_parquet, tmp_path):
     demo = demo_files()
-    extra = ("--history", str(demo.history), "--train-data", str(demo.train_data), "--memory-budget", budget)
+    extra = ("--history", str(demo.history), "--train-data", str(demo.train_data), "--memory-budget", "6MiB")
     stream = _audit(demo.model, demo_parquet, tmp_path / "stream", *extra)
     on_ray = _audit(demo.model, demo_parquet, tmp_path / "ray", *extra, "--engine", "ray")
     assert _outside_run(on_ray) == _outside_run(stream)
     engine = on_ray["run"]["engine"]
     assert engine["name"] == "ray" and stream["run"]["engine"]["name"] == "stream"
     assert engine["data"]["rows"] == 15060
-    assert engine["data"]["chunks"] >= (7 if budget == "6MiB" else 1)
+    assert engine["data"]["chunks"] >= 7
     assert engine["ray"]["workers"] >= 1 and engine["ray"]["gpus_per_worker"] == 0
     carbon = on_ray["measurements"]["carbon"]["findings"]
     assert [f["message"] for f in carbon if f["code"] == "phase-not-metered"] == [RAY_ENERGY]  # not the workers'
@@ -84,8 +83,9 @@ def test_over_budget_ray_keeps_the_same_seeded_sample_of_features(tmp_path, wine
     frame = pd.concat([wine.frame] * 500, ignore_index=True)  # 44,500 rows
     data = tmp_path / "wine.parquet"
     pq.write_table(pa.Table.from_pandas(frame), data, row_group_size=700)
-    stream = _audit(wine.folder / "model.pt", data, tmp_path / "stream", "--memory-budget", "5MiB")
-    on_ray = _audit(wine.folder / "model.pt", data, tmp_path / "ray", "--memory-budget", "5MiB", "--engine", "ray")
+    only = ("--audits", "metrics,explain")  # the audit that reads the features kept, and one that reads outputs
+    stream = _audit(wine.folder / "model.pt", data, tmp_path / "stream", "--memory-budget", "5MiB", *only)
+    on_ray = _audit(wine.folder / "model.pt", data, tmp_path / "ray", "--memory-budget", "5MiB", "--engine", "ray", *only)
     facts = on_ray["run"]["engine"]["data"]
     assert facts["features_sampled"] is True and facts["chunks"] >= 7
     assert facts["feature_rows"] == stream["run"]["engine"]["data"]["feature_rows"]
