@@ -143,6 +143,24 @@ def resolve_features(
     return wanted
 
 
+def _source_plan(path: Path, source: Any, target: str | None, features: Sequence[str] | None,
+                 metadata: dict[str, Any], sensitive: Sequence[str] | None, named: dict[str, str]) -> ReadPlan:
+    names = source.feature_names()
+    if features and len(features) > 1 and list(features) != names:
+        shape = "x".join(str(s) for s in source.input_shape)
+        raise DataError(f"The examples in {path.name} are of shape {shape} ({len(names):,} values), which is not "
+                        f"the shape of the audit data's ({len(features):,} values).",
+                        hint="Give training data of the same shape as the audit data.")
+    columns = list(source.columns)
+    sensitive = resolve_sensitive(path, columns, sensitive, metadata)
+    target_name = resolve_target(path, columns, target, metadata)
+    for name, option in named.items():
+        if name not in columns:
+            raise DataError(f"The column {name!r} named by {option} is not beside the inputs in {path.name}.",
+                            hint=f"Columns: {listing(columns)}. Fix -o {option}=COLUMN.")
+    return ReadPlan(path, source.kind, None, columns, names, target_name, list(sensitive), named, {}, source=source)
+
+
 @dataclass
 class ReadPlan:
     """Which columns of a data file a run reads, and as what: resolved and checked against
@@ -157,6 +175,7 @@ class ReadPlan:
     sensitive: list[str]
     named: dict[str, str]
     copies: dict[str, list[str]]
+    source: Any = None  # an ArraySource (auditor.loading.sources) for data that are not a table
 
     @property
     def keep(self) -> list[str]:
@@ -188,10 +207,27 @@ def plan_read(
     metadata: dict[str, Any],
     sensitive: Sequence[str] | None = None,
     named: Mapping[str, str] | None = None,
+    labels: Path | None = None,
+    image: Any = None,
+    allow_symlinks: bool = False,
 ) -> ReadPlan:
     """Resolve the target, sensitive, named and feature columns of ``path`` (see the module's
-    docstring); a column asked for that the file lacks is a ``DataError`` here."""
+    docstring); a column asked for that the file lacks is a ``DataError`` here. Data that are
+    not a table (an image folder, ``.npz``, a dict of tensors: :mod:`auditor.loading.sources`)
+    are opened as a source, whose columns are those beside the inputs (``labels``: a table of
+    them for an image folder; ``image``: how images become tensors)."""
     named = dict(named or {})
+    from auditor.loading.sources import open_source, source_kind, spec_from
+
+    kind = source_kind(path)
+    if kind is not None:
+        chosen = list(features) if features and len(features) == 1 else None
+        source = open_source(path, kind, labels=labels, features=chosen,
+                             image=image if image is not None else spec_from(metadata),
+                             allow_symlinks=allow_symlinks)
+        return _source_plan(path, source, target, features, metadata, sensitive, named)
+    if labels is not None:
+        raise UsageError(f"--labels goes with a folder of images; {path.name} is a table: put the labels in it.")
     fmt = format_of(path)
     layout = csv_layout(path, fmt) if fmt != "parquet" else None
     columns = parquet_columns(path) if layout is None else layout.columns

@@ -211,13 +211,16 @@ def check_text(path: Path, table: pa.Table, names: list[str]) -> None:
             raise not_utf8(path, f"the column {name!r}", _first_non_utf8(table.column(name)))
 
 
-def check_chunk(plan: ReadPlan, table: pa.Table, offset: int | None = None) -> np.ndarray:
+def check_chunk(plan: ReadPlan, table: pa.Table, offset: int | None = None, *, features: bool = True) -> Any:
     """The checks of one chunk of ``plan``'s columns (``offset``: its first data row; None for
     the whole file): repeated columns agree, text is UTF-8, no label is missing; and its
-    features as float32 (see :func:`feature_matrix`)."""
+    features as float32 (see :func:`feature_matrix`), unless ``features`` is False (a
+    source's inputs come apart from its table, already checked)."""
     check_copies_agree(plan.path, table, plan.copies)
     check_text(plan.path, table, [name for name in plan.wanted if name not in plan.float_columns])
     check_target(plan.path, plan.fmt, plan.layout, table, plan.target_name, offset)
+    if not features:
+        return None
     return feature_matrix(plan.path, plan.fmt, plan.layout, table, plan.feature_names, offset)
 
 

@@ -251,8 +251,8 @@ def check_input(
 
 #: What auditor reads as data, and what to do with images until it reads them.
 TABLES_ONLY = (
-    "auditor reads tables (CSV, CSV.gz, Parquet); image folders are not supported yet: flatten the "
-    "pixels into CSV columns and pass --input-shape C,H,W"
+    "auditor reads tables (CSV, CSV.gz, Parquet), folders of images (in class sub-folders, or flat with "
+    "--labels), NumPy archives (np.savez) and dicts of tensors (torch.save)"
 )
 #: The inputs that are data files (a folder or a binary file there gets :data:`TABLES_ONLY`).
 DATA_INPUTS = ("The data file", "The training data")
@@ -321,9 +321,11 @@ def not_a_table(what: str, path: Path | str, kind: str) -> DataError:
         )
     if "Excel" in kind or ".xls" in kind:
         hint = "Save the sheet as 'CSV UTF-8' (Excel: File > Save As), or as Parquet."
+    elif "image" in kind:
+        hint = "Point --data at the folder of images (data/<class>/<image>), not at one image."
     else:
-        hint = ("One row per image: its pixels in C,H,W order as columns, then the target column; the "
-                "model gets each row reshaped to --input-shape.")
+        hint = ("Save arrays with np.savez(path, X=inputs, y=labels), or a table with one row an example: "
+                "its values as columns, then the target column.")
     return DataError(f"{what} {name} is {kind}. {TABLES_ONLY}.", hint=hint)
 
 

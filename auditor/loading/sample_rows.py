@@ -176,6 +176,16 @@ def read_table(path: Path, *, rows: int | None = None) -> TableRows:
     (:func:`~auditor.loading.inputs.read_limit`), a shorter sample rather than an error.
     """
     path = Path(path)
+    from auditor.loading.sources import open_source, source_kind
+
+    kind = source_kind(path)
+    if kind is not None:  # the columns beside the inputs (file names, labels...), not the inputs
+        source = open_source(path, kind, names_only=True)
+        limit = source.n_rows if rows is None else min(rows, source.n_rows)
+        table = source.head(limit).select(list(source.columns))
+        texts = [_as_text(table.column(i)) for i in range(table.num_columns)]
+        return TableRows(table=pa.Table.from_arrays(texts, names=table.column_names), columns=list(source.columns),
+                         layout=source.describe(), complete=limit == source.n_rows)
     fmt = format_of(path)
     if fmt == "parquet":
         columns = parquet_columns(path)

@@ -62,6 +62,13 @@ def _file_facts(path: Path | None) -> dict[str, Any]:
     return {"sha256": sha256_file(Path(path)), "size_bytes": Path(path).stat().st_size}
 
 
+def data_size(path: Path) -> int:
+    """The bytes of a data file, or of every file under a data folder (links not followed)."""
+    if not path.is_dir():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
 def source_facts(option: str, spec: str, obj: Any) -> dict[str, Any]:
     """Where ``obj`` (a class or function the user's code defines) comes from, hashed."""
     try:
@@ -131,7 +138,7 @@ def build_document(
         data={
             "path": Path(data.path).name,
             "sha256": data.sha256,
-            "size_bytes": Path(data.path).stat().st_size,
+            "size_bytes": data_size(Path(data.path)),
             "rows": data.n_rows,
             "columns": len(data.columns),
             "features": list(data.feature_names),
@@ -153,7 +160,7 @@ def build_document(
         train_data=None if ctx.train is None else {
             "path": Path(ctx.train.data.path).name,
             "sha256": ctx.train.data.sha256,
-            "size_bytes": Path(ctx.train.data.path).stat().st_size,
+            "size_bytes": data_size(Path(ctx.train.data.path)),
             "rows": ctx.train.data.n_rows,
             "class_balance": class_balance(ctx.train.data.y, ctx.task.class_names),
         },

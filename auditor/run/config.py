@@ -47,6 +47,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "sensitive": (list, str),
     "history": str,
     "train_data": str,
+    "labels": str,
     "fail_on": str,
     "not_assessed": str,
     "classes": (list, str),
@@ -62,6 +63,8 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "memory_budget": (str, int),
     "engine": str,
     "ray_address": str,
+    "image_size": str,
+    "image_mode": str,
     "seed": int,
     "audit_timeout": (int, float),
     "inference_timeout": (int, float),
@@ -83,7 +86,7 @@ CODE_SETTINGS = {
 #: Settings that send the data and the model to other machines, with their options.
 SEND_SETTINGS = {"ray_address": "--ray-address"}
 #: Settings naming files whose contents go into the report, with their options.
-FILE_SETTINGS = {"card": "--card", "history": "--history", "train_data": "--train-data"}
+FILE_SETTINGS = {"card": "--card", "history": "--history", "train_data": "--train-data", "labels": "--labels"}
 
 
 class Settings(dict[str, Any]):

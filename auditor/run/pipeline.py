@@ -23,6 +23,7 @@ from auditor.loading.columns import plan_read
 from auditor.loading.in_memory import UNCONFINED, borrowed, is_module, module_model
 from auditor.loading.inputs import budget_of
 from auditor.loading.model import LoadedModel, load_model
+from auditor.loading.sources import spec_from
 from auditor.run.assemble import build_report
 from auditor.run.config import audit_options
 from auditor.run.energy import EnergyMeter, MeterError, NullMeter, settings_for
@@ -75,7 +76,9 @@ def _load_train(
 ) -> tuple[TrainData, StreamFacts]:
     """The training data: the audit data's features and target, one more streamed pass."""
     assert cfg.train_data is not None
-    plan = plan_read(cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named)
+    image = spec_from(model.metadata, cfg.image_size, cfg.image_mode)
+    plan = plan_read(cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named,
+                     image=image, allow_symlinks=cfg.allow_symlinks)
     done = stream_pass(
         plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
         default_batch=_default_batch(device), seed=cfg.seed,
@@ -219,10 +222,14 @@ def _execute(
             )
         timings["load_model"] = time.perf_counter() - t
 
-    input_shape = cfg.input_shape or model.metadata.get("input_shape") or None
     with progress.step("Reading the data's header"):
+        image = spec_from(model.metadata, cfg.image_size, cfg.image_mode)
         plan = plan_read(cfg.data, target=cfg.target, features=cfg.features, metadata=model.metadata,
-                         sensitive=cfg.sensitive, named=named)
+                         sensitive=cfg.sensitive, named=named, labels=cfg.labels, image=image,
+                         allow_symlinks=cfg.allow_symlinks)
+    # declared (--input-shape, the metadata), else the shape the data hold (an image folder, arrays)
+    input_shape = cfg.input_shape or model.metadata.get("input_shape") or (
+        list(plan.source.input_shape) if plan.source is not None and len(plan.source.input_shape) > 1 else None)
     if isinstance(meter, EnergyMeter):
         with progress.step("Starting the energy meter (codecarbon)"):
             meter.ready()

@@ -53,6 +53,10 @@ class RunConfig:
     model_metadata: dict[str, Any] | None = None
     data_label: str | None = None
     train_data_label: str | None = None
+    labels: Path | None = None  # an image folder's labels table (file, label, sensitive columns...)
+    image_size: str | None = None  # HEIGHTxWIDTH images are resized to
+    image_mode: str | None = None  # L, LA, RGB or RGBA images are converted to
+    allow_symlinks: bool = False
 
 
 class Progress:

@@ -315,16 +315,21 @@ def stream_pass(
             again = more
 
 
-def _prefetched(chunks: Iterator[pa.Table], plan: ReadPlan) -> Iterator[tuple[pa.Table, np.ndarray, int]]:
+def _prefetched(chunks: Iterator[Any], plan: ReadPlan) -> Iterator[tuple[pa.Table, np.ndarray, int]]:
     """Each chunk with its checked feature matrix and first row, the next one read and checked
-    on a second thread while the caller works on this one."""
+    on a second thread while the caller works on this one. ``chunks``: tables of a file, or
+    (table, inputs) pairs of a source (:mod:`auditor.loading.sources`), whose inputs are checked."""
     offset = 0
 
     def read(start: int) -> tuple[pa.Table, np.ndarray] | None:
-        table = next(chunks, None)
-        if table is None:
+        item = next(chunks, None)
+        if item is None:
             return None
-        return table, check_chunk(plan, table, start)
+        if isinstance(item, tuple):
+            table, X = item
+            check_chunk(plan, table, start, features=False)
+            return table, X
+        return item, check_chunk(plan, item, start)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         future: Future[Any] = pool.submit(read, 0)
@@ -353,18 +358,20 @@ def _one_pass(
     started = time.perf_counter()
     rows_per_chunk, batch = plan_chunks(plan, budget, batch_size, default_batch)
     reader = ChunkReader(plan, rows_per_chunk, dict(again.types), again.block_size)
+    source = plan.source
     keeper = FeatureKeeper(len(plan.feature_names), budget.features, seed)
     batches = Batches(infer, batch)
     keep_names = list(dict.fromkeys(plan.keep))
     kept: list[pa.Table] = []
     facts = StreamFacts(batch_size=batch, budget_bytes=budget.total, budget_source=budget.source,
                         reread=sorted(again.types))
-    expected = estimated_rows(plan)
+    expected = estimated_rows(plan) if source is None else source.n_rows
     kept_bytes = 0
     with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(sha256_file, plan.path)
+        digest = pool.submit(sha256_file, plan.path) if source is None else pool.submit(source.digest)
+        chunks = reader.chunks() if source is None else source.chunks(rows_per_chunk)
         with progress(label, expected) as advance:
-            for table, X, offset in _prefetched(reader.chunks(), plan):
+            for table, X, offset in _prefetched(chunks, plan):
                 n = table.num_rows
                 batches.feed(X, offset)
                 keeper.add(X, offset)
@@ -380,7 +387,8 @@ def _one_pass(
             if facts.rows == 0:
                 raise no_rows(plan.path)
             outputs = batches.close()  # the last batch, within the step (an --inference-timeout guards it)
-        reader.check_unchanged(facts.rows)
+        if source is None:
+            reader.check_unchanged(facts.rows)
         X_kept, rows = keeper.result()
         table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
         raw = finish(plan, table, X_kept, facts.rows, digest.result())

@@ -1,0 +1,273 @@
+"""A folder of images as data.
+
+Two layouts:
+
+- **class sub-folders** (``test_images/<class>/*.png``, as torchvision's ``ImageFolder``):
+  the label of an image is its folder's name, in a column ``label``;
+- **a flat folder and a labels table** (``--labels labels.csv``, CSV or Parquet): the table's
+  ``file`` column (else its first) names each image relative to the folder, and its other
+  columns (the label, sensitive columns, ...) go beside it. With class sub-folders a labels
+  table adds columns too (its ``file`` column then holds paths like ``cat/001.png``).
+
+Every example has a ``file`` column (its path relative to the folder). Images are read with
+Pillow, several at a time on threads, as float32 in [0, 1], channels first, as the files hold
+them: every image must then have the same size and mode, or the run says what to declare
+(``--image-size``, ``--image-mode``, or ``image`` in the model's metadata, which may also give
+a per-channel ``mean`` and ``std`` to normalise with). Files are taken in sorted order;
+dot-files are ignored; any other file that is not an image is an error naming it, as is an
+empty class, a corrupt or truncated image, or one past Pillow's decompression-bomb limit.
+Symbolic links are not followed into folders (no loops), and a link to a file outside the
+folder is refused unless ``--allow-symlinks``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from auditor.contract.errors import DataError, UsageError
+from auditor.loading.sources.base import MODES, ArraySource, ImageSpec
+
+#: Extensions read as images (lower case); other files (but dot-files) are an error.
+EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+#: Most files listed in one folder (a guard against a folder that is not a data set).
+MAX_FILES = 10_000_000
+_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+def _images_in(folder: Path, root: Path, allow_symlinks: bool) -> tuple[list[Path], list[Path]]:
+    """The image files and the sub-folders directly in ``folder``, sorted."""
+    files, folders = [], []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise DataError(f"The image folder {folder.name} cannot be listed ({exc.strerror or exc}).") from None
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(path)
+            continue
+        if entry.is_symlink():
+            if entry.is_dir():
+                raise DataError(f"{path.relative_to(root)} in {root.name} is a symbolic link to a folder; links to "
+                                "folders are not followed (they can loop).",
+                                hint="Copy or move the images into the data folder.")
+            real = Path(os.path.realpath(path))
+            if not allow_symlinks and root.resolve() not in real.parents:
+                raise UsageError(f"{path.relative_to(root)} in {root.name} is a symbolic link that leads out of the "
+                                 "data folder; auditor does not follow such links on its own.",
+                                 hint="Pass --allow-symlinks if the links are meant (git-annex, DVC).")
+        if not entry.is_file():
+            raise DataError(f"{path.relative_to(root)} in {root.name} is not a regular file.",
+                            hint="Keep only image files (and their class folders) in the data folder.")
+        if path.suffix.lower() not in EXTENSIONS:
+            raise DataError(f"{path.relative_to(root)} in {root.name} is not an image file (by its name); an image "
+                            f"folder holds only images ({', '.join(sorted(EXTENSIONS))}).",
+                            hint="Move other files out of the data folder (dot-files are ignored).")
+        files.append(path)
+        if len(files) > MAX_FILES:
+            raise DataError(f"The image folder {root.name} holds more than {MAX_FILES:,} files.")
+    return files, folders
+
+
+@dataclass
+class ImageFolder(ArraySource):
+    path: Path
+    kind: str
+    n_rows: int
+    input_shape: tuple[int, ...]
+    columns: list[str]
+    files_: list[Path]
+    spec: ImageSpec
+    mode: str
+    table: pa.Table
+    skipped: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path, *, labels: Path | None, spec: ImageSpec, allow_symlinks: bool = False,
+             names_only: bool = False) -> ImageFolder:
+        """The folder's images, listed; ``names_only``: listed only (no labels table needed,
+        no image opened), for a scan of the file names."""
+        top, classes = _images_in(path, path, allow_symlinks)
+        if top and classes:
+            raise DataError(f"The image folder {path.name} holds both images ({top[0].name}, ...) and folders "
+                            f"({classes[0].name}, ...).",
+                            hint="Use class sub-folders (folder/<class>/<image>) or a flat folder with --labels, not both.")
+        columns: dict[str, list[Any]] = {}
+        if classes:
+            files: list[Path] = []
+            names: list[str] = []
+            for folder in classes:
+                inside, deeper = _images_in(folder, path, allow_symlinks)
+                if deeper:
+                    raise DataError(f"The class folder {folder.name} in {path.name} holds a folder ({deeper[0].name}); "
+                                    "class folders hold images only.")
+                if not inside:
+                    raise DataError(f"The class folder {folder.name} in {path.name} holds no image.",
+                                    hint="Remove the empty class folder, or add its images.")
+                files += inside
+                names += [folder.name] * len(inside)
+            columns["label"] = names
+        elif top:
+            if labels is None and not names_only:
+                raise UsageError(f"The image folder {path.name} has no class sub-folders, so the labels must come "
+                                 "from a table.", hint="Pass --labels labels.csv (a file column and a label column), "
+                                 "or sort the images into class folders (folder/<class>/<image>).")
+            files = top
+        else:
+            raise DataError(f"The image folder {path.name} holds no image.",
+                            hint="Point --data at a folder of class sub-folders of images, or of images with --labels.")
+        relative = [f.relative_to(path).as_posix() for f in files]
+        table = pa.table({"file": relative, **columns})
+        if names_only:
+            return cls(path=path, kind="images", n_rows=len(files), input_shape=(0, 0, 0), columns=table.column_names,
+                       files_=files, spec=spec, mode="", table=table)
+        if labels is not None:
+            table, files = _join_labels(path, labels, table, files)
+        first = _probe(files[0], path, spec)
+        mode = spec.mode or first[0]
+        size = spec.size or first[1]
+        channels = MODES.get(mode, 1)
+        if spec.mean is not None and len(spec.mean) not in (1, channels) or \
+                spec.std is not None and len(spec.std) not in (1, channels):
+            raise UsageError(f"The image mean and std need 1 or {channels} values ({mode}).")
+        return cls(path=path, kind="images", n_rows=len(files), input_shape=(channels, size[0], size[1]),
+                   columns=[c for c in table.column_names], files_=files, spec=spec, mode=mode, table=table)
+
+    def files(self) -> list[Path]:
+        return list(self.files_)
+
+    def head(self, rows: int) -> pa.Table:
+        return self.table.slice(0, rows)
+
+    def chunks(self, rows: int) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        width = self.n_features
+        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+            for start in range(0, self.n_rows, rows):
+                stop = min(start + rows, self.n_rows)
+                X = np.empty((stop - start, width), dtype=np.float32)
+                for i, values in enumerate(pool.map(self._read, self.files_[start:stop])):
+                    X[i] = values.reshape(-1)
+                yield self.table.slice(start, stop - start), X
+
+    def _read(self, file: Path) -> np.ndarray:
+        """One image as float32 (C, H, W) in [0, 1], normalised when declared."""
+        image = _decoded(file, self.path)
+        try:
+            got = _mode_of(image)
+            if got != self.mode:
+                if self.spec.mode is None:
+                    raise DataError(
+                        f"The images in {self.path.name} are not all of one mode: {file.relative_to(self.path)} is "
+                        f"{got}, the first is {self.mode}.",
+                        hint=f"Declare the mode to convert them to: --image-mode {self.mode} (or image.mode in the "
+                        "model's metadata).")
+                image = image.convert(self.spec.mode)
+            elif image.mode != got:
+                image = image.convert(got)
+            height, width = self.input_shape[1], self.input_shape[2]
+            if image.size != (width, height):
+                if self.spec.size is None:
+                    raise DataError(
+                        f"The images in {self.path.name} are not all of one size: {file.relative_to(self.path)} is "
+                        f"{image.size[1]}x{image.size[0]} (height x width), the first {height}x{width}.",
+                        hint=f"Declare the size to resize them to: --image-size {height}x{width} (or image.size in "
+                        "the model's metadata).")
+                from PIL import Image
+
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            array = np.asarray(image)
+        finally:
+            image.close()
+        scale = 65535.0 if array.dtype == np.uint16 else (255.0 if array.dtype == np.uint8 else 1.0)
+        values = array.astype(np.float32) / np.float32(scale) if scale != 1.0 else array.astype(np.float32)
+        values = values[None, :, :] if values.ndim == 2 else np.moveaxis(values, -1, 0)
+        if self.spec.mean is not None:
+            values = values - np.asarray(self.spec.mean, dtype=np.float32)[:, None, None]
+        if self.spec.std is not None:
+            values = values / np.asarray(self.spec.std, dtype=np.float32)[:, None, None]
+        return values
+
+
+def _mode_of(image: Any) -> str:
+    """The mode an image is read as, as the file holds it: palette images as RGB (RGBA when
+    transparent), 1-bit and 16-bit grey as L-like grey; others as they are."""
+    mode = image.mode
+    if mode == "P":
+        return "RGBA" if "transparency" in image.info else "RGB"
+    if mode in ("1", "I;16", "I;16B", "I;16L", "I", "F"):
+        return "L"
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return "RGB"
+    if mode == "PA":
+        return "RGBA"
+    return mode if mode in MODES else "RGB"
+
+
+def _decoded(file: Path, root: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    shown = file.relative_to(root)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(file)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"The image {shown} in {root.name} has more pixels than Pillow reads safely "
+                        f"({Image.MAX_IMAGE_PIXELS:,}): it may be a decompression bomb.",
+                        hint="Resize it, or remove it from the data folder.") from None
+    except UnidentifiedImageError:
+        raise DataError(f"The file {shown} in {root.name} is not an image Pillow can read.",
+                        hint="Remove it, or save it again as PNG or JPEG.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        said = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise DataError(f"The image {shown} in {root.name} is corrupt or truncated ({said}).",
+                        hint="Remove it, or save it again.") from None
+    return image
+
+
+def _probe(file: Path, root: Path, spec: ImageSpec) -> tuple[str, tuple[int, int]]:
+    image = _decoded(file, root)
+    try:
+        return _mode_of(image), (image.size[1], image.size[0])
+    finally:
+        image.close()
+
+
+def _join_labels(root: Path, labels: Path, listed: pa.Table, files: list[Path]) -> tuple[pa.Table, list[Path]]:
+    """The labels table's rows in the order of its file column, each joined to its image."""
+    from auditor.loading.sample_rows import read_table
+
+    table = read_table(labels).table
+    if table.num_rows == 0:
+        raise DataError(f"The labels table {labels.name} has no rows.")
+    key = "file" if "file" in table.column_names else table.column_names[0]
+    names = [str(v) for v in table.column(key).to_pylist()]
+    index = {name: i for i, name in enumerate(listed.column("file").to_pylist())}
+    missing = [name for name in names if name not in index]
+    if missing:
+        raise DataError(f"The labels table {labels.name} names {len(missing):,} file(s) not in the folder "
+                        f"{root.name}, e.g. {missing[0]!r}.",
+                        hint=f"Its {key!r} column must hold paths relative to {root.name}, like "
+                        f"{listed.column('file')[0].as_py()!r}.")
+    if len(set(names)) != len(names):
+        raise DataError(f"The labels table {labels.name} names a file twice in its {key!r} column.")
+    order = [index[name] for name in names]
+    joined = {"file": pa.array(names)}
+    for column in listed.column_names:
+        if column != "file" and column not in table.column_names:
+            joined[column] = listed.column(column).take(pa.array(order))
+    for column in table.column_names:
+        if column != key:
+            joined[column] = table.column(column)
+    return pa.table(joined), [files[i] for i in order]

@@ -1,0 +1,272 @@
+"""Data of every shape: an image folder, a NumPy archive and a dict of tensors are audited like
+tables.
+
+The same digit images as PNG files in class folders, as ``np.savez`` arrays, as a
+``torch.save`` dict and as a CSV file with ``--input-shape`` give the same report; the model's
+outputs equal a hand-written Pillow + torch loop over the files; each source's bad inputs are one
+line and exit 2 with nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn import datasets
+
+from auditor.loading.sources import source_kind
+from tests.cli_helpers import assert_clean_input_error, invoke, read_report
+
+OPTIONS = ("--format", "json", "-q", "--fail-on", "never", "--skip", "carbon", "-o", "metrics.n_resamples=200",
+           "-o", "explain.samples=100")
+
+
+class DigitsCNN(torch.nn.Module):
+    """8x8 grey digits in [0, 1] -> 10 logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+        self.head = torch.nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).flatten(1))
+
+
+class Digits:
+    """300 test digits written four ways, and a CNN trained on the rest."""
+
+    def __init__(self, root: Path) -> None:
+        d = datasets.load_digits()
+        pixels = np.round(d.images * 255 / 16).astype(np.uint8)  # scikit-learn's 0..16 as 8-bit grey
+        order = np.random.default_rng(0).permutation(len(d.target))
+        test, train = order[:300], order[300:]
+        torch.manual_seed(0)
+        self.module = DigitsCNN()
+        optimiser = torch.optim.Adam(self.module.parameters(), 1e-2)
+        X = torch.tensor(pixels[train] / 255.0, dtype=torch.float32)[:, None]
+        for _ in range(120):
+            optimiser.zero_grad()
+            torch.nn.functional.cross_entropy(self.module(X), torch.tensor(d.target[train])).backward()
+            optimiser.step()
+        self.module.eval()
+        self.model = root / "cnn.pt"
+        meta = {"class_names": [str(i) for i in range(10)]}
+        torch.jit.save(torch.jit.script(self.module), str(self.model), _extra_files={"auditor.json": json.dumps(meta)})
+        self.folder = root / "images"
+        names = []
+        for j, i in enumerate(test):
+            where = self.folder / str(d.target[i])
+            where.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels[i]).save(where / f"{j:04d}.png")
+            names.append((str(d.target[i]), f"{j:04d}.png", i))
+        names.sort()  # the folder's order: class folders, then files, sorted
+        self.files = [self.folder / label / name for label, name, _ in names]
+        self.labels = [label for label, _, _ in names]
+        self.X = (pixels[[i for *_, i in names]].astype(np.float32) / np.float32(255))[:, None]
+        self.npz = root / "test.npz"
+        np.savez(self.npz, X=self.X, label=np.array(self.labels))
+        self.tensors = root / "test.pt"
+        torch.save({"X": torch.tensor(self.X), "label": self.labels}, self.tensors)
+        self.csv = root / "test.csv"
+        frame = pd.DataFrame({f"c0_y{r}_x{c}": self.X[:, 0, r, c] for r in range(8) for c in range(8)})
+        frame["label"] = self.labels
+        frame.to_csv(self.csv, index=False, float_format="%.9g")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
+    return Digits(tmp_path_factory.mktemp("shapes"))
+
+
+def _audit(digits: Digits, data: Path, out: Path, *extra: object) -> dict:
+    result = invoke(digits.model, "--data", data, "--out", out, *OPTIONS, *extra)
+    assert result.exit_code == 0, result.stderr
+    return read_report(out)
+
+
+def _figures(report: dict) -> str:
+    """Everything but how the run went and the privacy scan (which reads the file's own columns)."""
+    report = json.loads(json.dumps(report))
+    for key in ("run", "measurements", "data"):
+        report.pop(key)
+    report["audits"].pop("privacy")
+    return json.dumps(report, sort_keys=True)
+
+
+def test_sources_are_recognised_by_content(digits, tmp_path):
+    assert source_kind(digits.folder) == "images"
+    assert source_kind(digits.npz) == "npz"
+    assert source_kind(digits.tensors) == "tensors"
+    assert source_kind(digits.csv) is None
+    assert source_kind(digits.model) is None  # TorchScript is a model, not tensors
+    renamed = tmp_path / "data.bin"
+    renamed.write_bytes(digits.npz.read_bytes())
+    assert source_kind(renamed) == "npz"
+
+
+def test_an_image_folder_npz_tensors_and_csv_give_the_same_report(digits, tmp_path):
+    csv = _audit(digits, digits.csv, tmp_path / "csv", "--input-shape", "1,8,8")
+    for name, data in (("folder", digits.folder), ("npz", digits.npz), ("tensors", digits.tensors)):
+        report = _audit(digits, data, tmp_path / name)
+        assert _figures(report) == _figures(csv), name
+        assert report["data"]["rows"] == 300 and report["data"]["features"][:2] == ["c0_y0_x0", "c0_y0_x1"]
+    accuracy = csv["audits"]["metrics"]["metrics"]["accuracy"]["value"]
+    assert accuracy > 0.85  # a real model, not noise
+    folder = read_report(tmp_path / "folder")
+    assert folder["data"]["size_bytes"] == sum(f.stat().st_size for f in digits.files)
+    privacy = folder["audits"]["privacy"]
+    assert "by the values of all 300 rows" in privacy["summary"]  # the file names and labels were scanned
+
+
+def test_the_outputs_equal_a_hand_written_loop_over_the_files(digits, tmp_path):
+    report = _audit(digits, digits.folder, tmp_path / "out", "--audits", "metrics")
+    with torch.no_grad():
+        images = [np.asarray(Image.open(f), dtype=np.float32) / 255 for f in digits.files]
+        logits = digits.module(torch.tensor(np.stack(images))[:, None])
+    predicted = logits.argmax(1).numpy()
+    truth = np.array([int(label) for label in digits.labels])
+    assert report["audits"]["metrics"]["metrics"]["accuracy"]["value"] == pytest.approx(np.mean(predicted == truth))
+
+
+def test_a_flat_folder_takes_its_labels_and_sensitive_columns_from_a_table(digits, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    rows = []
+    for k, (file, label) in enumerate(zip(digits.files, digits.labels)):
+        name = f"img{k:04d}.png"
+        (flat / name).write_bytes(file.read_bytes())
+        rows.append({"file": name, "digit": label, "site": "north" if k % 3 else "south"})
+    table = tmp_path / "labels.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    report = _audit(digits, flat, tmp_path / "out", "--labels", table, "--target", "digit", "--sensitive", "site")
+    assert report["data"]["target"] == "digit" and report["data"]["rows"] == 300
+    table = next(t for t in report["audits"]["fairness"]["tables"] if t["name"] == "groups_site")
+    counts = {row[0]: row[2] for row in table["rows"]}
+    assert counts == {"north": 200, "south": 100}  # the table's sensitive column, row by row
+    same = _audit(digits, digits.folder, tmp_path / "classes", "--audits", "metrics")
+    assert report["audits"]["metrics"]["metrics"]["accuracy"] == same["audits"]["metrics"]["metrics"]["accuracy"]
+
+
+def test_mixed_sizes_need_a_declared_size_and_then_are_resized(digits, tmp_path):
+    folder = tmp_path / "mixed"
+    for label in ("0", "1"):
+        (folder / label).mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "0" / "a.png")
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(folder / "1" / "b.png")
+    result = invoke(digits.model, "--data", folder, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "not all of one size", "1/b.png is 16x16", "--image-size 8x8")
+    assert not (tmp_path / "out").exists()
+    report = _audit(digits, folder, tmp_path / "resized", "--image-size", "8x8", "--audits", "metrics")
+    assert report["data"]["rows"] == 2
+
+
+def test_mixed_modes_need_a_declared_mode(digits, tmp_path):
+    folder = tmp_path / "modes"
+    (folder / "0").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "0" / "a.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "0" / "b.png")
+    result = invoke(digits.model, "--data", folder, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "not all of one mode", "0/b.png is RGB", "--image-mode L")
+    report = _audit(digits, folder, tmp_path / "grey", "--image-mode", "L", "--audits", "metrics")
+    assert report["data"]["rows"] == 2
+
+
+def _folder_with(tmp_path: Path, name: str, content: bytes) -> Path:
+    folder = tmp_path / "bad"
+    (folder / "3").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "3" / "ok.png")
+    (folder / "3" / name).write_bytes(content)
+    return folder
+
+
+@pytest.mark.parametrize(("name", "content", "fragments"), [
+    ("notes.txt", b"hello", ("3/notes.txt in bad is not an image file",)),
+    ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, ("3/broken.png in bad",)),
+    ("cut.png", None, ("3/cut.png in bad is corrupt or truncated",)),
+], ids=["not-an-image", "corrupt", "truncated"])
+def test_a_bad_file_in_an_image_folder_is_one_line_naming_it(digits, tmp_path, name, content, fragments):
+    if content is None:
+        import io
+
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8)).save(buffer, "PNG")
+        content = buffer.getvalue()[:-30]
+    folder = _folder_with(tmp_path, name, content)
+    result = invoke(digits.model, "--data", folder, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_decompression_bomb_is_refused(digits, tmp_path, monkeypatch):
+    folder = _folder_with(tmp_path, "big.png", b"")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(folder / "3" / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 is then past twice the limit
+    from auditor.contract.errors import DataError
+    from auditor.loading.sources.images import _decoded
+
+    with pytest.raises(DataError, match="decompression bomb"):
+        _decoded(folder / "3" / "big.png", folder)
+
+
+def test_empty_classes_flat_folders_without_labels_and_missing_files_are_refused(digits, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "cat").mkdir(parents=True)
+    result = invoke(digits.model, "--data", empty, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "The class folder cat in empty holds no image")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(flat / "a.png")
+    result = invoke(digits.model, "--data", flat, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "has no class sub-folders", "--labels labels.csv")
+    table = tmp_path / "labels.csv"
+    table.write_text("file,label\na.png,1\nmissing.png,2\n")
+    result = invoke(digits.model, "--data", flat, "--labels", table, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "names 1 file(s) not in the folder flat", "'missing.png'")
+
+
+def test_a_link_to_a_folder_is_not_followed(digits, tmp_path):
+    folder = tmp_path / "loop"
+    (folder / "0").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "0" / "a.png")
+    (folder / "0" / "again").symlink_to(folder, target_is_directory=True)
+    result = invoke(digits.model, "--data", folder, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "is a symbolic link to a folder")
+
+
+def test_arrays_of_mismatched_length_and_odd_archives_are_refused(digits, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X=np.zeros((5, 1, 8, 8), np.float32), label=np.arange(4))
+    result = invoke(digits.model, "--data", bad, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "holds the array 'label' of shape (4,)", "inputs 'X' hold 5 examples")
+    nan = tmp_path / "nan.npz"
+    X = np.zeros((5, 1, 8, 8), np.float32)
+    X[3, 0, 2, 2] = np.nan
+    np.savez(nan, X=X, label=np.arange(5))
+    result = invoke(digits.model, "--data", nan, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "NaN or infinite value in example 4")
+    weights = tmp_path / "weights.pt"
+    torch.save(digits.module.state_dict(), weights)
+    result = invoke(digits.model, "--data", weights, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "looks like a model's weights", "Did you swap")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_mean_and_std_in_the_metadata_normalise_the_images_as_the_same_arrays_normalised_by_hand(digits, tmp_path):
+    model = tmp_path / "normalised.pt"
+    meta = {"class_names": [str(i) for i in range(10)], "image": {"mean": [0.25], "std": [0.5]}}
+    torch.jit.save(torch.jit.script(digits.module), str(model), _extra_files={"auditor.json": json.dumps(meta)})
+    arrays = tmp_path / "normalised.npz"
+    np.savez(arrays, X=(digits.X - np.float32(0.25)) / np.float32(0.5), label=np.array(digits.labels))
+    only = ("--audits", "metrics", "--format", "json", "-q")
+    for data, out in ((digits.folder, "folder"), (arrays, "arrays")):
+        assert invoke(model, "--data", data, "--out", tmp_path / out, *only).exit_code == 0
+    folder, by_hand = read_report(tmp_path / "folder"), read_report(tmp_path / "arrays")
+    assert folder["audits"]["metrics"] == by_hand["audits"]["metrics"]
+    plain = _audit(digits, digits.folder, tmp_path / "plain", "--audits", "metrics")
+    assert plain["audits"]["metrics"]["metrics"]["log_loss"] != folder["audits"]["metrics"]["metrics"]["log_loss"]
