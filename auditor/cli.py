@@ -482,13 +482,15 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
 
 
 @cli.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True, help="Report folder.")
+@click.option("--images", is_flag=True, help="Audit the image demo instead: a small CNN on 8x8 handwritten digits, read from PNG files in class folders (reports/demo-images/ by default).")
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder (default reports/demo, or reports/demo-images with --images).")
 @click.option("--format", "formats", help="Comma-separated: html,md,json,junit,pdf (default html,md,json); report.json is always written.")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def demo_command(**kw: Any) -> None:
-    """Audit the bundled example: an MLP trained on UCI Adult (census income).
+    """Audit the bundled example: an MLP trained on UCI Adult (census income); with
+    --images, a small CNN on handwritten digits read from PNG files in class folders.
 
     The model, its test data and its training history ship inside the package; see
     auditor/demo/README.md for how they were made and the dataset's licence (CC BY 4.0).
@@ -496,15 +498,17 @@ def demo_command(**kw: Any) -> None:
     overfitting from the recorded history and the training data. The fairness verdict is
     FAIL, and that is the point of the demo: the exit code is 0 unless an audit broke (3).
     """
-    from auditor.loading.bundled import demo_files
+    from auditor.loading.bundled import demo_files, image_demo_files
 
-    demo = demo_files()
+    images = bool(kw.pop("images", False))
+    demo = image_demo_files() if images else demo_files()
     kw.update(
         model=demo.model,
         data=demo.data,
         history=demo.history,
         train_data=demo.train_data,
-        command="audit demo",
+        command="audit demo --images" if images else "audit demo",
+        out=kw.get("out") or Path("reports/demo-images" if images else "reports/demo"),
     )
     with _terminate_as_interrupt():
         code = _run(kw, demo=True)

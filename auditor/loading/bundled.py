@@ -32,3 +32,16 @@ def demo_files() -> DemoFiles:
             hint="Rebuild them with 'python scripts/build_demo.py' from a source checkout.",
         )
     return found
+
+
+def image_demo_files() -> DemoFiles:
+    """The image demo's CNN, its test and training image folders and its recorded history."""
+    folder = Path(str(files("auditor").joinpath("demo"))) / "images"
+    found = DemoFiles(model=folder / "cnn.pt", data=folder / "test", history=folder / "history.csv",
+                      train_data=folder / "train")
+    if not (found.model.is_file() and found.data.is_dir() and found.train_data.is_dir() and found.history.is_file()):
+        raise UsageError(
+            "The bundled image demo files are missing from this installation.",
+            hint="Rebuild them with 'python scripts/build_image_demo.py' from a source checkout.",
+        )
+    return found
