@@ -10,6 +10,10 @@ detection as the run's data, CSV columns as text);
 column gets its role in this run: fed to the model, the target, a sensitive attribute, a
 column an audit option names, or not used.
 
+For an image folder the columns are the file names and the labels table's columns, and the
+images' own metadata (EXIF, text chunks) are counted by the kinds of personal data they hold
+(:mod:`auditor_plugins.privacy.image_metadata`), never shown.
+
 The verdict warns when the model is fed a column that looks like an identifier; columns it
 does not see are an info finding per file (the file itself holds personal data). The result
 holds file and column names, kinds, counts and shares only: never a row or a value. A file
