@@ -193,6 +193,20 @@ def compas(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     return Trained(module, frame, ["decile_score"], "two_year_recid", folder)
 
 
+@pytest.fixture(scope="session")
+def demo_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The demo's report.json, written once per session by a real ``python -m auditor demo``
+    process (default threads), for the tests that read it and do not change it."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "out"
+    done = subprocess.run([sys.executable, "-m", "auditor", "demo", "--out", str(out), "-q", "--format", "json"],
+                          check=False, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder on sys.path to install third-party plugins into (see cli_helpers.install_plugin)."""

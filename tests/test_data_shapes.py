@@ -138,6 +138,9 @@ def test_a_flat_folder_takes_its_labels_and_sensitive_columns_from_a_table(digit
     table = next(t for t in report["audits"]["fairness"]["tables"] if t["name"] == "groups_site")
     counts = {row[0]: row[2] for row in table["rows"]}
     assert counts == {"north": 200, "south": 100}  # the table's sensitive column, row by row
+    scanned = next(t for t in report["audits"]["privacy"]["tables"] if t["name"] == "scanned_files")["rows"]
+    assert [(row[0], row[1], row[3], row[4]) for row in scanned] == [
+        ("flat", "audit data (--data)", 1, 1), ("labels.csv", "labels table (--labels)", 3, 3)]
     same = _audit(digits, digits.folder, tmp_path / "classes", "--audits", "metrics")
     assert report["audits"]["metrics"]["metrics"]["accuracy"] == same["audits"]["metrics"]["metrics"]["accuracy"]
 

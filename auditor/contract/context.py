@@ -111,6 +111,7 @@ class Dataset:
     y: np.ndarray | None = None
     named: dict[str, np.ndarray] = field(default_factory=dict)
     rows: np.ndarray | None = None
+    labels: str | None = None  # the labels table an image folder came with (--labels)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ MAX_LISTED = 12
 
 FED = "fed to the model"
 #: What each file is to the run, for the report: (the words for it, the option that names it).
-ROLES = {"data": ("audit data", "--data"), "train": ("training data", "--train-data")}
+ROLES = {"data": ("audit data", "--data"), "train": ("training data", "--train-data"),
+         "labels": ("labels table", "--labels")}
 
 
 def _shown(column: str) -> str:
@@ -145,6 +146,7 @@ class PrivacyAudit(Audit):
         self.check(options)
         ignore = [name.strip() for name in str(options["ignore"]).split(",") if name.strip()]
         files = [("data", ctx.data)] + ([("train", ctx.train.data)] if ctx.train is not None else [])
+        files += [("labels", table) for table in [_labels_table(ctx.data)] if table is not None]
         scanned = [_scan_file(ctx, role, data, ignore, options) for role, data in files]
         flagged = [flag for item in scanned for flag in item.flags]
         fed = _by_column([flag for flag in flagged if FED in flag.roles])
@@ -178,12 +180,37 @@ class PrivacyAudit(Audit):
         )
 
 
+def _labels_table(data: Dataset) -> Dataset | None:
+    """An image folder's labels table (--labels) as a data file of its own: its columns are
+    judged like any data file's, with their roles in the run (target, sensitive...)."""
+    if not data.labels:
+        return None
+    from dataclasses import replace
+
+    from auditor.loading.layout import csv_layout, format_of, parquet_columns
+
+    path = Path(data.labels)
+    try:
+        fmt = format_of(path)
+        columns = parquet_columns(path) if fmt == "parquet" else csv_layout(path, fmt).columns
+    except Exception:  # noqa: BLE001 - the run read it; if it cannot be read now it is judged by the run's names
+        columns = [c for c in data.columns if c != "file"]
+    return replace(data, path=str(path), columns=list(columns), feature_names=[], labels=None)
+
+
 def _scan_file(ctx: AuditContext, role: str, data: Dataset, ignore: list[str],
                options: Mapping[str, Any]) -> Scanned:
     """Read one file's sample, judge its every column, and drop the sample (only the scans stay)."""
     from auditor_plugins.privacy.patterns import judge
 
     columns = list(data.columns)
+    if Path(data.path).is_dir():  # an image folder: its file names (and class folders); --labels is its own file
+        from dataclasses import replace
+
+        from auditor.loading.sources import open_source
+
+        columns = list(open_source(Path(data.path), "images", names_only=True).columns)
+        data = replace(data, columns=columns)
     sample = read_sample(Path(data.path), columns, int(options["sample_rows"]), float(options["min_share"]))
     repeated = {name for name, count in Counter(columns).items() if count > 1}
     item = Scanned(role=role, data=data, sample=sample)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -90,7 +90,8 @@ class ImageFolder(ArraySource):
     spec: ImageSpec
     mode: str
     table: pa.Table
-    skipped: list[str] = field(default_factory=list)
+    labels_path: Path | None = None
+    names_only: bool = False
 
     @classmethod
     def open(cls, path: Path, *, labels: Path | None, spec: ImageSpec, allow_symlinks: bool = False,
@@ -130,7 +131,7 @@ class ImageFolder(ArraySource):
         table = pa.table({"file": relative, **columns})
         if names_only:
             return cls(path=path, kind="images", n_rows=len(files), input_shape=(0, 0, 0), columns=table.column_names,
-                       files_=files, spec=spec, mode="", table=table)
+                       files_=files, spec=spec, mode="", table=table, names_only=True)
         if labels is not None:
             table, files = _join_labels(path, labels, table, files)
         first = _probe(files[0], path, spec)
@@ -141,13 +142,20 @@ class ImageFolder(ArraySource):
                 spec.std is not None and len(spec.std) not in (1, channels):
             raise UsageError(f"The image mean and std need 1 or {channels} values ({mode}).")
         return cls(path=path, kind="images", n_rows=len(files), input_shape=(channels, size[0], size[1]),
-                   columns=[c for c in table.column_names], files_=files, spec=spec, mode=mode, table=table)
+                   columns=[c for c in table.column_names], files_=files, spec=spec, mode=mode, table=table,
+                   labels_path=labels)
 
     def files(self) -> list[Path]:
         return list(self.files_)
 
     def head(self, rows: int) -> pa.Table:
         return self.table.slice(0, rows)
+
+    def describe(self) -> str:
+        if self.names_only:
+            return f"a folder of {self.n_rows:,} images (file names" + (", class folders)" if "label" in self.columns
+                                                                          else ")")
+        return super().describe()
 
     def chunks(self, rows: int) -> Iterator[tuple[pa.Table, np.ndarray]]:
         width = self.n_features
