@@ -131,7 +131,7 @@ def test_a_flat_folder_takes_its_labels_and_sensitive_columns_from_a_table(digit
         name = f"img{k:04d}.png"
         (flat / name).write_bytes(file.read_bytes())
         rows.append({"file": name, "digit": label, "site": "north" if k % 3 else "south"})
-    table = tmp_path / "labels.csv"
+    table = flat / "labels.csv"  # kept in the folder it describes, as people do
     pd.DataFrame(rows).to_csv(table, index=False)
     report = _audit(digits, flat, tmp_path / "out", "--labels", table, "--target", "digit", "--sensitive", "site")
     assert report["data"]["target"] == "digit" and report["data"]["rows"] == 300

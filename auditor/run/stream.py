@@ -368,7 +368,10 @@ def _one_pass(
     expected = estimated_rows(plan) if source is None else source.n_rows
     kept_bytes = 0
     with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(sha256_file, plan.path) if source is None else pool.submit(source.digest)
+        # a file is hashed on a second read alongside the pass; a source that hashes what it
+        # reads (an image folder) says so, and is asked after
+        after = source is not None and getattr(source, "hashes_while_reading", False)
+        digest = None if after else pool.submit(sha256_file, plan.path) if source is None else pool.submit(source.digest)
         chunks = reader.chunks() if source is None else source.chunks(rows_per_chunk)
         with progress(label, expected) as advance:
             for table, X, offset in _prefetched(chunks, plan):
@@ -391,7 +394,7 @@ def _one_pass(
             reader.check_unchanged(facts.rows)
         X_kept, rows = keeper.result()
         table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
-        raw = finish(plan, table, X_kept, facts.rows, digest.result())
+        raw = finish(plan, table, X_kept, facts.rows, digest.result() if digest is not None else source.digest())
     raw.dataset.rows = rows
     facts.rows_per_chunk = rows_per_chunk if facts.chunks > 1 else facts.rows
     facts.feature_rows = X_kept.shape[0]

@@ -22,6 +22,8 @@ folder is refused unless ``--allow-symlinks``.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -40,10 +42,15 @@ EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"
 #: Most files listed in one folder (a guard against a folder that is not a data set).
 MAX_FILES = 10_000_000
 _THREADS = max(1, min(8, os.cpu_count() or 1))
+#: Images of at least this many values a row are decoded on threads (smaller ones are bound by Python, not decoding).
+_THREADED_FROM = 1 << 16
 
 
-def _images_in(folder: Path, root: Path, allow_symlinks: bool) -> tuple[list[Path], list[Path]]:
-    """The image files and the sub-folders directly in ``folder``, sorted."""
+def _images_in(folder: Path, root: Path, allow_symlinks: bool, skip: frozenset[Path] = frozenset(),
+               strict: bool = True) -> tuple[list[Path], list[Path]]:
+    """The image files and the sub-folders directly in ``folder``, sorted; ``skip``: files
+    that are not data (the labels table kept in the folder); without ``strict``, other files
+    that are not images are passed over instead of refused."""
     files, folders = [], []
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -53,6 +60,8 @@ def _images_in(folder: Path, root: Path, allow_symlinks: bool) -> tuple[list[Pat
         if entry.name.startswith("."):
             continue
         path = Path(entry.path)
+        if path.resolve() in skip:
+            continue
         if entry.is_dir(follow_symlinks=False):
             folders.append(path)
             continue
@@ -70,6 +79,8 @@ def _images_in(folder: Path, root: Path, allow_symlinks: bool) -> tuple[list[Pat
             raise DataError(f"{path.relative_to(root)} in {root.name} is not a regular file.",
                             hint="Keep only image files (and their class folders) in the data folder.")
         if path.suffix.lower() not in EXTENSIONS:
+            if not strict:
+                continue
             raise DataError(f"{path.relative_to(root)} in {root.name} is not an image file (by its name); an image "
                             f"folder holds only images ({', '.join(sorted(EXTENSIONS))}).",
                             hint="Move other files out of the data folder (dot-files are ignored).")
@@ -92,13 +103,15 @@ class ImageFolder(ArraySource):
     table: pa.Table
     labels_path: Path | None = None
     names_only: bool = False
+    hashes_while_reading = True  # the pass asks for the digest after reading (see chunks)
 
     @classmethod
     def open(cls, path: Path, *, labels: Path | None, spec: ImageSpec, allow_symlinks: bool = False,
              names_only: bool = False) -> ImageFolder:
         """The folder's images, listed; ``names_only``: listed only (no labels table needed,
         no image opened), for a scan of the file names."""
-        top, classes = _images_in(path, path, allow_symlinks)
+        skip = frozenset([labels.resolve()]) if labels is not None else frozenset()
+        top, classes = _images_in(path, path, allow_symlinks, skip, strict=not names_only)
         if top and classes:
             raise DataError(f"The image folder {path.name} holds both images ({top[0].name}, ...) and folders "
                             f"({classes[0].name}, ...).",
@@ -108,7 +121,7 @@ class ImageFolder(ArraySource):
             files: list[Path] = []
             names: list[str] = []
             for folder in classes:
-                inside, deeper = _images_in(folder, path, allow_symlinks)
+                inside, deeper = _images_in(folder, path, allow_symlinks, skip, strict=not names_only)
                 if deeper:
                     raise DataError(f"The class folder {folder.name} in {path.name} holds a folder ({deeper[0].name}); "
                                     "class folders hold images only.")
@@ -158,18 +171,47 @@ class ImageFolder(ArraySource):
         return super().describe()
 
     def chunks(self, rows: int) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        """Images a chunk at a time; each file is read once, for its pixels and its SHA-256
+        (the digest). Large images are decoded on several threads (Pillow releases the GIL
+        while it decodes); small ones in this thread, where a pool would only add overhead."""
         width = self.n_features
-        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        self._hashes = [""] * self.n_rows
+        pool = ThreadPoolExecutor(max_workers=_THREADS) if width >= _THREADED_FROM and _THREADS > 1 else None
+        try:
             for start in range(0, self.n_rows, rows):
                 stop = min(start + rows, self.n_rows)
                 X = np.empty((stop - start, width), dtype=np.float32)
-                for i, values in enumerate(pool.map(self._read, self.files_[start:stop])):
+                files = self.files_[start:stop]
+                for i, (values, digest) in enumerate(pool.map(self._load, files) if pool else map(self._load, files)):
                     X[i] = values.reshape(-1)
+                    self._hashes[start + i] = digest
                 yield self.table.slice(start, stop - start), X
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
-    def _read(self, file: Path) -> np.ndarray:
+    def digest(self) -> str:
+        """The manifest's SHA-256, from the hashes taken while the images were read (the
+        files are read again only when they were not all read)."""
+        hashes = getattr(self, "_hashes", None)
+        if not hashes or not all(hashes):
+            return super().digest()
+        manifest = hashlib.sha256()
+        for file, digest in zip(self.files_, hashes):
+            manifest.update(f"{file.relative_to(self.path).as_posix()}\0{digest}\n".encode())
+        return manifest.hexdigest()
+
+    def _load(self, file: Path) -> tuple[np.ndarray, str]:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise DataError(f"The image {file.relative_to(self.path)} in {self.path.name} cannot be read "
+                            f"({exc.strerror or exc}).") from None
+        return self._read(file, data), hashlib.sha256(data).hexdigest()
+
+    def _read(self, file: Path, data: bytes | None = None) -> np.ndarray:
         """One image as float32 (C, H, W) in [0, 1], normalised when declared."""
-        image = _decoded(file, self.path)
+        image = _decoded(file, self.path, data)
         try:
             got = _mode_of(image)
             if got != self.mode:
@@ -180,7 +222,7 @@ class ImageFolder(ArraySource):
                         hint=f"Declare the mode to convert them to: --image-mode {self.mode} (or image.mode in the "
                         "model's metadata).")
                 image = image.convert(self.spec.mode)
-            elif image.mode != got:
+            elif image.mode != got and not image.mode.startswith("I;16"):  # 16-bit grey stays 16-bit
                 image = image.convert(got)
             height, width = self.input_shape[1], self.input_shape[2]
             if image.size != (width, height):
@@ -221,14 +263,14 @@ def _mode_of(image: Any) -> str:
     return mode if mode in MODES else "RGB"
 
 
-def _decoded(file: Path, root: Path) -> Any:
+def _decoded(file: Path, root: Path, data: bytes | None = None) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     shown = file.relative_to(root)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file)
+            image = Image.open(io.BytesIO(data) if data is not None else file)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"The image {shown} in {root.name} has more pixels than Pillow reads safely "
