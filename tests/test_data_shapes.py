@@ -302,3 +302,28 @@ def test_personal_data_in_image_metadata_is_counted_by_kind_never_shown(digits, 
     clean = _audit(digits, digits.folder, tmp_path / "clean", "--audits", "privacy")["audits"]["privacy"]
     assert clean["metrics"]["images_with_personal_metadata"]["value"] == 0
     assert "hold no personal data" in clean["summary"]
+
+
+def test_skip_unreadable_leaves_out_a_few_broken_images_and_counts_them(digits, tmp_path):
+    folder = tmp_path / "some-broken"
+    for file in digits.files:
+        (folder / file.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / file.parent.name / file.name).write_bytes(file.read_bytes())
+    broken = [digits.files[5], digits.files[150]]
+    for file in broken:
+        (folder / file.parent.name / file.name).write_bytes(file.read_bytes()[:-40])  # truncated
+    result = invoke(digits.model, "--data", folder, "--out", tmp_path / "refused", "-q")
+    assert_clean_input_error(result, "is corrupt or truncated")
+    report = _audit(digits, folder, tmp_path / "out", "--skip-unreadable", "--audits", "metrics")
+    facts = report["run"]["engine"]["data"]
+    assert facts["skipped_unreadable"] == 2 and report["data"]["rows"] == 298
+    assert facts["skipped_examples"] == [f"{f.parent.name}/{f.name}" for f in broken]
+    keep = [i for i, f in enumerate(digits.files) if f not in broken]
+    with torch.no_grad():
+        predicted = digits.module(torch.tensor(digits.X[keep])).argmax(1).numpy()
+    truth = np.array([int(digits.labels[i]) for i in keep])
+    assert report["audits"]["metrics"]["metrics"]["accuracy"]["value"] == pytest.approx(np.mean(predicted == truth))
+    for file in digits.files[10:20]:  # 12 of 300 broken: past 1%, the data need fixing
+        (folder / file.parent.name / file.name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    result = invoke(digits.model, "--data", folder, "--out", tmp_path / "many", "-q", "--skip-unreadable")
+    assert_clean_input_error(result, "12 images in some-broken do not decode", "at most 3 of 300")

@@ -210,6 +210,7 @@ def plan_read(
     labels: Path | None = None,
     image: Any = None,
     allow_symlinks: bool = False,
+    skip_unreadable: bool = False,
 ) -> ReadPlan:
     """Resolve the target, sensitive, named and feature columns of ``path`` (see the module's
     docstring); a column asked for that the file lacks is a ``DataError`` here. Data that are
@@ -224,7 +225,7 @@ def plan_read(
         chosen = list(features) if features and len(features) == 1 else None
         source = open_source(path, kind, labels=labels, features=chosen,
                              image=image if image is not None else spec_from(metadata),
-                             allow_symlinks=allow_symlinks)
+                             allow_symlinks=allow_symlinks, skip_unreadable=skip_unreadable)
         return _source_plan(path, source, target, features, metadata, sensitive, named)
     if labels is not None:
         raise UsageError(f"--labels goes with a folder of images; {path.name} is a table: put the labels in it.")

@@ -377,6 +377,9 @@ def _engine_facts(run: dict[str, Any]) -> Facts:
         kept = (f"a seeded sample of {format_count(found.get('feature_rows'))} rows (audits that read features "
                 "say so)" if found.get("features_sampled") else "every row")
         facts += [(f"{what}: read", read), (f"{what}: features kept", kept)]
+        if found.get("skipped_unreadable"):
+            facts.append((f"{what}: left out", f"{format_count(found.get('skipped_unreadable'))} unreadable example(s) "
+                                               "(--skip-unreadable)"))
     on_ray = engine.get("ray") if isinstance(engine, dict) and engine.get("name") == "ray" else None
     if isinstance(on_ray, dict):
         workers = on_ray.get("workers")

@@ -78,7 +78,7 @@ def _load_train(
     assert cfg.train_data is not None
     image = spec_from(model.metadata, cfg.image_size, cfg.image_mode)
     plan = plan_read(cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named,
-                     image=image, allow_symlinks=cfg.allow_symlinks)
+                     image=image, allow_symlinks=cfg.allow_symlinks, skip_unreadable=cfg.skip_unreadable)
     done = stream_pass(
         plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
         default_batch=_default_batch(device), seed=cfg.seed,
@@ -226,7 +226,7 @@ def _execute(
         image = spec_from(model.metadata, cfg.image_size, cfg.image_mode)
         plan = plan_read(cfg.data, target=cfg.target, features=cfg.features, metadata=model.metadata,
                          sensitive=cfg.sensitive, named=named, labels=cfg.labels, image=image,
-                         allow_symlinks=cfg.allow_symlinks)
+                         allow_symlinks=cfg.allow_symlinks, skip_unreadable=cfg.skip_unreadable)
     # declared (--input-shape, the metadata), else the shape the data hold (an image folder, arrays)
     input_shape = cfg.input_shape or model.metadata.get("input_shape") or (
         list(plan.source.input_shape) if plan.source is not None and len(plan.source.input_shape) > 1 else None)

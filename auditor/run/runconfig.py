@@ -57,6 +57,7 @@ class RunConfig:
     image_size: str | None = None  # HEIGHTxWIDTH images are resized to
     image_mode: str | None = None  # L, LA, RGB or RGBA images are converted to
     allow_symlinks: bool = False
+    skip_unreadable: bool = False  # leave out (and count) the few images of a folder that do not decode
 
 
 class Progress:

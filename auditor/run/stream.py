@@ -93,6 +93,7 @@ class StreamFacts:
     sampled: bool = False
     reread: list[str] = field(default_factory=list)  # kept CSV columns whose type a later block widened
     seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # examples left out as unreadable (--skip-unreadable)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +102,7 @@ class StreamFacts:
             "memory_budget_source": self.budget_source, "feature_rows": self.feature_rows,
             "features_sampled": self.sampled, "reread_for_types": list(self.reread),
             "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds > 0 else None,
+            **({"skipped_unreadable": len(self.skipped), "skipped_examples": self.skipped[:20]} if self.skipped else {}),
         }
 
 
@@ -398,6 +400,7 @@ def _one_pass(
     raw.dataset.rows = rows
     facts.rows_per_chunk = rows_per_chunk if facts.chunks > 1 else facts.rows
     facts.feature_rows = X_kept.shape[0]
+    facts.skipped = list(getattr(source, "skipped", None) or [])
     facts.sampled = rows is not None
     facts.seconds = time.perf_counter() - started
     return Pass(raw=raw, outputs=outputs, facts=facts)

@@ -51,14 +51,15 @@ def source_kind(path: Path) -> str | None:
 
 
 def open_source(path: Path, kind: str, *, labels: Path | None = None, features: list[str] | None = None,
-                image: ImageSpec | None = None, allow_symlinks: bool = False, names_only: bool = False) -> ArraySource:
+                image: ImageSpec | None = None, allow_symlinks: bool = False, names_only: bool = False,
+                skip_unreadable: bool = False) -> ArraySource:
     """The source at ``path`` of ``kind`` (from :func:`source_kind`); ``names_only``: an image
     folder listed but no image opened (for a scan of its columns)."""
     if kind == "images":
         from auditor.loading.sources.images import ImageFolder
 
         return ImageFolder.open(path, labels=labels, spec=image or ImageSpec(), allow_symlinks=allow_symlinks,
-                                names_only=names_only)
+                                names_only=names_only, skip_unreadable=skip_unreadable)
     if labels is not None:
         from auditor.contract.errors import UsageError
 

@@ -103,11 +103,12 @@ class ImageFolder(ArraySource):
     table: pa.Table
     labels_path: Path | None = None
     names_only: bool = False
+    skip_unreadable: bool = False  # --skip-unreadable: a few corrupt images are left out and counted
     hashes_while_reading = True  # the pass asks for the digest after reading (see chunks)
 
     @classmethod
     def open(cls, path: Path, *, labels: Path | None, spec: ImageSpec, allow_symlinks: bool = False,
-             names_only: bool = False) -> ImageFolder:
+             names_only: bool = False, skip_unreadable: bool = False) -> ImageFolder:
         """The folder's images, listed; ``names_only``: listed only (no labels table needed,
         no image opened), for a scan of the file names."""
         skip = frozenset([labels.resolve()]) if labels is not None else frozenset()
@@ -147,7 +148,7 @@ class ImageFolder(ArraySource):
                        files_=files, spec=spec, mode="", table=table, names_only=True)
         if labels is not None:
             table, files = _join_labels(path, labels, table, files)
-        first = _probe(files[0], path, spec)
+        first = _probe_first(files, path, skip_unreadable)
         mode = spec.mode or first[0]
         size = spec.size or first[1]
         channels = MODES.get(mode, 1)
@@ -156,7 +157,7 @@ class ImageFolder(ArraySource):
             raise UsageError(f"The image mean and std need 1 or {channels} values ({mode}).")
         return cls(path=path, kind="images", n_rows=len(files), input_shape=(channels, size[0], size[1]),
                    columns=[c for c in table.column_names], files_=files, spec=spec, mode=mode, table=table,
-                   labels_path=labels)
+                   labels_path=labels, skip_unreadable=skip_unreadable)
 
     def files(self) -> list[Path]:
         return list(self.files_)
@@ -176,19 +177,52 @@ class ImageFolder(ArraySource):
         while it decodes); small ones in this thread, where a pool would only add overhead."""
         width = self.n_features
         self._hashes = [""] * self.n_rows
+        self.skipped: list[str] = []
         pool = ThreadPoolExecutor(max_workers=_THREADS) if width >= _THREADED_FROM and _THREADS > 1 else None
+        load = self._load_or_skip if self.skip_unreadable else self._load
         try:
             for start in range(0, self.n_rows, rows):
                 stop = min(start + rows, self.n_rows)
                 X = np.empty((stop - start, width), dtype=np.float32)
                 files = self.files_[start:stop]
-                for i, (values, digest) in enumerate(pool.map(self._load, files) if pool else map(self._load, files)):
-                    X[i] = values.reshape(-1)
+                kept = np.ones(stop - start, dtype=bool)
+                for i, (values, digest) in enumerate(pool.map(load, files) if pool else map(load, files)):
                     self._hashes[start + i] = digest
-                yield self.table.slice(start, stop - start), X
+                    if values is None:
+                        kept[i] = False
+                        continue
+                    X[i] = values.reshape(-1)
+                table = self.table.slice(start, stop - start)
+                if not kept.all():
+                    self._check_skipped()
+                    table, X = table.filter(pa.array(kept)), X[kept]
+                yield table, X
         finally:
             if pool is not None:
                 pool.shutdown()
+
+    def _load_or_skip(self, file: Path) -> tuple[np.ndarray | None, str]:
+        """As :meth:`_load`, but an image that does not decode is left out (None) and counted."""
+        try:
+            return self._load(file)
+        except DataError as exc:
+            if "cannot be read" in exc.message or "not all of one" in exc.message:
+                raise  # a file that is gone, or a size or mode to declare: not an unreadable image
+            self.skipped.append(file.relative_to(self.path).as_posix())
+            try:
+                return None, hashlib.sha256(file.read_bytes()).hexdigest()
+            except OSError:
+                return None, "unreadable"
+
+    def _check_skipped(self) -> None:
+        """Leave out a few unreadable images, never many: past 1% of the folder, or all of it,
+        the data need fixing, not skipping."""
+        most = max(1, self.n_rows // 100)
+        if len(self.skipped) > most:
+            raise DataError(
+                f"{len(self.skipped):,} images in {self.path.name} do not decode (e.g. {self.skipped[0]}), more than "
+                f"the 1% (--skip-unreadable leaves out at most {most:,} of {self.n_rows:,}).",
+                hint="Find and fix or remove the broken files: this many is a problem with the data set.")
 
     def digest(self) -> str:
         """The manifest's SHA-256, from the hashes taken while the images were read (the
@@ -286,12 +320,22 @@ def _decoded(file: Path, root: Path, data: bytes | None = None) -> Any:
     return image
 
 
-def _probe(file: Path, root: Path, spec: ImageSpec) -> tuple[str, tuple[int, int]]:
-    image = _decoded(file, root)
-    try:
-        return _mode_of(image), (image.size[1], image.size[0])
-    finally:
-        image.close()
+def _probe_first(files: list[Path], root: Path, skip_unreadable: bool) -> tuple[str, tuple[int, int]]:
+    """The mode and size of the first image (of the first that decodes, when unreadable ones
+    may be skipped: at most 1% of them are tried)."""
+    tries = max(1, len(files) // 100) + 1 if skip_unreadable else 1
+    for file in files[:tries]:
+        try:
+            image = _decoded(file, root)
+        except DataError:
+            if file == files[:tries][-1] or not skip_unreadable:
+                raise
+            continue
+        try:
+            return _mode_of(image), (image.size[1], image.size[0])
+        finally:
+            image.close()
+    raise AssertionError("unreachable")
 
 
 def _join_labels(root: Path, labels: Path, listed: pa.Table, files: list[Path]) -> tuple[pa.Table, list[Path]]:
