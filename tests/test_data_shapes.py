@@ -327,3 +327,34 @@ def test_skip_unreadable_leaves_out_a_few_broken_images_and_counts_them(digits, 
         (folder / file.parent.name / file.name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
     result = invoke(digits.model, "--data", folder, "--out", tmp_path / "many", "-q", "--skip-unreadable")
     assert_clean_input_error(result, "12 images in some-broken do not decode", "at most 3 of 300")
+
+
+def test_a_saved_hugging_face_dataset_gives_the_same_report(digits, tmp_path):
+    datasets = pytest.importorskip("datasets", reason="writing the fixture needs the datasets library")
+    images = [Image.open(f) for f in digits.files]
+    names = [str(i) for i in range(10)]
+    as_images = datasets.Dataset.from_dict(
+        {"image": images, "digit": [int(label) for label in digits.labels]},
+        features=datasets.Features({"image": datasets.Image(), "digit": datasets.ClassLabel(names=names)}))
+    as_images.save_to_disk(str(tmp_path / "hf_images"))
+    as_arrays = datasets.Dataset.from_dict(
+        {"pixel_values": digits.X, "label": digits.labels},
+        features=datasets.Features({"pixel_values": datasets.Array3D((1, 8, 8), "float32"),
+                                    "label": datasets.Value("string")}))
+    as_arrays.save_to_disk(str(tmp_path / "hf_arrays"))
+    as_lists = datasets.Dataset.from_dict({"X": digits.X.tolist(), "label": digits.labels})
+    as_lists.save_to_disk(str(tmp_path / "hf_lists"))
+    folder = _figures(_audit(digits, digits.folder, tmp_path / "folder"))
+    for name, extra in (("hf_images", ("--target", "digit")), ("hf_arrays", ()), ("hf_lists", ())):
+        report = _audit(digits, tmp_path / name, tmp_path / f"out_{name}", *extra)
+        got = _figures(report).replace('"digit"', '"label"')  # the target's name is the dataset's
+        assert got == folder, name
+    splits = datasets.DatasetDict({"train": as_lists, "test": as_lists})
+    splits.save_to_disk(str(tmp_path / "hf_splits"))
+    result = invoke(digits.model, "--data", tmp_path / "hf_splits", "--out", tmp_path / "x", "-q")
+    assert result.exit_code == 2 and "DatasetDict of 2 split(s) (train, test): name the split" in result.stderr
+    state = json.loads((tmp_path / "hf_lists" / "state.json").read_text())
+    state["_data_files"] = [{"filename": "../../secret.arrow"}]
+    (tmp_path / "hf_lists" / "state.json").write_text(json.dumps(state))
+    result = invoke(digits.model, "--data", tmp_path / "hf_lists", "--out", tmp_path / "x", "-q")
+    assert_clean_input_error(result, "lists a data file '../../secret.arrow' that is not a plain file name")

@@ -156,7 +156,7 @@ class PrivacyAudit(Audit):
         columns = _all_columns(scanned)
         tables = ([_table(flagged)] if flagged else []) + [_files_table(scanned)]
         images = [(item, *_image_metadata(item, int(options["sample_rows"]))) for item in scanned
-                  if Path(item.data.path).is_dir()]
+                  if _image_folder(Path(item.data.path))]
         findings += [_metadata_finding(item, counts, seen) for item, counts, seen in images if counts]
         metrics = _metrics(scanned, len(_by_column(flagged)), len(fed))
         if images:
@@ -178,6 +178,12 @@ class PrivacyAudit(Audit):
             notes=_notes(scanned, options, ignore, columns),
             options=dict(options),
         )
+
+
+def _image_folder(path: Path) -> bool:
+    from auditor.loading.sources import source_kind
+
+    return path.is_dir() and source_kind(path) == "images"
 
 
 def _labels_table(data: Dataset) -> Dataset | None:
@@ -204,7 +210,7 @@ def _scan_file(ctx: AuditContext, role: str, data: Dataset, ignore: list[str],
     from auditor_plugins.privacy.patterns import judge
 
     columns = list(data.columns)
-    if Path(data.path).is_dir():  # an image folder: its file names (and class folders); --labels is its own file
+    if _image_folder(Path(data.path)):  # its file names (and class folders); --labels is its own file
         from dataclasses import replace
 
         from auditor.loading.sources import open_source

@@ -9,7 +9,8 @@ values read from an image folder, an ``.npz`` file or a CSV file with ``--input-
 the same report.
 
 Recognised by content (:func:`source_kind`), like model files: a folder of images, a ZIP of
-``.npy`` members (``np.savez``), a ``torch.save`` archive.
+``.npy`` members (``np.savez``), a ``torch.save`` archive, a Hugging Face dataset saved with
+``save_to_disk``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ __all__ = ["ArraySource", "ImageSpec", "open_source", "source_kind"]
 
 
 def source_kind(path: Path) -> str | None:
-    """"images", "npz" or "tensors" when ``path`` is one of those; None for a table (or
+    """"hf", "images", "npz" or "tensors" when ``path`` is one of those; None for a table (or
     anything the table reader should judge)."""
     if path.is_dir():
-        return "images"
+        from auditor.loading.sources.hf import is_saved_dataset
+
+        return "hf" if is_saved_dataset(path) else "images"
     try:
         with open(path, "rb") as handle:
             head = handle.read(4)
@@ -60,6 +63,10 @@ def open_source(path: Path, kind: str, *, labels: Path | None = None, features: 
 
         return ImageFolder.open(path, labels=labels, spec=image or ImageSpec(), allow_symlinks=allow_symlinks,
                                 names_only=names_only, skip_unreadable=skip_unreadable)
+    if kind == "hf" and labels is None:
+        from auditor.loading.sources.hf import SavedDataset
+
+        return SavedDataset.open(path, features=features, spec=image)
     if labels is not None:
         from auditor.contract.errors import UsageError
 

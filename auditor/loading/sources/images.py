@@ -52,6 +52,8 @@ def _images_in(folder: Path, root: Path, allow_symlinks: bool, skip: frozenset[P
     that are not data (the labels table kept in the folder); without ``strict``, other files
     that are not images are passed over instead of refused."""
     files, folders = [], []
+    here = folder.resolve()
+    passed_over = {p.name for p in skip if p.parent == here}  # resolved once, matched by name
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
@@ -59,9 +61,9 @@ def _images_in(folder: Path, root: Path, allow_symlinks: bool, skip: frozenset[P
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        path = Path(entry.path)
-        if path.resolve() in skip:
+        if entry.name in passed_over:
             continue
+        path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
             folders.append(path)
             continue
@@ -141,7 +143,8 @@ class ImageFolder(ArraySource):
         else:
             raise DataError(f"The image folder {path.name} holds no image.",
                             hint="Point --data at a folder of class sub-folders of images, or of images with --labels.")
-        relative = [f.relative_to(path).as_posix() for f in files]
+        top_level = len(path.parts)
+        relative = ["/".join(f.parts[top_level:]) for f in files]
         table = pa.table({"file": relative, **columns})
         if names_only:
             return cls(path=path, kind="images", n_rows=len(files), input_shape=(0, 0, 0), columns=table.column_names,
@@ -245,41 +248,47 @@ class ImageFolder(ArraySource):
 
     def _read(self, file: Path, data: bytes | None = None) -> np.ndarray:
         """One image as float32 (C, H, W) in [0, 1], normalised when declared."""
-        image = _decoded(file, self.path, data)
-        try:
-            got = _mode_of(image)
-            if got != self.mode:
-                if self.spec.mode is None:
-                    raise DataError(
-                        f"The images in {self.path.name} are not all of one mode: {file.relative_to(self.path)} is "
-                        f"{got}, the first is {self.mode}.",
-                        hint=f"Declare the mode to convert them to: --image-mode {self.mode} (or image.mode in the "
-                        "model's metadata).")
-                image = image.convert(self.spec.mode)
-            elif image.mode != got and not image.mode.startswith("I;16"):  # 16-bit grey stays 16-bit
-                image = image.convert(got)
-            height, width = self.input_shape[1], self.input_shape[2]
-            if image.size != (width, height):
-                if self.spec.size is None:
-                    raise DataError(
-                        f"The images in {self.path.name} are not all of one size: {file.relative_to(self.path)} is "
-                        f"{image.size[1]}x{image.size[0]} (height x width), the first {height}x{width}.",
-                        hint=f"Declare the size to resize them to: --image-size {height}x{width} (or image.size in "
-                        "the model's metadata).")
-                from PIL import Image
+        shown = file.relative_to(self.path).as_posix()
+        image = decode(io.BytesIO(data) if data is not None else file, shown, self.path.name)
+        return image_values(image, self.spec, self.mode, self.input_shape, shown, self.path.name)
 
-                image = image.resize((width, height), Image.Resampling.BILINEAR)
-            array = np.asarray(image)
-        finally:
-            image.close()
-        scale = 65535.0 if array.dtype == np.uint16 else (255.0 if array.dtype == np.uint8 else 1.0)
-        values = array.astype(np.float32) / np.float32(scale) if scale != 1.0 else array.astype(np.float32)
-        values = values[None, :, :] if values.ndim == 2 else np.moveaxis(values, -1, 0)
-        if self.spec.mean is not None:
-            values = values - np.asarray(self.spec.mean, dtype=np.float32)[:, None, None]
-        if self.spec.std is not None:
-            values = values / np.asarray(self.spec.std, dtype=np.float32)[:, None, None]
-        return values
+
+def image_values(image: Any, spec: ImageSpec, mode: str, shape: tuple[int, ...], shown: str, where: str) -> np.ndarray:
+    """A decoded image (closed here) as float32 (C, H, W) in [0, 1], in ``mode`` and of ``shape``
+    (converted and resized only when ``spec`` declares it), normalised when declared."""
+    try:
+        got = _mode_of(image)
+        if got != mode:
+            if spec.mode is None:
+                raise DataError(
+                    f"The images in {where} are not all of one mode: {shown} is {got}, the first is {mode}.",
+                    hint=f"Declare the mode to convert them to: --image-mode {mode} (or image.mode in the "
+                    "model's metadata).")
+            image = image.convert(spec.mode)
+        elif image.mode != got and not image.mode.startswith("I;16"):  # 16-bit grey stays 16-bit
+            image = image.convert(got)
+        height, width = shape[1], shape[2]
+        if image.size != (width, height):
+            if spec.size is None:
+                raise DataError(
+                    f"The images in {where} are not all of one size: {shown} is "
+                    f"{image.size[1]}x{image.size[0]} (height x width), the first {height}x{width}.",
+                    hint=f"Declare the size to resize them to: --image-size {height}x{width} (or image.size in "
+                    "the model's metadata).")
+            from PIL import Image
+
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(image)
+    finally:
+        image.close()
+    scale = 65535.0 if array.dtype == np.uint16 else (255.0 if array.dtype == np.uint8 else 1.0)
+    values = array.astype(np.float32) / np.float32(scale) if scale != 1.0 else array.astype(np.float32)
+    values = values[None, :, :] if values.ndim == 2 else np.moveaxis(values, -1, 0)
+    if spec.mean is not None:
+        values = values - np.asarray(spec.mean, dtype=np.float32)[:, None, None]
+    if spec.std is not None:
+        values = values / np.asarray(spec.std, dtype=np.float32)[:, None, None]
+    return values
 
 
 def _mode_of(image: Any) -> str:
@@ -297,27 +306,33 @@ def _mode_of(image: Any) -> str:
     return mode if mode in MODES else "RGB"
 
 
-def _decoded(file: Path, root: Path, data: bytes | None = None) -> Any:
+def decode(source: Any, shown: str, where: str) -> Any:
+    """Open and decode an image (a path or a file object), as a one-line ``DataError`` naming
+    it (``shown`` in ``where``) when it is not an image, is corrupt or truncated, or is past
+    Pillow's decompression-bomb limit."""
     from PIL import Image, UnidentifiedImageError
 
-    shown = file.relative_to(root)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data) if data is not None else file)
+            image = Image.open(source)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"The image {shown} in {root.name} has more pixels than Pillow reads safely "
+        raise DataError(f"The image {shown} in {where} has more pixels than Pillow reads safely "
                         f"({Image.MAX_IMAGE_PIXELS:,}): it may be a decompression bomb.",
-                        hint="Resize it, or remove it from the data folder.") from None
+                        hint="Resize it, or remove it from the data.") from None
     except UnidentifiedImageError:
-        raise DataError(f"The file {shown} in {root.name} is not an image Pillow can read.",
+        raise DataError(f"The file {shown} in {where} is not an image Pillow can read.",
                         hint="Remove it, or save it again as PNG or JPEG.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         said = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise DataError(f"The image {shown} in {root.name} is corrupt or truncated ({said}).",
+        raise DataError(f"The image {shown} in {where} is corrupt or truncated ({said}).",
                         hint="Remove it, or save it again.") from None
     return image
+
+
+def _decoded(file: Path, root: Path, data: bytes | None = None) -> Any:
+    return decode(io.BytesIO(data) if data is not None else file, file.relative_to(root).as_posix(), root.name)
 
 
 def _probe_first(files: list[Path], root: Path, skip_unreadable: bool) -> tuple[str, tuple[int, int]]:
