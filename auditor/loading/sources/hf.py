@@ -115,9 +115,7 @@ class SavedDataset(ArraySource):
         for file in self.arrow_files:
             try:
                 with pa.memory_map(str(file)) as source:
-                    reader = pa.ipc.open_stream(source)
-                    for batch in reader:
-                        yield batch
+                    yield from pa.ipc.open_stream(source)
             except (pa.ArrowException, OSError) as exc:
                 raise _refuse(self.path, f"cannot be read in {file.name} ({str(exc)[:120]})",
                               "It is truncated or corrupt; save it again.") from None
