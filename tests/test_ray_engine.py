@@ -193,3 +193,12 @@ def test_a_model_process_that_dies_mid_pass_ends_the_run_with_exit_3(demo_parque
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "ended while scoring data rows 1 to 1,300 without an answer" in lines[0], lines[0]
     assert not out.exists()
+
+
+def test_an_image_folder_is_refused_before_this_process_opens_an_image(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images" / "0").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "images" / "0" / "a.png")
+    result = invoke(demo_files().model, "--data", tmp_path / "images", "--out", tmp_path / "out", "--engine", "ray", "-q")
+    assert_clean_input_error(result, "--engine ray reads Parquet files", "--engine stream")

@@ -186,6 +186,11 @@ def run_ray_pass(cfg: Any, request: PassRequest, *, folder: Path, progress: Any,
                  timeout: float | None) -> None:
     """Run the pass that ``request`` describes on Ray and write it into ``folder``."""
     started = time.perf_counter()
+    from auditor.loading.sources import source_kind
+
+    if source_kind(Path(cfg.data)) is not None:  # never opened here: this process runs unconfined
+        raise UsageError(f"--engine ray reads Parquet files; {Path(cfg.data).name} is a folder of images or arrays.",
+                         hint="Use --engine stream (the default) for images and arrays.")
     plan = plan_read(Path(cfg.data), target=request.target, features=request.features, metadata={},
                      sensitive=request.sensitive, named=request.named)
     if plan.fmt != "parquet":
