@@ -214,3 +214,15 @@ def test_the_import_checker_resolves_relative_and_dynamic_imports():
 def test_one_concept_is_read_from_the_docstring():
     assert one_concept(ast.parse('"""Title.\n\nOne concept: the report\'s tables, split apart they lose sense."""'))
     assert not one_concept(ast.parse('"""Title. One concept: not at the start of a line."""\n# One concept: a comment'))
+
+
+def test_every_package_of_the_source_tree_is_in_the_wheel():
+    """pyproject.toml lists the packages by name: a new sub-package missing from the list
+    would work in an editable install and be absent from the wheel users install."""
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "auditor").rglob("__init__.py")}
+    found |= {"auditor_plugins" + "".join("." + part for part in p.parent.relative_to(root / "plugins").parts)
+              for p in (root / "plugins").rglob("__init__.py")}
+    assert found - listed == set(), "add them to [tool.setuptools] packages"
