@@ -311,6 +311,9 @@ def cli() -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="Test data, recognised by content: a table (CSV, CSV.gz or Parquet, with a header row); a folder of images in class sub-folders (data/<class>/*.png), or flat with --labels; a NumPy archive (np.savez: X [N, ...], y [N], more 1-D arrays as columns); or a dict of tensors saved with torch.save (loaded weights_only). Images are read as float32 in [0, 1], channels first, and their shape becomes the model's input shape.")
 @click.option("--labels", type=click.Path(path_type=Path), help="For a flat folder of images: a table (CSV or Parquet) whose 'file' column (else its first) names each image relative to the folder, beside its label and other columns (sensitive attributes...). With class sub-folders it adds columns.")
+@click.option("--text", metavar="COLUMN", help="A text column of the table, given to the model as token ids (with --tokenizer and --max-tokens; also text.column in the model's metadata).")
+@click.option("--tokenizer", type=click.Path(path_type=Path), help="The tokenizers-library JSON file that encodes --text (tokenizer.json; pip install 'auditor[text]').")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate and pad every text to this many token ids (declared, never guessed; also text.max_tokens in the model's metadata).")
 @click.option("--image-size", metavar="HxW", help="Resize every image to HEIGHTxWIDTH (bilinear), e.g. 28x28. Default: as the files hold them, all alike (also image.size in the model's metadata).")
 @click.option("--skip-unreadable", is_flag=True, default=False, help="Leave out the images of a folder that do not decode (corrupt, truncated), at most 1% of them, and count them in the report (run.engine.data.skipped_unreadable). Without it one such image stops the run (exit 2).")
 @click.option("--image-mode", type=click.Choice(["L", "LA", "RGB", "RGBA"]), help="Convert every image to this mode (L: grey, 1 channel; RGB: 3). Default: as the files hold them, all alike (also image.mode in the model's metadata).")
@@ -400,6 +403,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         "The data file": _path(kw.get("data")),
         "The training data": _path(kw.get("train_data")),
         "The labels table": _path(kw.get("labels")),
+        "The tokenizer file": _path(kw.get("tokenizer")),
         "The training history": _path(kw.get("history")),
         "The model card": _path(kw.get("card")),
     }, allow_symlinks=allow_symlinks)
@@ -429,6 +433,9 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         image_mode=kw.get("image_mode") or None,
         allow_symlinks=allow_symlinks,
         skip_unreadable=bool(kw.get("skip_unreadable")),
+        text=kw.get("text") or None,
+        tokenizer=_path(kw.get("tokenizer")),
+        max_tokens=kw.get("max_tokens"),
         ray_address=kw.get("ray_address") or None,
         seed=int(kw["seed"]) if kw.get("seed") is not None else 0,
         audit_timeout=audit_timeout(kw.get("audit_timeout")),

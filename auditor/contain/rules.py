@@ -88,7 +88,8 @@ def input_paths(cfg: Any) -> list[Path]:
     sidecar metadata), the data, the training data, the history, the card, and the folder
     ``--model-class``/``--trainer`` import from."""
     named: list[Path] = []
-    for value in (cfg.model, cfg.data, cfg.train_data, cfg.history, cfg.card, getattr(cfg, "labels", None)):
+    for value in (cfg.model, cfg.data, cfg.train_data, cfg.history, cfg.card, getattr(cfg, "labels", None),
+                  getattr(cfg, "tokenizer", None)):
         if value is not None:
             named.append(Path(value))
     if cfg.model is not None:

@@ -112,6 +112,7 @@ class Dataset:
     named: dict[str, np.ndarray] = field(default_factory=dict)
     rows: np.ndarray | None = None
     labels: str | None = None  # the labels table an image folder came with (--labels)
+    text: str | None = None  # the column given to the model as token ids (--text)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class AuditContext:
     history: History | None = None
     train: TrainData | None = None
     input_shape: tuple[int, ...] | None = None
+    input_dtype: str = "float32"  # "int64": the model takes integers (token ids), carried in X as exact float32
     trainer: Trainer | None = None
     progress: ProgressStep = _silent_progress
     infer: Callable[[np.ndarray], np.ndarray] | None = None

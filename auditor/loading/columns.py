@@ -158,7 +158,8 @@ def _source_plan(path: Path, source: Any, target: str | None, features: Sequence
         if name not in columns:
             raise DataError(f"The column {name!r} named by {option} is not beside the inputs in {path.name}.",
                             hint=f"Columns: {listing(columns)}. Fix -o {option}=COLUMN.")
-    return ReadPlan(path, source.kind, None, columns, names, target_name, list(sensitive), named, {}, source=source)
+    every = list(getattr(source, "file_columns", None) or columns)  # a table's text column too, in file order
+    return ReadPlan(path, source.kind, None, every, names, target_name, list(sensitive), named, {}, source=source)
 
 
 @dataclass
@@ -211,6 +212,7 @@ def plan_read(
     image: Any = None,
     allow_symlinks: bool = False,
     skip_unreadable: bool = False,
+    text: Any = None,
 ) -> ReadPlan:
     """Resolve the target, sensitive, named and feature columns of ``path`` (see the module's
     docstring); a column asked for that the file lacks is a ``DataError`` here. Data that are
@@ -220,6 +222,10 @@ def plan_read(
     named = dict(named or {})
     from auditor.loading.sources import open_source, source_kind, spec_from
 
+    if text is not None:  # a text column of a table, as token ids (auditor.loading.sources.text)
+        from auditor.loading.sources.text import TextTable
+
+        return _source_plan(path, TextTable.open(path, text), target, features, metadata, sensitive, named)
     kind = source_kind(path)
     if kind is not None:
         chosen = list(features) if features and len(features) == 1 else None

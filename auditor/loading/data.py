@@ -388,6 +388,7 @@ def finish(plan: ReadPlan, kept: pa.Table, X: np.ndarray, n_rows: int, sha: str)
         target_name=plan.target_name,
         named=named_values,
         labels=str(plan.source.labels_path) if getattr(plan.source, "labels_path", None) else None,
+        text=plan.source.text.column if getattr(plan.source, "text", None) is not None else None,
     )
     return RawData(dataset=dataset, target_values=target_values, sensitive=groups)
 

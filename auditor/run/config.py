@@ -65,6 +65,9 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "ray_address": str,
     "image_size": str,
     "image_mode": str,
+    "text": str,
+    "tokenizer": str,
+    "max_tokens": int,
     "seed": int,
     "audit_timeout": (int, float),
     "inference_timeout": (int, float),
@@ -86,7 +89,8 @@ CODE_SETTINGS = {
 #: Settings that send the data and the model to other machines, with their options.
 SEND_SETTINGS = {"ray_address": "--ray-address"}
 #: Settings naming files whose contents go into the report, with their options.
-FILE_SETTINGS = {"card": "--card", "history": "--history", "train_data": "--train-data", "labels": "--labels"}
+FILE_SETTINGS = {"card": "--card", "history": "--history", "train_data": "--train-data", "labels": "--labels",
+                 "tokenizer": "--tokenizer"}
 
 
 class Settings(dict[str, Any]):

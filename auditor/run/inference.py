@@ -144,10 +144,12 @@ def run_inference(
     on_progress: Callable[[int], None] | None = None,
     offset: int = 0,
     seen: dict[str, Any] | None = None,
+    dtype: str = "float32",
 ) -> np.ndarray:
     """Run the model once over every row of ``X``; return its outputs as (rows, outputs) float32.
 
     ``offset``: the data row of ``X``'s first row in the file (a chunk of a streamed pass), for messages;
+    ``dtype``: "int64" gives the model integers (token ids, carried exactly as float32);
     ``seen``: a dict shared by the calls of one pass, holding its first batch's rows and output shape,
     so that a shape that changes in a later chunk is caught like one that changes within a call.
     """
@@ -168,6 +170,8 @@ def run_inference(
         while start < n:
             stop = min(start + batch, n)
             chunk = source[start:stop].to(device, non_blocking=True)
+            if dtype == "int64":
+                chunk = chunk.long()
             if input_shape is not None:
                 chunk = chunk.reshape(stop - start, *input_shape)
             try:

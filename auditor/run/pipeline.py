@@ -48,16 +48,24 @@ def named_columns(audits: Mapping[str, Any], options: Mapping[str, Mapping[str, 
     return named
 
 
-def _inferrer(model: LoadedModel, device: Any, input_shape: Sequence[int] | None) -> Any:
+def _inferrer(model: LoadedModel, device: Any, input_shape: Sequence[int] | None, dtype: str = "float32") -> Any:
     """``infer(X, offset, batch)`` for :func:`stream_pass`: the one pass's model call."""
 
     seen: dict[str, Any] = {}  # the first batch's output shape, checked against every later chunk's
 
     def infer(X: Any, offset: int, batch: int) -> Any:
         return run_inference(model.module, X, device=device, batch_size=batch, input_shape=input_shape,
-                             offset=offset, seen=seen)
+                             offset=offset, seen=seen, dtype=dtype)
 
     return infer
+
+
+def _text_spec(cfg: RunConfig, model: LoadedModel) -> Any:
+    """How a text column becomes token ids (--text, --tokenizer, --max-tokens, or the metadata's
+    ``text``); None when the data are not text."""
+    from auditor.loading.sources.text import TextSpec
+
+    return TextSpec.declared(model.metadata, cfg.text, cfg.tokenizer, cfg.max_tokens)
 
 
 def _default_batch(device: Any) -> int:
@@ -78,9 +86,11 @@ def _load_train(
     assert cfg.train_data is not None
     image = spec_from(model.metadata, cfg.image_size, cfg.image_mode)
     plan = plan_read(cfg.train_data, target=test.target_name, features=test.feature_names, metadata={}, named=named,
-                     image=image, allow_symlinks=cfg.allow_symlinks, skip_unreadable=cfg.skip_unreadable)
+                     image=image, allow_symlinks=cfg.allow_symlinks, skip_unreadable=cfg.skip_unreadable,
+                     text=_text_spec(cfg, model))
+    dtype = plan.source.input_dtype if plan.source is not None else "float32"
     done = stream_pass(
-        plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
+        plan, infer=_inferrer(model, device, input_shape, dtype), batch_size=cfg.batch_size,
         default_batch=_default_batch(device), seed=cfg.seed,
         progress=lambda label, total: progress.step(label, total=total, guard="model"),
         label="Predicting on the training data (reading included)",
@@ -226,7 +236,9 @@ def _execute(
         image = spec_from(model.metadata, cfg.image_size, cfg.image_mode)
         plan = plan_read(cfg.data, target=cfg.target, features=cfg.features, metadata=model.metadata,
                          sensitive=cfg.sensitive, named=named, labels=cfg.labels, image=image,
-                         allow_symlinks=cfg.allow_symlinks, skip_unreadable=cfg.skip_unreadable)
+                         allow_symlinks=cfg.allow_symlinks, skip_unreadable=cfg.skip_unreadable,
+                         text=_text_spec(cfg, model))
+    dtype = plan.source.input_dtype if plan.source is not None else "float32"
     # declared (--input-shape, the metadata), else the shape the data hold (an image folder, arrays)
     input_shape = cfg.input_shape or model.metadata.get("input_shape") or (
         list(plan.source.input_shape) if plan.source is not None and len(plan.source.input_shape) > 1 else None)
@@ -242,7 +254,7 @@ def _execute(
             meter.elsewhere("inference", RAY_ENERGY)
         else:
             done = stream_pass(
-                plan, infer=_inferrer(model, device, input_shape), batch_size=cfg.batch_size,
+                plan, infer=_inferrer(model, device, input_shape, dtype), batch_size=cfg.batch_size,
                 default_batch=_default_batch(device), seed=cfg.seed,
                 progress=lambda label, total: progress.step(label, total=total, guard="model"),
                 label="Predicting (reading included)",
@@ -289,7 +301,9 @@ def _execute(
         input_shape=tuple(int(v) for v in input_shape) if input_shape else None,
         trainer=trainer,
         progress=progress.step,
-        infer=partial(run_inference, model.module, device=device, batch_size=cfg.batch_size, input_shape=input_shape),
+        infer=partial(run_inference, model.module, device=device, batch_size=cfg.batch_size, input_shape=input_shape,
+                      dtype=dtype),
+        input_dtype=dtype,
         measure=meter.phase,
     )
 

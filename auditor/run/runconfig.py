@@ -58,6 +58,9 @@ class RunConfig:
     image_mode: str | None = None  # L, LA, RGB or RGBA images are converted to
     allow_symlinks: bool = False
     skip_unreadable: bool = False  # leave out (and count) the few images of a folder that do not decode
+    text: str | None = None  # a text column, given to the model as token ids
+    tokenizer: Path | None = None  # the tokenizers-library JSON that encodes it
+    max_tokens: int | None = None  # the ids a text is truncated and padded to
 
 
 class Progress:

@@ -152,6 +152,11 @@ class ExplainAudit(Audit):
     )
 
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
+        if getattr(ctx, "input_dtype", "float32") == "int64":
+            return AuditResult.skipped(
+                self.name, self.title,
+                "Skipped: the model takes token ids (integers), and gradients do not flow through ids; attributions "
+                "on the embedding layer (layer Integrated Gradients) are not computed yet.")
         return ExplainRun(ctx, options).result()
 
 

@@ -284,7 +284,7 @@ def _all_columns(scanned: list[Scanned]) -> list[str]:
 
 def _roles(ctx: AuditContext, data: Dataset, column: str) -> list[str]:
     roles = []
-    if column in data.feature_names:
+    if column in data.feature_names or column == data.text:
         roles.append(FED)
     if data.target_name is not None and column == data.target_name:
         roles.append("target")

@@ -102,6 +102,7 @@ class ArraySource(ABC):
     n_rows: int
     input_shape: tuple[int, ...]
     columns: list[str]
+    input_dtype = "float32"  # what the model takes: "int64" for token ids (carried as exact float32)
 
     @property
     def n_features(self) -> int:
