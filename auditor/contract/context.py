@@ -12,8 +12,10 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     :class:`Groups` by column name, in the order the user named them; empty when none),
     ``history`` (:class:`History` from ``--history``, or None), ``train`` (:class:`TrainData`
     from ``--train-data``, or None), ``input_shape`` (tuple of int from ``--input-shape`` or
-    the model's metadata: how each flat row is reshaped for the model; None when rows go in
-    flat), ``trainer`` (:class:`auditor.run.retrain.Trainer` from ``--trainer``, or None: the
+    the model's metadata, or the shape an image folder or array file holds: how each flat row
+    is reshaped for the model; None when rows go in flat), ``input_dtype`` (``"float32"``, or
+    ``"int64"`` when the model takes token ids: ``X`` then carries them as exact float32 and
+    ``infer`` gives them as integers), ``trainer`` (:class:`auditor.run.retrain.Trainer` from ``--trainer``, or None: the
     user's training function, for audits that retrain), ``progress`` (a callable
     ``progress(description, total)`` returning a context manager that yields
     ``advance(n)``: a progress bar for slow work; silent under ``--quiet`` and in tests),
@@ -55,7 +57,9 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     when ``X`` holds every row; else the data rows, ascending, whose features ``X`` holds: a
     seeded sample, kept because the features of all rows exceed the memory budget. Only
     audits that declare the need ``features`` read ``X``, and they are given a context
-    restricted to those rows, see :func:`auditor.run.runner.run_audits`).
+    restricted to those rows, see :func:`auditor.run.runner.run_audits`), ``labels`` (the
+    labels table an image folder came with, ``--labels``, or None), ``text`` (the column
+    given to the model as token ids, ``--text``, or None).
 
 ``Task``
     ``kind`` (``binary``, ``multiclass`` or ``regression``), ``class_names`` (tuple of str,
