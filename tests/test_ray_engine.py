@@ -202,3 +202,19 @@ def test_an_image_folder_is_refused_before_this_process_opens_an_image(tmp_path)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "images" / "0" / "a.png")
     result = invoke(demo_files().model, "--data", tmp_path / "images", "--out", tmp_path / "out", "--engine", "ray", "-q")
     assert_clean_input_error(result, "--engine ray reads Parquet files", "--engine stream")
+
+
+@pytest.mark.skipif(not available().enforced, reason="needs Landlock and seccomp (Linux)")
+def test_a_model_that_never_returns_is_stopped_by_the_inference_timeout_under_ray(breast_cancer, tmp_path):
+    import time
+
+    from tests.test_containment import _looping_script
+
+    data = tmp_path / "test.parquet"
+    pq.write_table(pa.Table.from_pandas(breast_cancer.frame), data)
+    started = time.monotonic()
+    result = invoke(_looping_script(tmp_path), "--data", data, "--audits", "metrics", "--out", tmp_path / "out", "-q",
+                    "--engine", "ray", "--inference-timeout", "3")
+    assert time.monotonic() - started < 90
+    assert_clean_input_error(result, "within 3 s (--inference-timeout) in a Ray worker")
+    assert not (tmp_path / "out").exists()

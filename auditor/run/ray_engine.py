@@ -224,7 +224,7 @@ def run_ray_pass(cfg: Any, request: PassRequest, *, folder: Path, progress: Any,
         workers = max(1, min(len(parts), int(resources.get("GPU", 0)) if gpus else int(resources.get("CPU", 1))))
         spec = ScorerSpec(cfg=cfg, target=plan.target_name, features=plan.feature_names, sensitive=plan.sensitive,
                           named=plan.named, batch=batch, input_shape=request.input_shape, device=request.device,
-                          threads=1)
+                          threads=1, timeout=timeout)
         dataset = ray.data.from_items([{"start": a, "stop": b} for a, b in parts], override_num_blocks=len(parts))
         with warnings.catch_warnings():  # 2.60 deprecates both ways of passing actor options, for 2.64
             warnings.simplefilter("ignore")

@@ -45,6 +45,7 @@ class ScorerSpec:
     input_shape: list[int] | None
     device: str
     threads: int
+    timeout: float | None = None  # --inference-timeout: the most one slice may take in the model
 
 
 def plan_of(spec: ScorerSpec) -> Any:
@@ -101,6 +102,7 @@ class ConfinedModel:
             devices=devices,
         )
         ctx = multiprocessing.get_context("spawn")
+        self.spec = spec
         self.conn, theirs = ctx.Pipe()
         with supervisor._main_module_left_alone():  # noqa: SLF001 - the Ray worker's __main__ is not ours
             self.process = ctx.Process(target=serve, args=(spec, allowances, confinement.enforced, theirs),
@@ -135,6 +137,15 @@ class ConfinedModel:
         rows = X.shape[0]
         self.conn.send_bytes(json.dumps({"rows": rows, "cols": X.shape[1], "offset": offset}).encode())
         self.conn.send_bytes(np.ascontiguousarray(X, dtype=np.float32).data)
+        timeout = self.spec.timeout
+        if timeout is not None and not self.conn.poll(timeout):  # a model that never returns
+            from auditor.contain.supervisor import ModelTimeoutError
+
+            self.process.kill()
+            raise ModelTimeoutError(
+                f"The model did not finish scoring data rows {offset + 1:,} to {offset + rows:,} within {timeout:g} s "
+                "(--inference-timeout) in a Ray worker and was stopped; it may never end. Nothing was written.",
+                hint="If the model is only slow, raise --inference-timeout (or inference_timeout in [tool.auditor]).")
         header = self._answer(f" while scoring data rows {offset + 1:,} to {offset + rows:,}")
         width = header.get("width")
         if header.get("rows") != rows or not isinstance(width, int) or width < 1:
