@@ -30,6 +30,8 @@ def source_kind(path: Path) -> str | None:
         from auditor.loading.sources.hf import is_saved_dataset
 
         return "hf" if is_saved_dataset(path) else "images"
+    if not path.is_file():  # a FIFO or a device is the table reader's to refuse, never opened here
+        return None
     try:
         with open(path, "rb") as handle:
             head = handle.read(4)
