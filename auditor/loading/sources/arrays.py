@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from auditor.contract.errors import DataError
-from auditor.loading.sources.base import ArraySource, check_finite
+from auditor.loading.sources.base import ArraySource, check_finite, named_input
 
 #: Names the inputs array goes by, in the order they are looked for.
 INPUT_NAMES = ("X", "x", "inputs", "features", "images", "data")
@@ -132,11 +132,9 @@ def _torch_float() -> Any:
 
 def _inputs(path: Path, shapes: dict[str, tuple[int, ...]], features: list[str] | None) -> str:
     names = list(shapes)
-    if features:
-        if len(features) != 1 or features[0] not in shapes:
-            raise DataError(f"--features names the inputs array of {path.name}: one of {', '.join(names)}; "
-                            f"got {', '.join(features)}.")
-        return features[0]
+    named = named_input(path, names, features, "array")
+    if named is not None:
+        return named
     for name in INPUT_NAMES:
         if name in shapes:
             return name

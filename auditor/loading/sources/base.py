@@ -145,6 +145,17 @@ class ArraySource(ABC):
         return f"{self.n_rows:,} examples of shape {shape} ({self.kind})"
 
 
+def named_input(path: Path, names: list[str], features: list[str] | None, what: str) -> str | None:
+    """The inputs ``--features NAME`` names among ``names`` (``what``: "array", "column"), or
+    None when it names none; one name that is not there is an error listing them."""
+    if not features:
+        return None
+    if len(features) != 1 or features[0] not in names:
+        raise DataError(f"--features names the inputs {what} of {path.name}: one of {', '.join(names)}; "
+                        f"got {', '.join(features)}.")
+    return features[0]
+
+
 def check_finite(X: np.ndarray, path: Path, offset: int, what: str) -> None:
     """Inputs must be finite numbers: a NaN or infinity is an error naming the first row."""
     bad = ~np.isfinite(X)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from auditor.contract.errors import DataError, UsageError
-from auditor.loading.sources.base import MODES, ArraySource, ImageSpec, check_finite
+from auditor.loading.sources.base import MODES, ArraySource, ImageSpec, check_finite, named_input
 
 INPUT_NAMES = ("pixel_values", "image", "X", "x", "inputs", "features")
 _ARRAYS = ("Array2D", "Array3D", "Array4D", "Array5D", "List", "Sequence", "LargeList")
@@ -203,12 +203,9 @@ def _schema_and_rows(path: Path, files: list[Path]) -> tuple[pa.Schema, int]:
 
 
 def _inputs(path: Path, declared: dict[str, Any], features: list[str] | None) -> str:
-    names = list(declared)
-    if features:
-        if len(features) != 1 or features[0] not in declared:
-            raise DataError(f"--features names the inputs column of {path.name}: one of {', '.join(names)}; "
-                            f"got {', '.join(features)}.")
-        return features[0]
+    named = named_input(path, list(declared), features, "column")
+    if named is not None:
+        return named
     images = [n for n, f in declared.items() if isinstance(f, dict) and f.get("_type") == "Image"]
     if len(images) == 1:
         return images[0]
