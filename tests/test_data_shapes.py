@@ -451,3 +451,24 @@ def test_text_needs_a_real_tokenizer_and_a_declared_length(reviews, tmp_path):
                     "--target", "label", "--out", tmp_path / "o", "-q")
     assert_clean_input_error(result, "--max-tokens N", "must be declared")
     assert not (tmp_path / "o").exists()
+
+
+def test_malformed_saved_datasets_and_one_dimensional_inputs_are_one_line(digits, tmp_path):
+    datasets = pytest.importorskip("datasets", reason="writing the fixture needs the datasets library")
+    base = tmp_path / "hf"
+    datasets.Dataset.from_dict({"X": digits.X[:20].reshape(20, -1).tolist(), "label": digits.labels[:20]}).save_to_disk(
+        str(base))
+    for name, file, content in (("features", "dataset_info.json", '{"features": {"X": 5, "label": 1}}'),
+                                ("state", "state.json", "[1, 2]")):
+        broken = tmp_path / name
+        import shutil
+
+        shutil.copytree(base, broken)
+        (broken / file).write_text(content)
+        result = invoke(digits.model, "--data", broken, "--out", tmp_path / "out", "-q")
+        assert_clean_input_error(result, f"The saved dataset {name}", "Save it again")
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, X=np.zeros(5, np.float32), label=np.arange(5))
+    result = invoke(digits.model, "--data", flat, "--out", tmp_path / "out", "-q")
+    assert_clean_input_error(result, "one number an example", "X.reshape(-1, 1)")
+    assert not (tmp_path / "out").exists()

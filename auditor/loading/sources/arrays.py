@@ -56,7 +56,11 @@ class Arrays(ArraySource):
         shapes = {name: shape for name, (shape, _) in headers.items()}
         chosen = _inputs(path, shapes, features)
         shape = shapes[chosen]
-        if len(shape) < 2 or shape[0] == 0:
+        if len(shape) < 2:
+            raise _refuse(path, f"holds its inputs array {chosen!r} as shape {shape}: one number an example, with no "
+                          "axis for the values the model takes", "Save it as [N, features] (X.reshape(-1, 1) for one "
+                          "feature), or [N, C, H, W] / [N, T, F].")
+        if shape[0] == 0:
             raise _refuse(path, f"has no examples in its inputs array {chosen!r} (shape {shape})",
                           "Save the inputs as one array of shape [N, ...] with N >= 1.")
         n = int(shape[0])

@@ -70,6 +70,9 @@ class SavedDataset(ArraySource):
                 f"{path.name} is a DatasetDict of {len(splits)} split(s) ({', '.join(map(str, splits))}): name the split "
                 "to audit.", hint=f"Point --data at its folder, e.g. --data {path / str((splits or ['test'])[0])}.")
         state, info = _json(path, "state.json"), _json(path, "dataset_info.json")
+        if not isinstance(state, dict) or not isinstance(info, dict):
+            raise _refuse(path, "has a state.json or dataset_info.json that is not a JSON object",
+                          "Save it again with Dataset.save_to_disk.")
         files = []
         for entry in state.get("_data_files") or []:
             name = str(entry.get("filename", "")) if isinstance(entry, dict) else ""
@@ -81,9 +84,10 @@ class SavedDataset(ArraySource):
             files.append(path / name)
         if not files:
             raise _refuse(path, "lists no data file in its state.json")
-        declared = info.get("features") if isinstance(info, dict) else None
-        if not isinstance(declared, dict):
-            raise _refuse(path, "declares no features in its dataset_info.json")
+        declared = info.get("features")
+        if not isinstance(declared, dict) or not all(isinstance(f, dict) for f in declared.values()):
+            raise _refuse(path, "declares no features (or malformed ones) in its dataset_info.json",
+                          "Save it again with Dataset.save_to_disk.")
         schema, n = _schema_and_rows(path, files)
         inputs = _inputs(path, declared, features)
         kind = declared[inputs].get("_type")
