@@ -110,6 +110,25 @@ def context() -> Any:
     return multiprocessing.get_context("forkserver")
 
 
+#: The longest path a Unix socket may have (``sun_path`` is 108 bytes on Linux, 104 on macOS), and
+#: what multiprocessing adds to the temporary folder for the server's: ``/pymp-XXXXXXXX/listener-XXXXXXXX``.
+_SOCKET_PATH_MAX = 103
+_SOCKET_SUFFIX = 36
+
+
+def _socket_parent() -> str | None:
+    """Where multiprocessing may make the server's socket folder: the temporary folder, unless
+    its path is too long for a Unix socket (a deep ``TMPDIR``), then the first short system one
+    that is writable. None keeps Python's choice."""
+    default = tempfile.gettempdir()
+    if len(os.fsencode(default)) + _SOCKET_SUFFIX <= _SOCKET_PATH_MAX:
+        return None
+    for candidate in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return None
+
+
 def start() -> None:
     """Start the server now, in the background, so that its imports overlap the parent's
     own work (reading settings, the policy, the baseline). Safe to call more than once."""
@@ -125,9 +144,12 @@ def start() -> None:
     atexit.register(shutil.rmtree, config, True)
     previous = os.environ.get("MPLCONFIGDIR")
     os.environ["MPLCONFIGDIR"] = config
+    cached_tmp = tempfile.tempdir
+    tempfile.tempdir = _socket_parent()
     try:
         forkserver.ensure_running()
     finally:
+        tempfile.tempdir = cached_tmp
         if previous is None:
             os.environ.pop("MPLCONFIGDIR", None)
         else:
