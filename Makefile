@@ -32,8 +32,9 @@ lint: install
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy
 
+# The suite runs on every core (pytest-xdist): most tests wait on a real `audit` process.
 test: install browser compas lint
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto
 
 bench: install
 	$(PYTHON) benchmarks/bench_audit.py
