@@ -238,6 +238,9 @@ def test_a_looping_model_is_ended_by_ctrl_c_and_sigterm(signum, code, breast_can
 
 @confined
 def test_the_run_leaves_no_scratch_behind(breast_cancer, tmp_path, monkeypatch):
+    from auditor.contain import server
+
+    server.start()  # the model server's own folders live as long as this process, not a run's
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch_root))

@@ -103,6 +103,23 @@ def preload() -> None:
         except Exception:  # noqa: BLE001 - same
             pass
     detector.join()  # no thread may be alive when the server forks
+    _exit_without_teardown()
+
+
+def _exit_without_teardown() -> None:
+    """When the ``audit`` process ends, the server ends too (multiprocessing closes its pipe).
+    Tearing down an interpreter that holds torch, captum and matplotlib takes about a second,
+    during which the server still holds the terminal's (or a pipeline's, or a test's)
+    stdout and stderr open: whoever reads them to the end would wait. The server has nothing
+    to flush or clean up, so it leaves at once. Runs are forked from it, but a run ends by
+    ``os._exit`` (multiprocessing's way) and never reaches this; the pid check keeps it so."""
+    server = os.getpid()
+
+    def leave() -> None:
+        if os.getpid() == server:
+            os._exit(0)
+
+    atexit.register(leave)  # registered last, so it runs first
 
 
 def context() -> Any:
