@@ -66,6 +66,14 @@ def test_folds_equal_scikit_learns_splitters_row_for_row(n, n_classes, k, seed):
         np.testing.assert_array_equal(ours.folds, theirs, err_msg=name)
 
 
+@pytest.mark.parametrize("labels", [[3, 0, 9], [2, 70, 5]], ids=["gaps", "a large index"])
+def test_stratified_folds_equal_scikit_learns_when_class_indices_have_gaps(labels):
+    # Classes numbered by first appearance: counted directly for small indices, sorted beyond.
+    y = np.random.default_rng(5).choice(labels, 400)
+    ours = make_split(400, 5, seed=3, y=y)
+    np.testing.assert_array_equal(ours.folds, _reference_folds(StratifiedKFold(5, shuffle=True, random_state=3), 400, 5, y=y))
+
+
 def test_grouped_folds_never_split_a_group():
     groups = np.repeat(np.arange(40), np.arange(1, 41))
     split = make_split(groups.size, 5, n_repeats=2, seed=3, groups=groups)

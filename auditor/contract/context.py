@@ -26,7 +26,11 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     audit whose energy is worth its own line, such as retraining; it is measured when an
     audit needing ``energy`` runs, and costs nothing otherwise), ``energy``
     (:class:`auditor.run.energy.Measurement` of the run so far, given only to audits that
-    declare the need ``energy``, which run after all the others; else None).
+    declare the need ``energy``, which run after all the others; else None). And one shared
+    computation, not a field: ``ranked_scores`` (classification with a target: the scores the
+    ranking metrics read, each split by label and sorted once per run, a tuple of
+    :class:`auditor.stats.bootstrap.RankedScores`: the positive class's for binary, every
+    class's one-vs-rest for multiclass; the metrics and crossval audits share it).
 
 ``History``
     A training history, one entry per epoch: ``source`` (the file or folder name),
@@ -79,6 +83,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Callable, ContextManager, Literal
 
 import numpy as np
@@ -87,6 +92,7 @@ if TYPE_CHECKING:
     from auditor.loading.model import LoadedModel
     from auditor.run.energy import Measurement
     from auditor.run.retrain import Trainer
+    from auditor.stats.bootstrap import RankedScores
 
 #: ``progress(description, total)``: a context manager yielding ``advance(n)``.
 ProgressStep = Callable[[str, "int | None"], ContextManager[Callable[[int], None]]]
@@ -201,3 +207,13 @@ class AuditContext:
     @property
     def has_target(self) -> bool:
         return self.data.y is not None
+
+    @cached_property
+    def ranked_scores(self) -> tuple[RankedScores, ...]:
+        """The class scores split by label and sorted once (see the module); a context made
+        by :func:`dataclasses.replace` (another set of rows) ranks its own."""
+        from auditor.stats.metrics import ranked_columns
+
+        if self.data.y is None or self.predictions.proba is None:
+            raise ValueError("ranked_scores needs a classification target and class probabilities")
+        return ranked_columns(np.asarray(self.data.y), self.predictions.proba)

@@ -277,6 +277,13 @@ def feature_matrix(
     )
 
 
+def is_text(kind: pa.DataType) -> bool:
+    """A text column: strings, or strings dictionary-encoded (how the streamed pass keeps them)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
 def check_target(
     path: Path, fmt: str, layout: CsvLayout | None, table: pa.Table, name: str, offset: int | None = None
 ) -> None:
@@ -285,7 +292,7 @@ def check_target(
     import pyarrow.compute as pc
 
     column = table.column(name)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if is_text(column.type):
         missing = pc.or_kleene(pc.is_null(column), pc.is_in(column, pa.array(sorted(_MISSING_LABELS))))
     elif pa.types.is_floating(column.type):
         missing = pc.or_kleene(pc.is_null(column), pc.invert(pc.is_finite(column)))

@@ -78,6 +78,7 @@ def groups_from_column(name: str, column: pa.ChunkedArray, *, fed_to_model: bool
         keys = [float(v) if v != MISSING else 0.0 for v in labels]
         codes, labels = _sorted(codes, labels, keys)
         return Groups(name, codes, tuple(labels), fed_to_model=fed_to_model)
-    codes, labels = _from_dictionary(column.cast(pa.string()))
+    text = column if pa.types.is_dictionary(kind) else column.cast(pa.string())  # the pass keeps text encoded
+    codes, labels = _from_dictionary(text)
     codes, labels = _sorted(codes, labels, None)
     return Groups(name, codes, tuple(labels), fed_to_model=fed_to_model)

@@ -38,7 +38,7 @@ from auditor.loading.data import check_number_features, no_rows
 from auditor.loading.inputs import budget_of
 from auditor.run.handoff import write_pass
 from auditor.run.ray_worker import ScorerSpec, SliceScorer
-from auditor.run.stream import Budget, FeatureKeeper, StreamFacts, check_compact, plan_chunks
+from auditor.run.stream import Budget, FeatureKeeper, StreamFacts, check_compact, encoded, plan_chunks
 
 #: A slice holds whole row groups where they are no larger than this many chunks.
 _MAX_CHUNKS_A_SLICE = 8
@@ -253,7 +253,7 @@ def run_ray_pass(cfg: Any, request: PassRequest, *, folder: Path, progress: Any,
                                         f"({outputs[0].shape[1]} before, {out.shape[1]} there).")
                     outputs.append(out)
                     keeper.add(_matrix(table.column("__x")), offset)
-                    kept.append(table.select([f"__k{i}" for i in range(len(keep))]).rename_columns(keep))
+                    kept.append(encoded(table.select([f"__k{i}" for i in range(len(keep))]).rename_columns(keep)))
                     kept_bytes += kept[-1].nbytes
                     rows_done = offset + table.num_rows
                     check_compact(plan, budget, rows_done, kept_bytes / rows_done + 4 * out.shape[1], more=rows_done < n)

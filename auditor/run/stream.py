@@ -5,7 +5,8 @@ one as :func:`auditor.loading.data.load_data` checks the whole file, runs every 
 the model once, and keeps what the audits need:
 
 - **every row's compact columns**: the model's raw outputs, the target, the sensitive and
-  named columns (a few bytes a row), so exact metrics stay exact;
+  named columns (a few bytes a row: text is dictionary-encoded as it is read), so exact
+  metrics stay exact;
 - **the features** of every row when they fit their share of the budget, else a seeded
   sample of rows that does not depend on how the file was cut into chunks: the rows whose
   key (a 64-bit hash of the seed and the row's number) is smallest (bottom-k sampling; the
@@ -46,6 +47,8 @@ from auditor.loading.inputs import MEMORY_BUDGET_VARIABLE, human_size, memory_bu
 #: Without a stated budget: the most one chunk may take, and the most the features kept may.
 CHUNK_CAP = 32 << 20
 FEATURE_CAP = 256 << 20
+#: Rows the feature sample moves at a time when it is cut back to its k smallest keys.
+_COMPACT_BLOCK = 1 << 16
 #: Bytes a kept column takes a row, before the first chunk tells (text: offsets and a few characters).
 _KEPT_GUESS = 16
 
@@ -131,7 +134,12 @@ def row_keys(seed: int, start: int, stop: int) -> np.ndarray:
 
 class FeatureKeeper:
     """Keeps every row's features while they fit ``capacity`` bytes, then the ``k`` rows with
-    the smallest :func:`row_keys` (k: half the capacity's rows), mergeable chunk by chunk."""
+    the smallest :func:`row_keys` (k: half the capacity's rows), mergeable chunk by chunk.
+
+    Past the switch the capacity is a buffer of ``2k`` candidates: a row enters when its key
+    is below the threshold (the k-th smallest key at the last compaction; no later row can
+    push a row under it out of the bottom k), and only a full buffer is cut back to its k
+    smallest. So the k-selection runs a few times per file, not once per chunk."""
 
     def __init__(self, n_features: int, capacity: int, seed: int) -> None:
         self.n_features = n_features
@@ -141,10 +149,11 @@ class FeatureKeeper:
         self.k = max(self.capacity_rows // 2, 1)
         self.parts: list[np.ndarray] = []
         self.rows = 0
-        self.sample: np.ndarray | None = None  # (k, F) C-order; its first ``filled`` rows hold the sample
+        self.sample: np.ndarray | None = None  # (2k, F) C-order; its first ``filled`` rows are candidates
         self.keys: np.ndarray | None = None
         self.index: np.ndarray | None = None
         self.filled = 0
+        self.threshold: np.uint64 | None = None  # None: every row is a candidate (fewer than k seen)
 
     def add(self, X: np.ndarray, offset: int) -> None:
         n = X.shape[0]
@@ -153,9 +162,9 @@ class FeatureKeeper:
             self.rows += n
             return
         if self.sample is None:  # switch: the sample of every row so far
-            self.sample = np.empty((self.k, self.n_features), dtype=np.float32)
-            self.keys = np.empty(self.k, dtype=np.uint64)
-            self.index = np.empty(self.k, dtype=np.int64)
+            self.sample = np.empty((2 * self.k, self.n_features), dtype=np.float32)
+            self.keys = np.empty(2 * self.k, dtype=np.uint64)
+            self.index = np.empty(2 * self.k, dtype=np.int64)
             start = 0
             for part in self.parts:
                 self._merge(part, start)
@@ -165,29 +174,41 @@ class FeatureKeeper:
         self.rows += n
 
     def _merge(self, X: np.ndarray, offset: int) -> None:
-        """Bring in the rows of ``X`` whose keys are among the ``k`` smallest so far, in place:
-        only the rows that enter are copied (the sample is never copied whole)."""
+        """Bring in the rows of ``X`` whose keys are below the threshold, compacting first
+        when the buffer has no room for them."""
         assert self.sample is not None and self.keys is not None and self.index is not None
         keys = row_keys(self.seed, offset, offset + X.shape[0])
-        filled = self.filled
-        chosen = np.flatnonzero(keys < self.keys[:filled].max()) if filled == self.k else np.arange(X.shape[0])
-        if not chosen.size:
+        chosen = np.arange(X.shape[0]) if self.threshold is None else np.flatnonzero(keys < self.threshold)
+        while chosen.size:
+            room = 2 * self.k - self.filled
+            if room == 0:
+                self._compact()
+                chosen = chosen[keys[chosen] < self.threshold]
+                continue
+            enter, chosen = chosen[:room], chosen[room:]
+            slots = slice(self.filled, self.filled + enter.size)
+            self.sample[slots] = X[enter]
+            self.keys[slots] = keys[enter]
+            self.index[slots] = enter.astype(np.int64) + offset
+            self.filled += enter.size
+
+    def _compact(self) -> None:
+        """Cut the candidates back to the ``k`` with the smallest keys; the largest of them is
+        the new threshold."""
+        assert self.sample is not None and self.keys is not None and self.index is not None
+        if self.filled <= self.k:
             return
-        free = self.k - filled
-        if chosen.size <= free:  # room for all of them
-            slots = np.arange(filled, filled + chosen.size)
-            enter = chosen
-        else:
-            pool = np.concatenate([self.keys[:filled], keys[chosen]])
-            best = np.argpartition(pool, self.k - 1)[: self.k]
-            kept = np.zeros(filled, dtype=bool)
-            kept[best[best < filled]] = True
-            enter = chosen[best[best >= filled] - filled]
-            slots = np.concatenate([np.flatnonzero(~kept), np.arange(filled, self.k)])  # as many as enter
-        self.sample[slots] = X[enter]
-        self.keys[slots] = keys[enter]
-        self.index[slots] = enter.astype(np.int64) + offset
-        self.filled = filled + enter.size if chosen.size <= free else self.k
+        best = np.argpartition(self.keys[: self.filled], self.k - 1)[: self.k]
+        best.sort()
+        # Rows only move forward (best[i] >= i), so copying in ascending blocks never overwrites a
+        # row a later block still reads, and no second copy of the sample is made.
+        for start in range(0, self.k, _COMPACT_BLOCK):
+            rows = best[start:start + _COMPACT_BLOCK]
+            self.sample[start:start + rows.size] = self.sample[rows]
+        self.keys[: self.k] = self.keys[best]
+        self.index[: self.k] = self.index[best]
+        self.filled = self.k
+        self.threshold = self.keys[: self.k].max()
 
     def result(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The features kept (rows x features) and the data rows they are (None: every row)."""
@@ -201,7 +222,8 @@ class FeatureKeeper:
                 start += part.shape[0]
             self.parts = []
             return columns.T, None
-        assert self.index is not None
+        self._compact()
+        assert self.index is not None and self.sample is not None
         order = np.argsort(self.index[: self.filled], kind="stable")
         return np.asfortranarray(self.sample[order]), self.index[order]
 
@@ -317,11 +339,23 @@ def stream_pass(
             again = more
 
 
+def encoded(part: pa.Table) -> pa.Table:
+    """The kept columns with text dictionary-encoded: a group or label column of 10^7 rows
+    takes 40 MB of codes instead of ~300 MB of strings (the groups and labels read it as is)."""
+    import pyarrow.compute as pc
+
+    for i, kind in enumerate(part.schema.types):
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            part = part.set_column(i, part.schema.field(i).name, pc.dictionary_encode(part.column(i)))
+    return part
+
+
 def _prefetched(chunks: Iterator[Any], plan: ReadPlan) -> Iterator[tuple[pa.Table, np.ndarray, int]]:
-    """Each chunk with its checked feature matrix and first row, the next one read and checked
-    on a second thread while the caller works on this one. ``chunks``: tables of a file, or
+    """Each chunk's kept columns (text encoded), its checked feature matrix and first row, the
+    next one read and checked on a second thread while the caller works on this one. ``chunks``: tables of a file, or
     (table, inputs) pairs of a source (:mod:`auditor.loading.sources`), whose inputs are checked."""
     offset = 0
+    keep = list(dict.fromkeys(plan.keep))
 
     def read(start: int) -> tuple[pa.Table, np.ndarray] | None:
         item = next(chunks, None)
@@ -330,8 +364,9 @@ def _prefetched(chunks: Iterator[Any], plan: ReadPlan) -> Iterator[tuple[pa.Tabl
         if isinstance(item, tuple):
             table, X = item
             check_chunk(plan, table, start, features=False)
-            return table, X
-        return item, check_chunk(plan, item, start)
+        else:
+            table, X = item, check_chunk(plan, item, start)
+        return encoded(table.select(keep)), X
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         future: Future[Any] = pool.submit(read, 0)
@@ -363,7 +398,6 @@ def _one_pass(
     source = plan.source
     keeper = FeatureKeeper(len(plan.feature_names), budget.features, seed)
     batches = Batches(infer, batch)
-    keep_names = list(dict.fromkeys(plan.keep))
     kept: list[pa.Table] = []
     facts = StreamFacts(batch_size=batch, budget_bytes=budget.total, budget_source=budget.source,
                         reread=sorted(again.types))
@@ -380,9 +414,8 @@ def _one_pass(
                 n = table.num_rows
                 batches.feed(X, offset)
                 keeper.add(X, offset)
-                part = table.select(keep_names)
-                kept.append(part)
-                kept_bytes += part.nbytes
+                kept.append(table)
+                kept_bytes += table.nbytes
                 facts.chunks += 1
                 facts.rows = offset + n
                 width = batches.outputs[0].shape[1] if batches.outputs else 2

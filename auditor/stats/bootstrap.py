@@ -146,6 +146,15 @@ def confusion_resamples(cm: np.ndarray, n_resamples: int, rng: np.random.Generat
     return draws.reshape(n_resamples, k, k)
 
 
+#: From this many rows, the two sides of a score column are sorted on two threads.
+_PARALLEL_SORT_ROWS = 200_000
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct values ascending, each value's index into them, and their counts."""
+    return np.unique(values, return_inverse=True, return_counts=True)
+
+
 @dataclass(frozen=True)
 class RankedScores:
     """One score column split by label, each side's scores sorted once with ties grouped.
@@ -167,8 +176,12 @@ class RankedScores:
     @classmethod
     def build(cls, positive: np.ndarray, score: np.ndarray) -> RankedScores:
         positive = np.asarray(positive, dtype=bool)
-        neg_values, neg_group, neg = np.unique(score[~positive], return_inverse=True, return_counts=True)
-        pos_values, pos_group, pos = np.unique(score[positive], return_inverse=True, return_counts=True)
+        sides = (score[~positive], score[positive])
+        if positive.size >= _PARALLEL_SORT_ROWS:  # numpy sorts without the GIL: one side a core
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                (neg_values, neg_group, neg), (pos_values, pos_group, pos) = pool.map(_distinct, sides)
+        else:
+            (neg_values, neg_group, neg), (pos_values, pos_group, pos) = map(_distinct, sides)
         cell = np.empty(positive.size, dtype=np.int64)
         cell[~positive] = neg_group.ravel()
         cell[positive] = neg_values.size + pos_group.ravel()

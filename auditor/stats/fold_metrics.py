@@ -1,15 +1,18 @@
 """Metrics of every fold at once: one pass over the rows, no Python loop of metric calls.
 
-A fold is a set of rows, so a fold's confusion matrix, its (label, score) cell counts and
-its sums of errors are ``np.bincount`` over ``fold * size + code``; the batched kernels of
-:mod:`auditor.stats.bootstrap` then turn the ``(folds, ...)`` counts into metrics exactly as they
-turn bootstrap resamples into replicates. The values equal scikit-learn's on each fold's
+A fold is a set of rows, so a fold's confusion matrix and its sums of errors are
+``np.bincount`` over ``fold * size + code``, and its (label, score) cell counts a bincount of
+its rows' cells (one fold at a time: all folds' at once would take gigabytes at 10^7 rows);
+the batched kernels of :mod:`auditor.stats.bootstrap` then turn the counts into metrics exactly
+as they turn bootstrap resamples into replicates. The values equal scikit-learn's on each fold's
 rows (the tests compute those independently), with the conventions of :mod:`auditor.stats.metrics`:
 ``zero_division=0``; NaN where a metric is undefined on a fold (ROC-AUC when a class is
 absent from it, R² on a constant target, MAPE when the target has a zero).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 
@@ -49,30 +52,35 @@ def classification(
     n_folds: int,
     *,
     total: bool = False,
+    ranked: Sequence[bs.RankedScores] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every point metric of :func:`auditor.stats.metrics.classification_metrics` (but the majority
     baseline) for each fold: ``{key: (n_folds,)}``; with ``total``, ``(n_folds + 1,)``, the
-    last entry the metric on all rows (from the summed counts, at no extra pass)."""
+    last entry the metric on all rows (from the summed counts, at no extra pass). ``ranked``:
+    :func:`auditor.stats.metrics.ranked_columns` of the same rows, when already made."""
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
     label = np.asarray(label, dtype=np.int64)
     n, k = proba.shape
     folds = _check(folds, n, n_folds)
     binary = k == 2
-    batch = n_folds + int(total)
     sizes = _and_total(np.bincount(folds, minlength=n_folds).astype(np.float64), total)
 
     cm = np.bincount((folds * k + y) * k + label, minlength=n_folds * k * k).reshape(n_folds, k, k)
     out = dict(bs.confusion_kernel(_and_total(cm, total), binary))
 
     aucs, aps = [], []
-    for c in (1,) if binary else range(k):
-        ranked = bs.RankedScores.build(y == c, proba[:, c])
-        counts = np.bincount(folds * ranked.n_cells + ranked.cell, minlength=n_folds * ranked.n_cells)
-        counts = _and_total(counts.reshape(n_folds, ranked.n_cells), total)
-        auc, ap = bs.RankingKernel(ranked, batch)(counts[:, ranked.neg.size :], counts[:, : ranked.neg.size])
-        aucs.append(auc)
-        aps.append(ap)
+    if ranked is not None and (len(ranked) != (1 if binary else k) or any(r.cell.size != n for r in ranked)):
+        raise ValueError(f"ranked must hold the ranked scores of these {n} rows, one per ranked column")
+    for i, c in enumerate((1,) if binary else range(k)):
+        column = ranked[i] if ranked is not None else bs.RankedScores.build(y == c, proba[:, c])
+        # one fold at a time: (folds x cells) counts would take gigabytes at 10^7 rows
+        kernel, split = bs.RankingKernel(column, 1), column.neg.size
+        fold_counts = (np.bincount(column.cell[folds == f], minlength=column.n_cells)[None, :] for f in range(n_folds))
+        every = [np.concatenate([column.neg, column.pos])[None, :]] if total else []
+        pairs = [kernel(counts[:, split:], counts[:, :split]) for counts in (*fold_counts, *every)]
+        aucs.append(np.concatenate([auc for auc, _ in pairs]))
+        aps.append(np.concatenate([ap for _, ap in pairs]))
     out["roc_auc"] = np.mean(aucs, axis=0)  # NaN on a fold where any class is absent
     out["average_precision"] = np.mean(aps, axis=0)
 

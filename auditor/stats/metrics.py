@@ -77,6 +77,13 @@ def _analytic(value: float | None, ci: tuple[float, float] | None, method: str) 
     return MetricValue(value, ci, method if ci is not None else None, note)
 
 
+def ranked_columns(y: np.ndarray, proba: np.ndarray) -> tuple[bs.RankedScores, ...]:
+    """The score columns the ranking metrics read, each split by label and sorted once: the
+    positive class's (binary, two columns) or every class's one-vs-rest."""
+    k = proba.shape[1]
+    return tuple(bs.RankedScores.build(y == c, proba[:, c]) for c in ((1,) if k == 2 else range(k)))
+
+
 def _validate_classification(
     y: np.ndarray, proba: np.ndarray, label: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,8 +114,12 @@ def classification_metrics(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     bootstrap_max_rows: int = 100_000,
+    ranked: Sequence[bs.RankedScores] | None = None,
 ) -> dict[str, MetricValue]:
     """Every classification metric with its interval, keyed by stable snake_case names.
+
+    ``ranked``: :func:`ranked_columns` of the same ``y`` and ``proba``, when already made
+    (sorting the scores is most of the work at millions of rows).
 
     ``label`` defaults to ``argmax(proba)``. Keys: ``accuracy``, ``balanced_accuracy``,
     binary ``precision``/``recall``/``f1`` (class 1) or multiclass ``precision_macro``,
@@ -130,7 +141,11 @@ def classification_metrics(
 
     eps = np.finfo(proba.dtype).eps
     log_loss_rows = -np.log(np.clip(proba[np.arange(n), y], eps, 1.0 - eps))
-    ranked = [bs.RankedScores.build(y == c, proba[:, c]) for c in ((1,) if binary else range(k))]
+    if ranked is None:
+        ranked = ranked_columns(y, proba)
+    elif len(ranked) != (1 if binary else k) or any(r.cell.size != n for r in ranked):
+        raise ValueError(f"ranked must hold the ranked scores of these {n} rows, one per ranked column")
+    ranked = list(ranked)
     absent = [names[c] for c in range(k) if not np.any(y == c)]
     auc, ap = (float(v) for v in np.mean([bs.RankingKernel(r, 1).point() for r in ranked], axis=0))
     if binary:
@@ -389,40 +404,58 @@ def _downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[list[flo
     return x.tolist(), y.tolist()
 
 
-def _descending_counts(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+#: Cumulative true and false positives at each distinct threshold, from the highest down.
+Counts = tuple[np.ndarray, np.ndarray] | None
+
+
+def descending_counts(ranked: bs.RankedScores) -> Counts:
     """Cumulative true and false positives at each distinct score from the highest down
-    (scikit-learn's thresholds); None without a positive row."""
-    positive = np.asarray(positive, dtype=bool)
-    if not positive.any():
+    (scikit-learn's thresholds), from the once-sorted scores: the two sorted sides are merged
+    (a stable sort of two sorted runs is a linear merge); None without a positive row."""
+    if ranked.pos.size == 0:
         return None
-    order = np.argsort(score)[::-1]  # ties need no order: only each tie run's end is read
-    ranked_score = np.asarray(score)[order]
-    last = np.append(np.flatnonzero(np.diff(ranked_score)), ranked_score.size - 1)
-    tp = np.cumsum(positive[order])[last].astype(np.float64)
-    return tp, (last + 1) - tp
+    values = np.concatenate([ranked.neg_values, ranked.pos_values])
+    order = np.argsort(values, kind="stable")[::-1]
+    counts = np.concatenate([ranked.neg, ranked.pos])[order]
+    is_pos = order >= ranked.neg_values.size
+    ranked_score = values[order]
+    last = np.append(np.flatnonzero(np.diff(ranked_score)), ranked_score.size - 1)  # each distinct score's end
+    tp = np.cumsum(np.where(is_pos, counts, 0))[last].astype(np.float64)
+    return tp, np.cumsum(counts)[last] - tp
 
 
-def roc_curve_points(
-    positive: np.ndarray, score: np.ndarray, max_points: int = 200
-) -> tuple[list[float], list[float]] | None:
+def roc_points(ranked: bs.RankedScores, max_points: int = 200, counts: Counts = None) -> tuple[list[float], list[float]] | None:
     """ROC curve ``(fpr, tpr)`` from (0, 0) to (1, 1), one point per distinct threshold,
-    downsampled to ``max_points``; None when the target lacks either class."""
-    counts = _descending_counts(positive, score)
+    downsampled to ``max_points``; None when the target lacks either class. ``counts``: the
+    column's :func:`descending_counts`, when already made."""
+    counts = descending_counts(ranked) if counts is None else counts
     if counts is None or counts[1][-1] == 0:
         return None
     tp, fp = counts
     return _downsample(np.concatenate([[0.0], fp / fp[-1]]), np.concatenate([[0.0], tp / tp[-1]]), max_points)
 
 
-def pr_curve_points(
-    positive: np.ndarray, score: np.ndarray, max_points: int = 200
-) -> tuple[list[float], list[float]] | None:
+def pr_points(ranked: bs.RankedScores, max_points: int = 200, counts: Counts = None) -> tuple[list[float], list[float]] | None:
     """Precision-recall curve ``(recall, precision)`` from scikit-learn's (0, 1) start to
     full recall, one point per distinct threshold, downsampled to ``max_points``; None
-    without a positive row."""
-    counts = _descending_counts(positive, score)
+    without a positive row. ``counts`` as for :func:`roc_points`."""
+    counts = descending_counts(ranked) if counts is None else counts
     if counts is None:
         return None
     tp, fp = counts
     recall = np.concatenate([[0.0], tp / tp[-1]])
     return _downsample(recall, np.concatenate([[1.0], tp / (tp + fp)]), max_points)
+
+
+def roc_curve_points(
+    positive: np.ndarray, score: np.ndarray, max_points: int = 200
+) -> tuple[list[float], list[float]] | None:
+    """:func:`roc_points` of one score column and its labels."""
+    return roc_points(bs.RankedScores.build(positive, score), max_points)
+
+
+def pr_curve_points(
+    positive: np.ndarray, score: np.ndarray, max_points: int = 200
+) -> tuple[list[float], list[float]] | None:
+    """:func:`pr_points` of one score column and its labels."""
+    return pr_points(bs.RankedScores.build(positive, score), max_points)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -54,6 +54,7 @@ from auditor_plugins.crossval.spread import Spread, summarise
 
 if TYPE_CHECKING:
     from auditor.contract.context import AuditContext, Predictions, Task
+    from auditor.stats.bootstrap import RankedScores
 #: Folds smaller than this make noisy metrics; the audit says so.
 SMALL_FOLD = 30
 #: Random re-partitions of the rows that give the spread sampling noise alone would give.
@@ -64,10 +65,12 @@ NOISE_BUDGET = 20_000_000
 MIN_NOISE_RESAMPLES = 39
 
 
-def _fold_metrics(task: Task, y: np.ndarray, pred: Predictions, folds: np.ndarray, k: int) -> dict[str, np.ndarray]:
+def _fold_metrics(task: Task, y: np.ndarray, pred: Predictions, folds: np.ndarray, k: int,
+                  ranked: Sequence[RankedScores] | None = None) -> dict[str, np.ndarray]:
+    """Every metric on every fold; ``ranked``: the context's ranked scores when ``pred`` are its predictions."""
     if task.is_classification:
         assert pred.proba is not None and pred.label is not None
-        return fold_stats.classification(y, pred.proba, pred.label, folds, k)
+        return fold_stats.classification(y, pred.proba, pred.label, folds, k, ranked=ranked)
     assert pred.value is not None
     return fold_stats.regression(y, pred.value, folds, k)
 
@@ -208,10 +211,11 @@ def _evaluate(ctx: AuditContext, options: Mapping[str, Any]) -> Evaluation:
     if ctx.task.is_classification:
         assert pred.proba is not None and pred.label is not None
         # The first repeat's counts, summed, give the metrics on all rows at no extra pass.
-        first = fold_stats.classification(y, pred.proba, pred.label, split.folds[0], k, total=True)
+        ranked = ctx.ranked_scores  # sorted once per run, shared with the metrics audit
+        first = fold_stats.classification(y, pred.proba, pred.label, split.folds[0], k, total=True, ranked=ranked)
         whole_arrays = {key: v[-1:] for key, v in first.items()}
         per_repeat = [{key: v[:-1] for key, v in first.items()}]
-        per_repeat += [_fold_metrics(ctx.task, y, pred, folds, k) for folds in split.folds[1:]]
+        per_repeat += [_fold_metrics(ctx.task, y, pred, folds, k, ranked) for folds in split.folds[1:]]
     else:
         per_repeat = [_fold_metrics(ctx.task, y, pred, folds, k) for folds in split.folds]
         whole_arrays = _fold_metrics(ctx.task, y, pred, np.zeros(n, dtype=np.int64), 1)
@@ -252,6 +256,7 @@ def _noise(ctx: AuditContext, ev: Evaluation) -> Noise | None:
         return None
     rng = np.random.default_rng([int(ctx.seed), 0x5EED])
     by_class = np.argsort(y, kind="stable") if ctx.task.is_classification else None
+    ranked = ctx.ranked_scores if ctx.task.is_classification else None
     sds: dict[str, list[float]] = {key: [] for key in ev.values}
     gaps: dict[str, list[float]] = {key: [] for key in ev.values}
     for _ in range(m):
@@ -262,7 +267,7 @@ def _noise(ctx: AuditContext, ev: Evaluation) -> Noise | None:
                 shuffled[by_class] = folds[np.lexsort((rng.random(n), y))]
             else:
                 shuffled = folds[rng.permutation(n)]
-            per_repeat.append(_fold_metrics(ctx.task, y, ctx.predictions, shuffled, k))
+            per_repeat.append(_fold_metrics(ctx.task, y, ctx.predictions, shuffled, k, ranked))
         for key in ev.values:
             spread = summarise(np.concatenate([p[key] for p in per_repeat]), direction_of(key))
             sds[key].append(np.nan if spread.sd is None else spread.sd)

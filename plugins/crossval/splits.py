@@ -57,14 +57,34 @@ class Split:
         return np.flatnonzero(self.folds[repeat] == fold)
 
 
-def _stratified(y: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
-    """StratifiedKFold._make_test_folds with shuffle: classes in order of first appearance,
-    each class's rows dealt round-robin over the folds, then the fold labels shuffled."""
+#: Up to this many classes, class indices are counted and located by bincount and one scan a
+#: class; beyond, by np.unique (a sort of every row).
+_FEW_CLASSES = 64
+
+
+def _by_first_appearance(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's class renumbered in order of first appearance (StratifiedKFold's order) and
+    each renumbered class's row count. Small class indices (the audit's targets) need no sort."""
+    if np.issubdtype(y.dtype, np.integer) and y.size and 0 <= y.min() and y.max() < _FEW_CLASSES:
+        counts = np.bincount(y)
+        present = np.flatnonzero(counts)
+        first = np.array([np.argmax(y == c) for c in present])
+        order = np.argsort(first, kind="stable")
+        renumber = np.zeros(counts.size, dtype=np.int64)
+        renumber[present[order]] = np.arange(present.size)
+        return renumber[y], counts[present[order]]
     _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
     _, class_perm = np.unique(first, return_inverse=True)
     encoded = class_perm[inverse.ravel()]
-    n_classes = first.size
-    ordered = np.sort(encoded)
+    return encoded, np.bincount(encoded, minlength=first.size)
+
+
+def _stratified(y: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
+    """StratifiedKFold._make_test_folds with shuffle: classes in order of first appearance,
+    each class's rows dealt round-robin over the folds, then the fold labels shuffled."""
+    encoded, class_counts = _by_first_appearance(y)
+    n_classes = class_counts.size
+    ordered = np.repeat(np.arange(n_classes), class_counts)  # np.sort(encoded), without the sort
     allocation = np.asarray([np.bincount(ordered[i::k], minlength=n_classes) for i in range(k)])
     folds = np.empty(y.size, dtype=np.int64)
     for c in range(n_classes):
@@ -127,7 +147,7 @@ def make_split(
         y = np.asarray(y)
         if y.shape != (n_rows,):
             raise FoldError(f"expected one target value per row ({n_rows}); got shape {y.shape}")
-        counts = np.unique(y, return_counts=True)[1]
+        counts = _by_first_appearance(y)[1]
         if np.all(counts < n_splits):
             raise FoldError(
                 f"every class has fewer rows than the {n_splits} folds (largest: {int(counts.max())})"

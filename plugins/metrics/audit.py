@@ -8,7 +8,7 @@ warning for classes the model never predicts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from auditor.contract.vocabulary import (
     sentence_number,
 )
 from auditor.stats import metrics as stats
-from auditor.stats.bootstrap import make_rng
+from auditor.stats.bootstrap import RankedScores, make_rng
 
 if TYPE_CHECKING:
     from auditor.contract.context import AuditContext
@@ -92,7 +92,8 @@ class MetricsAudit(Audit):
         names = list(ctx.task.class_names) or [str(i) for i in range(proba.shape[1])]
         binary = ctx.task.kind == "binary"
         check_memory(self.name, len(y), len(names), settings["n_resamples"])  # run directly, not by the runner
-        values = stats.classification_metrics(y, proba, label, class_names=names, **settings)
+        ranked = ctx.ranked_scores  # sorted once per run, shared with crossval
+        values = stats.classification_metrics(y, proba, label, class_names=names, ranked=ranked, **settings)
         label = np.argmax(proba, axis=1) if label is None else np.asarray(label, dtype=np.int64)
         cm = stats.confusion_matrix(y, label, len(names))
         per_class = stats.per_class_scores(cm)
@@ -127,7 +128,7 @@ class MetricsAudit(Audit):
                 data={"labels": names, "matrix": cm.tolist()},
                 caption="Rows are the true classes, columns the predicted classes.",
             ),
-            *_curve_charts(y, proba, names, binary),
+            *_curve_charts(y, ranked, names, binary),
         ]
         notes = [_interval_note(metrics, settings["confidence"])]
         if binary:
@@ -291,8 +292,9 @@ def _undefined_findings(metrics: dict[str, Metric], values: dict[str, stats.Metr
     ]
 
 
-def _curve_charts(y: np.ndarray, proba: np.ndarray, names: list[str], binary: bool) -> list[Chart]:
-    """ROC and precision-recall curves: the positive class, or one-vs-rest for the largest classes."""
+def _curve_charts(y: np.ndarray, ranked: Sequence[RankedScores], names: list[str], binary: bool) -> list[Chart]:
+    """ROC and precision-recall curves: the positive class, or one-vs-rest for the largest
+    classes (``ranked``: the context's ranked scores, one per class, or the positive class's)."""
     if binary:
         classes = [1]
     else:
@@ -302,9 +304,10 @@ def _curve_charts(y: np.ndarray, proba: np.ndarray, names: list[str], binary: bo
     roc: list[dict[str, Any]] = []
     pr: list[dict[str, Any]] = []
     for c in classes:
-        positive = y == c
-        for series, points in ((roc, stats.roc_curve_points(positive, proba[:, c], MAX_CURVE_POINTS)),
-                               (pr, stats.pr_curve_points(positive, proba[:, c], MAX_CURVE_POINTS))):
+        column = ranked[0] if binary else ranked[c]
+        counts = stats.descending_counts(column)
+        for series, points in ((roc, stats.roc_points(column, MAX_CURVE_POINTS, counts)),
+                               (pr, stats.pr_points(column, MAX_CURVE_POINTS, counts))):
             if points is not None:
                 series.append({"name": names[c], "x": points[0], "y": points[1]})
     caption = "" if binary else "One-vs-rest, one curve per class" + (
