@@ -146,6 +146,9 @@ def main(job: Job, conn: Any, back: Any = None) -> None:
         except (ImportError, ValueError, OSError):
             pass
         _close_inherited(conn.fileno(), back.fileno() if back is not None else -1)
+        from auditor.run import heap
+
+        heap.one_arena()  # a run's process: what threads free is shared, before any thread starts
         if job.confine:
             _confine(job)
         _run(job, channel, back)

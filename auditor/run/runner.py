@@ -36,6 +36,7 @@ from auditor.contract.context import AuditContext
 from auditor.contract.errors import AuditorError
 from auditor.contract.plugin import NEEDS
 from auditor.contract.result import NOT_ASSESSED, SEVERITIES, STATUSES, AuditResult, Finding
+from auditor.run import heap
 from auditor.run.sampled import is_sampled, on_kept_rows, say_sampled
 
 
@@ -97,6 +98,7 @@ def run_audits(
             started = time.perf_counter()
             runs.results[name] = _run_one(ctx, name, audit, options[name], runs.tracebacks, timeout)
             runs.timings[name] = time.perf_counter() - started
+        heap.trim()  # what the audit freed goes back: the next one starts from what the run holds
     return runs
 
 

@@ -43,6 +43,7 @@ from auditor.loading.columns import ReadPlan
 from auditor.loading.data import RawData, check_chunk, finish, no_rows
 from auditor.loading.hashing import sha256_file
 from auditor.loading.inputs import MEMORY_BUDGET_VARIABLE, human_size, memory_budget
+from auditor.run import heap
 
 #: Without a stated budget: the most one chunk may take, and the most the features kept may.
 CHUNK_CAP = 32 << 20
@@ -333,8 +334,10 @@ def stream_pass(
     again = Reread({})
     while True:
         try:
-            return _one_pass(plan, budget, again, infer=infer, batch_size=batch_size, default_batch=default_batch,
+            done = _one_pass(plan, budget, again, infer=infer, batch_size=batch_size, default_batch=default_batch,
                              seed=seed, progress=progress, label=label)
+            heap.trim()  # the chunks' memory goes back: peak memory is what the run holds
+            return done
         except Reread as more:
             again = more
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from auditor.stats import bootstrap as bs
+from auditor.stats.metrics import row_brier, row_log_loss
 
 
 def _check(folds: np.ndarray, n_rows: int, n_folds: int) -> np.ndarray:
@@ -87,10 +88,9 @@ def classification(
     def means(values: np.ndarray) -> np.ndarray:
         return _and_total(np.bincount(folds, weights=values, minlength=n_folds), total) / sizes
 
-    eps = np.finfo(np.float64).eps
-    out["log_loss"] = means(-np.log(np.clip(proba[np.arange(n), y], eps, 1.0 - eps)))
+    out["log_loss"] = means(row_log_loss(y, proba))
     if binary:
-        out["brier"] = means((proba[:, 1] - y) ** 2)
+        out["brier"] = means(row_brier(y, proba))
     averaged = ("precision", "recall", "f1") if binary else (
         *(f"{m}_macro" for m in ("precision", "recall", "f1")),
         *(f"{m}_weighted" for m in ("precision", "recall", "f1")),

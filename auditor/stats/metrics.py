@@ -77,6 +77,22 @@ def _analytic(value: float | None, ci: tuple[float, float] | None, method: str) 
     return MetricValue(value, ci, method if ci is not None else None, note)
 
 
+def row_log_loss(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each row's log loss, ``-log p(true class)`` with p clipped to [eps, 1 - eps] (in place:
+    one array of n, not four)."""
+    eps = np.finfo(np.float64).eps
+    rows = np.take_along_axis(proba, y[:, None], axis=1)[:, 0].astype(np.float64, copy=False)
+    np.clip(rows, eps, 1.0 - eps, out=rows)
+    np.log(rows, out=rows)
+    return np.negative(rows, out=rows)
+
+
+def row_brier(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each row's Brier score (binary): the squared gap between the positive class's probability and the label."""
+    rows = proba[:, 1] - y
+    return np.square(rows, out=rows)
+
+
 def ranked_columns(y: np.ndarray, proba: np.ndarray) -> tuple[bs.RankedScores, ...]:
     """The score columns the ranking metrics read, each split by label and sorted once: the
     positive class's (binary, two columns) or every class's one-vs-rest."""
@@ -101,7 +117,7 @@ def _validate_classification(
         integers = arr.shape == y.shape and np.issubdtype(arr.dtype, np.integer)
         if not integers or arr.min() < 0 or arr.max() >= k:
             raise ValueError(f"{name} must hold integer class indices in [0, {k}) for each row")
-    return y.astype(np.int64), proba, label.astype(np.int64)
+    return y.astype(np.int64, copy=False), proba, label.astype(np.int64, copy=False)
 
 
 def classification_metrics(
@@ -139,8 +155,7 @@ def classification_metrics(
     method = f"exact multinomial bootstrap of the confusion matrix, {n_resamples} resamples, seed {seed}"
     out = {key: _interval(float(point[key]), replicates[key], confidence, method) for key in point}
 
-    eps = np.finfo(proba.dtype).eps
-    log_loss_rows = -np.log(np.clip(proba[np.arange(n), y], eps, 1.0 - eps))
+    log_loss_rows = row_log_loss(y, proba)
     if ranked is None:
         ranked = ranked_columns(y, proba)
     elif len(ranked) != (1 if binary else k) or any(r.cell.size != n for r in ranked):
@@ -158,7 +173,7 @@ def classification_metrics(
         )
     scores = {"log_loss": (float(log_loss_rows.mean()), log_loss_rows)}
     if binary:
-        brier_rows = (proba[:, 1] - y) ** 2
+        brier_rows = row_brier(y, proba)
         scores["brier"] = (float(brier_rows.mean()), brier_rows)
 
     notes = {"roc_auc": auc_note, "average_precision": ap_note}
