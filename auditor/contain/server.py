@@ -3,8 +3,9 @@
 A contained run needs a process of its own (confinement cannot be lifted, and a model
 stuck in native code can only be stopped from outside), and a fresh Python would pay for
 importing torch on every run. So runs are forked from multiprocessing's *forkserver*: a
-clean process, started once per parent, that imports torch, NumPy, codecarbon, captum and
-auditor's own modules, and then only forks. Forking it is safe where forking the parent
+clean process, started once per parent, that imports torch, NumPy, pyarrow, codecarbon and
+auditor's own modules, and then only forks (what only audits need is imported by each run,
+alongside its pass: :func:`import_later`). Forking it is safe where forking the parent
 would not be: it never ran a tensor operation (GNU OpenMP's thread pool does not survive a
 fork: a child of a parent that used it hangs in its first parallel region) and it has no
 threads when it forks.
@@ -36,13 +37,20 @@ PRELOAD = ["auditor.contain.preload"]
 _started = False
 
 
-#: Libraries a run imports (most of them lazily), each a second or more in a fresh child.
+#: Libraries a run imports (most of them lazily) before or during its pass, each a second or
+#: more in a fresh child: the server imports them once.
 HEAVY = [
-    "torch", "numpy", "scipy.stats", "pyarrow", "pyarrow.csv", "pyarrow.parquet", "pandas",
-    "jinja2", "rich.console", "rich.table", "captum.attr", "codecarbon",
+    "torch", "numpy", "pyarrow", "pyarrow.csv", "pyarrow.parquet",
+    "jinja2", "rich.console", "rich.table", "codecarbon",
     "codecarbon.core.emissions", "codecarbon.core.resource_tracker", "codecarbon.input",
     "codecarbon.emissions_tracker", "encodings.utf_16", "encodings.utf_32", "encodings.latin_1",
 ]
+#: Libraries only one audit imports, after the pass (captum, with the matplotlib and IPython
+#: it imports: ~1.5 s). Preloading them would make every run wait for them before it starts;
+#: a run that selects the audit imports them on a thread of its own instead
+#: (:func:`import_later`), while its model loads and its data streams (work that mostly runs
+#: outside the GIL). scipy and pandas are imported by no default audit: only where used.
+LATER = {"explain": ["captum.attr"]}
 
 
 def _own_modules() -> list[str]:
@@ -104,6 +112,26 @@ def preload() -> None:
             pass
     detector.join()  # no thread may be alive when the server forks
     _exit_without_teardown()
+
+
+def import_later(audits: list[str] | None, skip: list[str]) -> None:
+    """Start importing what :data:`LATER` lists for the selected audits (``--audits``, None:
+    all; ``--skip``) on a daemon thread (in a run's process, never the server's, which must
+    have no thread when it forks). The audit that needs a module waits for it on the import
+    lock; a failure is left for that audit to meet and report."""
+    modules = [m for name, names in LATER.items() if name not in skip and (audits is None or name in audits)
+               for m in names]
+    if not modules:
+        return
+
+    def run() -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the audit imports it again and reports the failure
+                pass
+
+    threading.Thread(target=run, name="auditor-import-later", daemon=True).start()
 
 
 def _exit_without_teardown() -> None:

@@ -151,6 +151,9 @@ def main(job: Job, conn: Any, back: Any = None) -> None:
         heap.one_arena()  # a run's process: what threads free is shared, before any thread starts
         if job.confine:
             _confine(job)
+        from auditor.contain.server import import_later
+
+        import_later(job.cfg.audits, list(job.cfg.skip))  # captum: while the model loads and the data streams
         _run(job, channel, back)
     except KeyboardInterrupt:
         pass  # the parent was interrupted too, and ends the run

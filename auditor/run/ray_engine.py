@@ -283,7 +283,8 @@ def run_ray_pass(cfg: Any, request: PassRequest, *, folder: Path, progress: Any,
               "cluster": cluster,
               "energy": "the model ran in Ray workers: the energy measured covers the process that ran the "
                         "audits only, not the workers"}
-    table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
+    # one dictionary per text column (an Arrow IPC file holds one per field)
+    table = (pa.concat_tables(kept) if len(kept) > 1 else kept[0]).unify_dictionaries()
     write_pass(folder, np.concatenate(outputs) if len(outputs) > 1 else outputs[0], table, X, rows, facts, engine)
 
 
