@@ -273,6 +273,7 @@ def _execute(
         target=dataset.target_name or "target",
     )
     dataset.y = y
+    raw.target_values = None  # encoded now: the file's own labels (80 MB at 10^7 rows) are not kept
     train = None
     if cfg.train_data is not None:
         with progress.step("Reading training data"), meter.phase("train_data"):

@@ -12,6 +12,7 @@ absent from it, R² on a constant target, MAPE when the target has a zero).
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import numpy as np
@@ -67,7 +68,12 @@ def classification(
     binary = k == 2
     sizes = _and_total(np.bincount(folds, minlength=n_folds).astype(np.float64), total)
 
-    cm = np.bincount((folds * k + y) * k + label, minlength=n_folds * k * k).reshape(n_folds, k, k)
+    code = folds * k  # (fold, true, predicted) cell of each row, built in place: one array of n
+    code += y
+    code *= k
+    code += label
+    cm = np.bincount(code, minlength=n_folds * k * k).reshape(n_folds, k, k)
+    del code
     out = dict(bs.confusion_kernel(_and_total(cm, total), binary))
 
     aucs, aps = [], []
@@ -79,7 +85,7 @@ def classification(
         kernel, split = bs.RankingKernel(column, 1), column.neg.size
         fold_counts = (np.bincount(column.cell[folds == f], minlength=column.n_cells)[None, :] for f in range(n_folds))
         every = [np.concatenate([column.neg, column.pos])[None, :]] if total else []
-        pairs = [kernel(counts[:, split:], counts[:, :split]) for counts in (*fold_counts, *every)]
+        pairs = [kernel(counts[:, split:], counts[:, :split]) for counts in itertools.chain(fold_counts, every)]
         aucs.append(np.concatenate([auc for auc, _ in pairs]))
         aps.append(np.concatenate([ap for _, ap in pairs]))
     out["roc_auc"] = np.mean(aucs, axis=0)  # NaN on a fold where any class is absent

@@ -79,13 +79,24 @@ def _by_first_appearance(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return encoded, np.bincount(encoded, minlength=first.size)
 
 
+def _class_counts(y: np.ndarray) -> np.ndarray:
+    """Rows of each class present (in no particular order)."""
+    if np.issubdtype(y.dtype, np.integer) and y.size and 0 <= y.min() and y.max() < _FEW_CLASSES:
+        counts = np.bincount(y)
+        return counts[counts > 0]
+    return np.unique(y, return_counts=True)[1]
+
+
 def _stratified(y: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
     """StratifiedKFold._make_test_folds with shuffle: classes in order of first appearance,
     each class's rows dealt round-robin over the folds, then the fold labels shuffled."""
     encoded, class_counts = _by_first_appearance(y)
     n_classes = class_counts.size
-    ordered = np.repeat(np.arange(n_classes), class_counts)  # np.sort(encoded), without the sort
-    allocation = np.asarray([np.bincount(ordered[i::k], minlength=n_classes) for i in range(k)])
+    # sklearn deals np.sort(encoded) round-robin: position j goes to fold j % k. Class c holds
+    # positions [start_c, end_c) of it, so fold i gets the count of j = i (mod k) in that range.
+    ends = np.cumsum(class_counts)
+    starts = ends - class_counts
+    allocation = np.asarray([(ends - i + k - 1) // k - (starts - i + k - 1) // k for i in range(k)])
     folds = np.empty(y.size, dtype=np.int64)
     for c in range(n_classes):
         for_class = np.arange(k).repeat(allocation[:, c])
@@ -147,7 +158,7 @@ def make_split(
         y = np.asarray(y)
         if y.shape != (n_rows,):
             raise FoldError(f"expected one target value per row ({n_rows}); got shape {y.shape}")
-        counts = _by_first_appearance(y)[1]
+        counts = _class_counts(y)
         if np.all(counts < n_splits):
             raise FoldError(
                 f"every class has fewer rows than the {n_splits} folds (largest: {int(counts.max())})"
@@ -157,4 +168,4 @@ def make_split(
     else:
         folds = [_plain(n_rows, n_splits, rng) for _ in range(n_repeats)]
         strategy = "plain"
-    return Split(np.stack(folds), n_splits, strategy, seed)
+    return Split(folds[0][None, :] if len(folds) == 1 else np.stack(folds), n_splits, strategy, seed)
