@@ -3,8 +3,8 @@ it holds, not what glibc's allocator kept after the pass.
 
 At 10^7 rows the pass allocates and frees a chunk's arrays (~14 MB) 89 times on two threads;
 glibc's malloc keeps freed blocks below its mmap threshold in per-thread arenas, so the
-process held ~0.7 GB more after the pass than it used (measured: 1,751 MiB resident against
-1,033 MiB once trimmed). :func:`one_arena` makes threads share one arena (call it before the
+process held ~0.7 GB more after the pass than it used (measured in-process: 1,751 MiB
+resident after the pass, ~1,030 MiB with one arena and trimmed). :func:`one_arena` makes threads share one arena (call it before the
 pass starts its reader thread); :func:`trim` returns free pages after the pass and after each
 audit (``malloc_trim(0)``, ~20 ms). Both do nothing where the C library is not glibc (macOS,
 musl): only the peak memory figures differ there.

@@ -446,7 +446,9 @@ def descending_counts(ranked: bs.RankedScores) -> Counts:
     return tp, np.cumsum(counts, out=counts)[last] - tp
 
 
-def roc_points(ranked: bs.RankedScores, max_points: int = 200, counts: Counts = None) -> tuple[list[float], list[float]] | None:
+def roc_points(
+    ranked: bs.RankedScores, max_points: int = 200, counts: Counts = None
+) -> tuple[list[float], list[float]] | None:
     """ROC curve ``(fpr, tpr)`` from (0, 0) to (1, 1), one point per distinct threshold,
     downsampled to ``max_points``; None when the target lacks either class. ``counts``: the
     column's :func:`descending_counts`, when already made."""
@@ -457,7 +459,9 @@ def roc_points(ranked: bs.RankedScores, max_points: int = 200, counts: Counts = 
     return _downsample(np.concatenate([[0.0], fp / fp[-1]]), np.concatenate([[0.0], tp / tp[-1]]), max_points)
 
 
-def pr_points(ranked: bs.RankedScores, max_points: int = 200, counts: Counts = None) -> tuple[list[float], list[float]] | None:
+def pr_points(
+    ranked: bs.RankedScores, max_points: int = 200, counts: Counts = None
+) -> tuple[list[float], list[float]] | None:
     """Precision-recall curve ``(recall, precision)`` from scikit-learn's (0, 1) start to
     full recall, one point per distinct threshold, downsampled to ``max_points``; None
     without a positive row. ``counts`` as for :func:`roc_points`."""
