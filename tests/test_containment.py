@@ -302,3 +302,28 @@ def test_an_audit_stuck_in_the_model_ends_the_run_after_its_audit_timeout(breast
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Audit: explain" in lines[0] and "--audit-timeout" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_nothing_holds_the_commands_output_open_once_it_has_exited(breast_cancer, tmp_path):
+    """The model server inherits stdout and stderr; it must leave with the command, or a pipeline
+    (`audit ... | tee log`) and every caller that reads the output to its end wait for it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auditor", str(breast_cancer.folder / "model.pt"), "--data",
+         str(breast_cancer.folder / "test.csv"), "--audits", "metrics", "--out", str(tmp_path / "out"),
+         "-q", "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.wait(timeout=120) == 0
+    os.set_blocking(proc.stdout.fileno(), False)
+    deadline = time.monotonic() + 0.5  # the server's interpreter teardown took ~1.1 s here
+    while time.monotonic() < deadline:
+        try:
+            if proc.stdout.read() == b"":  # end of file: no process holds the pipe any more
+                break
+        except BlockingIOError:
+            pass
+        time.sleep(0.01)
+    else:
+        pytest.fail("a process still held the command's stdout open 0.5 s after it exited")
+    proc.stdout.close()
+    proc.stderr.close()
