@@ -26,11 +26,31 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     audit whose energy is worth its own line, such as retraining; it is measured when an
     audit needing ``energy`` runs, and costs nothing otherwise), ``energy``
     (:class:`auditor.run.energy.Measurement` of the run so far, given only to audits that
-    declare the need ``energy``, which run after all the others; else None). And one shared
+    declare the need ``energy``, which run after all the others; else None), ``tallies``
+    (:class:`Tallies`, or None: set when every row's predictions exceeded the memory budget;
+    ``data``, ``predictions`` and ``sensitive`` then hold a seeded sample of rows, and
+    ``tallies`` the mergeable state of every row). And one shared
     computation, not a field: ``ranked_scores`` (classification with a target: the scores the
     ranking metrics read, each split by label and sorted once per run, a tuple of
     :class:`auditor.stats.bootstrap.RankedScores`: the positive class's for binary, every
     class's one-vs-rest for multiclass; the metrics and crossval audits share it).
+
+``Tallies``
+    The mergeable state of every row, kept instead of their predictions when those exceed the
+    memory budget (:mod:`auditor.run.tally`); only audits that set ``reads_tallies`` read it,
+    the others run on the sample and their results say so. ``rows`` (int: every data row),
+    ``sample`` (int64: the data rows, ascending, that the context's per-row arrays hold),
+    ``cells`` (int64, cells x sensitive columns: each combination of groups that occurs, as
+    codes of ``sensitive``'s groups in its order; one cell of no columns when there are no
+    sensitive columns), ``confusion`` (int64, cells x K x K, rows = true class, or None for
+    regression or without a target), ``scores`` (tuple of
+    :class:`auditor.stats.binned.ScoreBins`, one per ranked column as for ``ranked_scores``),
+    ``sums`` (dict of float: ``log_loss``, ``brier`` and their ``_sq`` sums of squares;
+    regression: ``abs_error``, ``sq_error``, ``sq_error_sq``, ``max_error``, ``ape``,
+    ``ape_sq``, ``target_zeros``, and the target's moments about ``target_shift``:
+    ``target_d1``..``target_d4``, ``sq_error_d1``, ``sq_error_d2``), ``by_cell`` (dict of
+    float64 arrays, one value per cell: ``n``; regression also ``abs_error``,
+    ``abs_error_sq``, ``prediction``, ``prediction_sq``, ``target``).
 
 ``History``
     A training history, one entry per epoch: ``source`` (the file or folder name),
@@ -92,6 +112,7 @@ if TYPE_CHECKING:
     from auditor.loading.model import LoadedModel
     from auditor.run.energy import Measurement
     from auditor.run.retrain import Trainer
+    from auditor.stats.binned import ScoreBins
     from auditor.stats.bootstrap import RankedScores
 
 #: ``progress(description, total)``: a context manager yielding ``advance(n)``.
@@ -185,6 +206,17 @@ class TrainData:
 
 
 @dataclass
+class Tallies:
+    rows: int
+    sample: np.ndarray
+    cells: np.ndarray
+    confusion: np.ndarray | None
+    scores: tuple[ScoreBins, ...]
+    sums: dict[str, float]
+    by_cell: dict[str, np.ndarray]
+
+
+@dataclass
 class AuditContext:
     model: LoadedModel
     data: Dataset
@@ -203,6 +235,7 @@ class AuditContext:
     infer: Callable[[np.ndarray], np.ndarray] | None = None
     measure: Callable[[str], ContextManager[None]] = _unmeasured
     energy: Measurement | None = None
+    tallies: Tallies | None = None
 
     @property
     def has_target(self) -> bool:

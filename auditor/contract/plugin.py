@@ -20,6 +20,11 @@ The class is instantiated with no arguments and must have:
     :data:`USES`: the cross-validation audit declares ``("trainer",)`` and retrains with
     ``--trainer`` when one is given. ``--trainer`` is imported only when an audit the run
     selects declares it.
+``reads_tallies`` (optional, default False)
+    True when the audit computes its whole-data figures from ``ctx.tallies`` (see
+    :class:`auditor.contract.context.Tallies`) when a run keeps mergeable state instead of
+    every row's predictions. An audit that leaves it False then runs on the context's
+    seeded sample of rows, and the runner adds to its result that it did.
 ``options``
     a tuple of :class:`Option`: each reaches the audit through config files and ``-o``,
     converted to its type and validated before any audit runs (see *Option types* below).
@@ -288,6 +293,7 @@ class Audit(ABC):
     description: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
     uses: ClassVar[tuple[str, ...]] = ()
+    reads_tallies: ClassVar[bool] = False
     options: ClassVar[tuple[Option, ...]] = ()
 
     @abstractmethod

@@ -24,7 +24,7 @@ def _label(value: object) -> str:
     return str(value)
 
 
-def _from_dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+def from_dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     encoded = column.combine_chunks().dictionary_encode()
     labels = [_label(v) for v in encoded.dictionary.to_pylist()]
     indices = encoded.indices
@@ -37,7 +37,7 @@ def _from_dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     return codes, labels
 
 
-def _sorted(codes: np.ndarray, labels: list[str], numeric_keys: list[float] | None) -> tuple[np.ndarray, list[str]]:
+def sorted_groups(codes: np.ndarray, labels: list[str], numeric_keys: list[float] | None) -> tuple[np.ndarray, list[str]]:
     """Order groups by value (numbers numerically, text alphabetically; missing last)."""
     if numeric_keys is not None:
         order = sorted(range(len(labels)), key=lambda i: (labels[i] == MISSING, numeric_keys[i]))
@@ -48,18 +48,34 @@ def _sorted(codes: np.ndarray, labels: list[str], numeric_keys: list[float] | No
     return remap[codes], [labels[i] for i in order]
 
 
-def _quartiles(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    finite = values[~np.isnan(values)]
-    edges = np.unique(np.quantile(finite, [0.25, 0.5, 0.75]))
-    codes = np.searchsorted(edges, values, side="right").astype(np.int64)
-    bounds = [float(finite.min()), *edges.tolist(), float(finite.max())]
+def quartile_edges(values: np.ndarray) -> np.ndarray:
+    """The distinct quartiles of a column's values (NaN left out): the cuts between its groups."""
+    return np.unique(np.quantile(values[~np.isnan(values)], [0.25, 0.5, 0.75]))
+
+
+def quartile_labels(edges: np.ndarray, low: float, high: float) -> list[str]:
+    """The groups' labels, ``[low, q1)`` ... ``[q3, high]``."""
+    bounds = [low, *edges.tolist(), high]
     labels = []
     for i in range(len(bounds) - 1):
         closing = "]" if i == len(bounds) - 2 else ")"
         labels.append(f"[{_label(bounds[i])}, {_label(bounds[i + 1])}{closing}")
-    missing = np.isnan(values)
-    if missing.any():
-        codes[missing] = len(labels)
+    return labels
+
+
+def by_edges(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Each value's group between ``edges``; NaN gets the code after the last group (missing)."""
+    codes = np.searchsorted(edges, values, side="right").astype(np.int64)
+    codes[np.isnan(values)] = edges.size + 1
+    return codes
+
+
+def _quartiles(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    finite = values[~np.isnan(values)]
+    edges = quartile_edges(values)
+    codes = by_edges(values, edges)
+    labels = quartile_labels(edges, float(finite.min()), float(finite.max()))
+    if np.isnan(values).any():
         labels.append(MISSING)
     return codes, labels
 
@@ -74,11 +90,11 @@ def groups_from_column(name: str, column: pa.ChunkedArray, *, fed_to_model: bool
         if len(distinct) > MAX_DISTINCT:
             codes, labels = _quartiles(column_to_numpy(as_float))
             return Groups(name, codes, tuple(labels), binned="quartiles", fed_to_model=fed_to_model)
-        codes, labels = _from_dictionary(as_float)
+        codes, labels = from_dictionary(as_float)
         keys = [float(v) if v != MISSING else 0.0 for v in labels]
-        codes, labels = _sorted(codes, labels, keys)
+        codes, labels = sorted_groups(codes, labels, keys)
         return Groups(name, codes, tuple(labels), fed_to_model=fed_to_model)
     text = column if pa.types.is_dictionary(kind) else column.cast(pa.string())  # the pass keeps text encoded
-    codes, labels = _from_dictionary(text)
-    codes, labels = _sorted(codes, labels, None)
+    codes, labels = from_dictionary(text)
+    codes, labels = sorted_groups(codes, labels, None)
     return Groups(name, codes, tuple(labels), fed_to_model=fed_to_model)

@@ -43,16 +43,25 @@ from auditor.run.runner import verdict
 __all__ = ["SCHEMA_VERSION", "build_document", "build_report", "class_balance", "code_provenance"]
 
 
-def class_balance(y: np.ndarray | None, names: Sequence[str]) -> list[dict[str, Any]]:
-    """Count and share of each class in the target."""
-    if y is None or not names:
-        return []
-    counts = np.bincount(y, minlength=len(names))
+def class_balance(y: np.ndarray | None, names: Sequence[str], counts: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Count and share of each class in the target (``counts``: given, from tallies)."""
+    if counts is None:
+        if y is None or not names:
+            return []
+        counts = np.bincount(y, minlength=len(names))
     total = int(counts.sum())
     return [
         {"class": name, "count": int(c), "share": float(c) / total if total else None}
         for name, c in zip(names, counts)
     ]
+
+
+def _tallied_classes(ctx: AuditContext) -> np.ndarray | None:
+    """Every row's class counts, when the run kept tallies (the context's ``y`` is a sample's)."""
+    tallies = ctx.tallies
+    if tallies is None or tallies.confusion is None or not ctx.task.class_names:
+        return None
+    return tallies.confusion.sum(axis=(0, 2))
 
 
 def _file_facts(path: Path | None) -> dict[str, Any]:
@@ -139,14 +148,14 @@ def build_document(
             "path": Path(data.path).name,
             "sha256": data.sha256,
             "size_bytes": data_size(Path(data.path)),
-            "rows": data.n_rows,
+            "rows": ctx.tallies.rows if ctx.tallies is not None else data.n_rows,
             "columns": len(data.columns),
             "features": list(data.feature_names),
             "target": data.target_name,
             "task": ctx.task.kind,
             "output": ctx.task.output,
             "class_names": list(ctx.task.class_names),
-            "class_balance": class_balance(data.y, ctx.task.class_names),
+            "class_balance": class_balance(data.y, ctx.task.class_names, _tallied_classes(ctx)),
             "sensitive": [
                 {
                     "column": groups.column,

@@ -33,6 +33,7 @@ from auditor.run.retrain import load_trainer
 from auditor.run.runconfig import Progress, RunConfig
 from auditor.run.runner import AuditRuns, run_audits
 from auditor.run.stream import StreamFacts, peak_rss, stream_pass
+from auditor.run.tally import Decided
 from auditor.run.task import encode_target, infer_task, read_outputs
 
 
@@ -253,25 +254,31 @@ def _execute(
             engine: dict[str, Any] = {"name": "ray", "data": done.facts.to_dict(), "ray": on_ray}
             meter.elsewhere("inference", RAY_ENERGY)
         else:
+            decided: list[Decided] = []
             done = stream_pass(
                 plan, infer=_inferrer(model, device, input_shape, dtype), batch_size=cfg.batch_size,
                 default_batch=_default_batch(device), seed=cfg.seed,
                 progress=lambda label, total: progress.step(label, total=total, guard="model"),
-                label="Predicting (reading included)",
+                label="Predicting (reading included)", decide=partial(_decide, cfg, model, plan.target_name, decided),
             )
             engine = {"name": "stream", "data": done.facts.to_dict()}
         timings["pass"] = time.perf_counter() - t
     raw, outputs = done.raw, done.outputs
     dataset = raw.dataset
 
-    task, y = infer_task(
-        outputs,
-        raw.target_values,
-        requested=cfg.task,
-        metadata=model.metadata,
-        classes=cfg.classes,
-        target=dataset.target_name or "target",
-    )
+    if done.tallies is not None:  # binned: the task was decided on the rows before the switch
+        task = decided[0].task
+        target = dataset.target_name or "target"
+        y = None if raw.target_values is None else encode_target(raw.target_values, task, target)
+    else:
+        task, y = infer_task(
+            outputs,
+            raw.target_values,
+            requested=cfg.task,
+            metadata=model.metadata,
+            classes=cfg.classes,
+            target=dataset.target_name or "target",
+        )
     dataset.y = y
     raw.target_values = None  # encoded now: the file's own labels (80 MB at 10^7 rows) are not kept
     train = None
@@ -306,6 +313,7 @@ def _execute(
                       dtype=dtype),
         input_dtype=dtype,
         measure=meter.phase,
+        tallies=done.tallies,
     )
 
     def step(name: str) -> Any:
@@ -331,6 +339,15 @@ def _execute(
     report["run"]["peak_rss_bytes"] = peak_rss()  # a contained run's worker measures it again, at the very end
     _say_what_was_in_memory(report, cfg, ctx)
     return Execution(report=report, context=ctx, runs=runs)
+
+
+def _decide(cfg: RunConfig, model: LoadedModel, target: str | None, decided: list[Decided], outputs: Any,
+            target_values: Any) -> Decided:
+    """The task, decided as for a whole file on the rows a binned pass read before its switch."""
+    task, _ = infer_task(outputs, target_values, requested=cfg.task, metadata=model.metadata, classes=cfg.classes,
+                         target=target or "target")
+    decided.append(Decided(task, declared_output=model.metadata.get("output"), target=target))
+    return decided[-1]
 
 
 #: What the energy meter is told under --engine ray: the pass ran outside the metered process.

@@ -256,7 +256,8 @@ def run_ray_pass(cfg: Any, request: PassRequest, *, folder: Path, progress: Any,
                     kept.append(encoded(table.select([f"__k{i}" for i in range(len(keep))]).rename_columns(keep)))
                     kept_bytes += kept[-1].nbytes
                     rows_done = offset + table.num_rows
-                    check_compact(plan, budget, rows_done, kept_bytes / rows_done + 4 * out.shape[1], more=rows_done < n)
+                    check_compact(plan, budget, rows_done, kept_bytes / rows_done + 4 * out.shape[1], more=rows_done < n,
+                                  where="--engine ray")
                     advance(table.num_rows)
                     if deadline is not None and time.monotonic() > deadline:
                         from auditor.contain.supervisor import ModelTimeoutError

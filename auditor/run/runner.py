@@ -37,7 +37,7 @@ from auditor.contract.errors import AuditorError
 from auditor.contract.plugin import NEEDS
 from auditor.contract.result import NOT_ASSESSED, SEVERITIES, STATUSES, AuditResult, Finding
 from auditor.run import heap
-from auditor.run.sampled import is_sampled, on_kept_rows, say_sampled
+from auditor.run.sampled import is_sampled, on_kept_rows, on_sample_only, say_sampled
 
 
 class AuditTimeout(BaseException):
@@ -237,6 +237,7 @@ def _run_one(
     sampled = is_sampled(ctx, tuple(audit.needs))
     if sampled:
         ctx = on_kept_rows(ctx)
+    sampled = sampled or on_sample_only(ctx, audit)
     try:
         try:
             with deadline if deadline is not None else nullcontext():

@@ -6,6 +6,10 @@ those of a seeded sample of rows (``Dataset.rows``). An audit that declares the 
 ``X``, ``y``, named columns, groups and predictions all hold the same rows, so it computes
 what it always computes, over fewer rows. Its result says so (summary and notes). Every
 other audit reads the compact columns of all rows and stays exact.
+
+When even those exceed the budget the run keeps tallies (:mod:`auditor.run.tally`) and a
+sample of rows: the context then holds the sample, and every audit that does not read the
+tallies runs on it, its result saying so in the same words.
 """
 
 from __future__ import annotations
@@ -49,8 +53,16 @@ def on_kept_rows(ctx: AuditContext) -> AuditContext:
     return replace(ctx, data=data, predictions=predictions, sensitive=sensitive, train=train)
 
 
+def on_sample_only(ctx: AuditContext, audit: object) -> bool:
+    """Whether a run that kept tallies (binned mode) gives this audit its sample only: it does
+    not read ``ctx.tallies``."""
+    return ctx.tallies is not None and not getattr(audit, "reads_tallies", False)
+
+
 def sample_words(ctx: AuditContext) -> str:
     """What the restricted context holds, for a result: "a seeded sample of 1,000 of 9,000 rows"."""
+    if ctx.tallies is not None:
+        return f"{ctx.tallies.sample.size:,} of the {ctx.tallies.rows:,} rows of the data"
     parts = []
     for what, data in (("the data", ctx.data), ("the training data", ctx.train.data if ctx.train else None)):
         if data is not None and data.rows is not None:
@@ -61,7 +73,9 @@ def sample_words(ctx: AuditContext) -> str:
 def say_sampled(result: AuditResult, ctx: AuditContext) -> AuditResult:
     """The result of an audit run on the kept rows, saying so in its summary and notes."""
     words = sample_words(ctx)
-    note = (f"Computed on a seeded sample of {words}: the features of every row exceed the memory budget "
+    what = ("the outputs, labels and groups of every row" if ctx.tallies is not None
+            else "the features of every row")
+    note = (f"Computed on a seeded sample of {words}: {what} exceed the memory budget "
             "(run.engine in report.json); raise --memory-budget to compute it on every row.")
     return replace(result, summary=f"{result.summary} (On a seeded sample of {words}.)".strip(),
                    notes=[note, *result.notes])

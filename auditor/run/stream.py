@@ -37,13 +37,16 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from auditor.contract.context import Tallies
 from auditor.contract.errors import DataError, UsageError
+from auditor.loading.arrow import column_to_numpy
 from auditor.loading.chunks import ChunkReader, Reread, estimated_rows
 from auditor.loading.columns import ReadPlan
-from auditor.loading.data import RawData, check_chunk, finish, no_rows
+from auditor.loading.data import RawData, check_chunk, check_target, finish, no_rows
 from auditor.loading.hashing import sha256_file
 from auditor.loading.inputs import MEMORY_BUDGET_VARIABLE, human_size, memory_budget
 from auditor.run import heap
+from auditor.run.tally import Decided, GroupCoder, Tally, describe
 
 #: Without a stated budget: the most one chunk may take, and the most the features kept may.
 CHUNK_CAP = 32 << 20
@@ -52,6 +55,12 @@ FEATURE_CAP = 256 << 20
 _COMPACT_BLOCK = 1 << 16
 #: Bytes a kept column takes a row, before the first chunk tells (text: offsets and a few characters).
 _KEPT_GUESS = 16
+#: Binned mode: the sample whose per-row columns are kept takes at most this many bytes a row of
+#: the compact share (so the sample is at most compact / this rows, whatever the chunking).
+_SAMPLE_ROW_BYTES = 512
+
+#: ``decide(outputs, target_values) -> Decided``: the task, decided as for a whole file (binned mode).
+Decide = Callable[[np.ndarray, "np.ndarray | None"], Decided]
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,7 @@ class StreamFacts:
     reread: list[str] = field(default_factory=list)  # kept CSV columns whose type a later block widened
     seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # examples left out as unreadable (--skip-unreadable)
+    binned: dict[str, Any] | None = None  # what the tallies hold, when kept (auditor.run.tally.describe)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +117,7 @@ class StreamFacts:
             "features_sampled": self.sampled, "reread_for_types": list(self.reread),
             "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds > 0 else None,
             **({"skipped_unreadable": len(self.skipped), "skipped_examples": self.skipped[:20]} if self.skipped else {}),
+            **({"binned": dict(self.binned)} if self.binned else {}),
         }
 
 
@@ -118,6 +129,7 @@ class Pass:
     raw: RawData
     outputs: np.ndarray
     facts: StreamFacts
+    tallies: Tallies | None = None  # binned mode: ``raw`` and ``outputs`` hold the sample's rows only
 
 
 # --- a seeded sample that does not depend on the chunking ---------------------------------------
@@ -125,12 +137,7 @@ class Pass:
 def row_keys(seed: int, start: int, stop: int) -> np.ndarray:
     """A 64-bit key per data row ``start..stop-1`` (splitmix64 of the row number and the seed):
     the same row always gets the same key, however the file was cut."""
-    z = np.arange(start, stop, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % (1 << 64))
-    with np.errstate(over="ignore"):
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    return _keys_of(seed, np.arange(start, stop, dtype=np.uint64))
 
 
 class FeatureKeeper:
@@ -162,17 +169,34 @@ class FeatureKeeper:
             self.parts.append(X)
             self.rows += n
             return
-        if self.sample is None:  # switch: the sample of every row so far
-            self.sample = np.empty((2 * self.k, self.n_features), dtype=np.float32)
-            self.keys = np.empty(2 * self.k, dtype=np.uint64)
-            self.index = np.empty(2 * self.k, dtype=np.int64)
-            start = 0
-            for part in self.parts:
-                self._merge(part, start)
-                start += part.shape[0]
-            self.parts = []
+        if self.sample is None:
+            self._start_sampling()
         self._merge(X, offset)
         self.rows += n
+
+    def _start_sampling(self) -> None:
+        """The switch: the sample of every row so far."""
+        self.sample = np.empty((2 * self.k, self.n_features), dtype=np.float32)
+        self.keys = np.empty(2 * self.k, dtype=np.uint64)
+        self.index = np.empty(2 * self.k, dtype=np.int64)
+        start = 0
+        for part in self.parts:
+            self._merge(part, start)
+            start += part.shape[0]
+        self.parts = []
+
+    def limit(self, k: int) -> None:
+        """Keep at most ``k`` rows from now on, a sample even if every row's features would fit
+        (binned mode: the other per-row columns are kept for these rows only)."""
+        self.k = max(min(self.k, k), 1)
+        if self.sample is None:
+            self._start_sampling()
+        else:
+            self._compact()
+
+    def below(self, keys: np.ndarray) -> np.ndarray:
+        """Which of these keys could still be in the sample (at or under the threshold)."""
+        return np.ones(keys.size, dtype=bool) if self.threshold is None else keys <= self.threshold
 
     def _merge(self, X: np.ndarray, offset: int) -> None:
         """Bring in the rows of ``X`` whose keys are below the threshold, compacting first
@@ -198,6 +222,8 @@ class FeatureKeeper:
         the new threshold."""
         assert self.sample is not None and self.keys is not None and self.index is not None
         if self.filled <= self.k:
+            if self.filled == self.k and self.threshold is None and self.keys is not None:
+                self.threshold = self.keys[: self.k].max()
             return
         best = np.argpartition(self.keys[: self.filled], self.k - 1)[: self.k]
         best.sort()
@@ -241,10 +267,21 @@ class Batches:
         self.pending: np.ndarray | None = None
         self.pending_at = 0
         self.outputs: list[np.ndarray] = []
+        self.done = 0  # rows whose outputs were handed out by ``take``
 
     def _run(self, X: np.ndarray, offset: int) -> None:
         # a width that changes between calls is ``infer``'s to refuse (run_inference's ``seen``)
         self.outputs.append(self.infer(X, offset, self.size))
+
+    def take(self) -> tuple[int, np.ndarray] | None:
+        """The outputs made since the last ``take`` and the data row of their first (rows
+        follow each other), handed over and no longer kept; None when there are none."""
+        if not self.outputs:
+            return None
+        out = self.outputs[0] if len(self.outputs) == 1 else np.concatenate(self.outputs)
+        self.outputs = []
+        start, self.done = self.done, self.done + out.shape[0]
+        return start, out
 
     def feed(self, X: np.ndarray, offset: int) -> None:
         if self.pending is not None:
@@ -304,17 +341,23 @@ def _size_word(n: int) -> str:
     return f"{n}B"
 
 
-def check_compact(plan: ReadPlan, budget: Budget, rows: int, per_row: float, more: bool) -> None:
-    """The compact columns of ``rows`` rows must fit their quarter of the budget."""
+def compact_fits(budget: Budget, rows: int, per_row: float) -> bool:
+    """Whether the compact columns of ``rows`` rows fit their quarter of the budget."""
+    return rows * per_row <= budget.compact
+
+
+def check_compact(plan: ReadPlan, budget: Budget, rows: int, per_row: float, more: bool, where: str) -> None:
+    """The compact columns of ``rows`` rows must fit their quarter of the budget (``where``: the
+    pass, which keeps no binned state, e.g. "the training data")."""
     need = rows * per_row
-    if need <= budget.compact:
+    if compact_fits(budget, rows, per_row):
         return
     so_far = f"the {rows:,} rows read so far" if more else f"its {rows:,} rows"
     raise DataError(
         f"Auditing {plan.path.name} needs about {human_size(need)} to keep the outputs, labels and groups of "
         f"{so_far}, {per_row:,.0f} bytes a row, more than a quarter of the memory budget, {budget.words()}.",
         hint=f"Raise --memory-budget (or {MEMORY_BUDGET_VARIABLE}) to at least {_size_word(int(need * 4))}, or "
-        "audit a sample of the rows: merging binned state for data this large is not built yet.",
+        f"audit a sample of the rows: binned state is kept for the audit data under the stream engine, not for {where}.",
     )
 
 
@@ -327,15 +370,18 @@ def stream_pass(
     seed: int,
     progress: Callable[[str, int | None], Any],
     label: str = "Predicting",
+    decide: Decide | None = None,
 ) -> Pass:
     """Read ``plan``'s file in chunks, run each through ``infer(X, offset, batch)`` in batches, and
-    keep the compact columns and the features (all, or a seeded sample); see the module."""
+    keep the compact columns and the features (all, or a seeded sample); see the module.
+    ``decide``: how the task is decided, for binned mode; without it, compact columns past their
+    share of the budget are refused."""
     budget = Budget.current()
     again = Reread({})
     while True:
         try:
             done = _one_pass(plan, budget, again, infer=infer, batch_size=batch_size, default_batch=default_batch,
-                             seed=seed, progress=progress, label=label)
+                             seed=seed, progress=progress, label=label, decide=decide)
             heap.trim()  # the chunks' memory goes back: peak memory is what the run holds
             return done
         except Reread as more:
@@ -394,6 +440,7 @@ def _one_pass(
     seed: int,
     progress: Callable[[str, int | None], Any],
     label: str,
+    decide: Decide | None = None,
 ) -> Pass:
     started = time.perf_counter()
     rows_per_chunk, batch = plan_chunks(plan, budget, batch_size, default_batch)
@@ -406,6 +453,7 @@ def _one_pass(
                         reread=sorted(again.types))
     expected = estimated_rows(plan) if source is None else source.n_rows
     kept_bytes = 0
+    binning: Binning | None = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         # a file is hashed on a second read alongside the pass; a source that hashes what it
         # reads (an image folder) says so, and is asked after
@@ -415,24 +463,46 @@ def _one_pass(
         with progress(label, expected) as advance:
             for table, X, offset in _prefetched(chunks, plan):
                 n = table.num_rows
+                facts.chunks += 1
+                facts.rows = offset + n
+                if binning is not None:
+                    keeper.add(X, offset)
+                    binning.chunk(table, offset)
+                    batches.feed(X, offset)
+                    binning.outputs(batches.take())
+                    advance(n)
+                    continue
                 batches.feed(X, offset)
                 keeper.add(X, offset)
                 kept.append(table)
                 kept_bytes += table.nbytes
-                facts.chunks += 1
-                facts.rows = offset + n
                 width = batches.outputs[0].shape[1] if batches.outputs else 2
-                if facts.rows:
-                    check_compact(plan, budget, facts.rows, kept_bytes / facts.rows + 4 * width, more=True)
+                per_row = kept_bytes / facts.rows + 4 * width
+                if decide is None:
+                    check_compact(plan, budget, facts.rows, per_row, more=True, where="the training data")
+                elif not compact_fits(budget, facts.rows, per_row):
+                    binning = Binning.start(plan, decide, keeper, kept, batches.take(), budget)
+                    kept, kept_bytes = [], 0
                 advance(n)
             if facts.rows == 0:
                 raise no_rows(plan.path)
             outputs = batches.close()  # the last batch, within the step (an --inference-timeout guards it)
+            if binning is not None:
+                binning.outputs(batches.take())
         if source is None:
             reader.check_unchanged(facts.rows)
         X_kept, rows = keeper.result()
+        sha = digest.result() if digest is not None else source.digest()
+        if binning is not None:
+            assert rows is not None
+            done = binning.finish(X_kept, rows, sha, facts)
+            facts.rows_per_chunk = rows_per_chunk if facts.chunks > 1 else facts.rows
+            facts.feature_rows = X_kept.shape[0]
+            facts.sampled = True
+            facts.seconds = time.perf_counter() - started
+            return done
         table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
-        raw = finish(plan, table, X_kept, facts.rows, digest.result() if digest is not None else source.digest())
+        raw = finish(plan, table, X_kept, facts.rows, sha)
     raw.dataset.rows = rows
     facts.rows_per_chunk = rows_per_chunk if facts.chunks > 1 else facts.rows
     facts.feature_rows = X_kept.shape[0]
@@ -440,6 +510,124 @@ def _one_pass(
     facts.sampled = rows is not None
     facts.seconds = time.perf_counter() - started
     return Pass(raw=raw, outputs=outputs, facts=facts)
+
+
+# --- binned mode: mergeable state for every row, per-row columns for a sample --------------------
+
+class Binning:
+    """The pass once every row's compact columns stopped fitting their share of the budget:
+    each row is counted in a :class:`auditor.run.tally.Tally` as its outputs come out, and the
+    kept columns and outputs of the rows that may be in the feature sample are kept with them,
+    so that at the end the sample is a dataset of its own (same rows as the features')."""
+
+    def __init__(self, plan: ReadPlan, tally: Tally, keeper: FeatureKeeper, seed: int, switched_at: int) -> None:
+        self.plan = plan
+        self.tally = tally
+        self.keeper = keeper
+        self.seed = seed
+        self.switched_at = switched_at
+        self.queue: list[tuple[int, pa.Table]] = []  # kept columns of rows whose outputs are not out yet
+        self.tables: list[tuple[np.ndarray, pa.Table]] = []  # the sample's candidates: data rows, kept columns
+        self.outs: list[tuple[np.ndarray, np.ndarray]] = []  # and their outputs
+        self.held = 0
+
+    @classmethod
+    def start(cls, plan: ReadPlan, decide: Decide, keeper: FeatureKeeper, kept: list[pa.Table],
+              done: tuple[int, np.ndarray] | None, budget: Budget) -> Binning:
+        """Switch: decide the task and the groups on every row read so far, count them, and go on."""
+        table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
+        assert done is not None and done[0] == 0  # a chunk holds at least one batch (plan_chunks)
+        outputs = done[1]
+        m = outputs.shape[0]
+        target_of = _target_reader(plan)
+        decided = decide(outputs, target_of(table.slice(0, m), 0) if plan.target_name else None)
+        coders = [GroupCoder(name, table.column(name), name in plan.feature_names) for name in plan.sensitive]
+        keeper.limit(max(budget.compact // _SAMPLE_ROW_BYTES, 1))
+        binning = cls(plan, Tally(decided, coders, target_of), keeper, keeper.seed, table.num_rows)
+        binning.chunk(table, 0)
+        binning.outputs(done)
+        return binning
+
+    def _candidates(self, start: int, n: int) -> np.ndarray:
+        return np.flatnonzero(self.keeper.below(row_keys(self.seed, start, start + n)))
+
+    def chunk(self, table: pa.Table, offset: int) -> None:
+        """A chunk's kept columns: queued until their outputs come, the sample's candidates kept."""
+        chosen = self._candidates(offset, table.num_rows)
+        self.tables.append((chosen + offset, table.take(chosen)))
+        self.queue.append((offset, table))
+        self.held += chosen.size
+        if self.held > 8 * self.keeper.k:
+            self._prune()
+
+    def outputs(self, done: tuple[int, np.ndarray] | None) -> None:
+        """Outputs of the rows ``start..``: count those rows (their kept columns are queued)."""
+        if done is None:
+            return
+        start, out = done
+        n = out.shape[0]
+        parts, at = [], start
+        while at < start + n:  # the queue's front tables hold these rows: a batch may straddle two chunks
+            offset, table = self.queue[0]
+            part = table.slice(at - offset, start + n - at)
+            parts.append(part)
+            at += part.num_rows
+            if at >= offset + table.num_rows:
+                self.queue.pop(0)
+        rows = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        self.tally.add(rows, out, start)
+        chosen = self._candidates(start, n)
+        self.outs.append((chosen + start, out[chosen]))
+
+    def _prune(self) -> None:
+        """Drop the candidates the sample has since passed over (the threshold only falls)."""
+        if self.keeper.threshold is None:
+            return
+        tables, outs = [], []
+        for rows, table in self.tables:
+            keep = self.keeper.below(_keys_of(self.seed, rows))
+            tables.append((rows[keep], table.filter(pa.array(keep))))
+        for rows, out in self.outs:
+            keep = self.keeper.below(_keys_of(self.seed, rows))
+            outs.append((rows[keep], out[keep]))
+        self.tables, self.outs = tables, outs
+        self.held = sum(rows.size for rows, _ in self.tables)
+
+    def finish(self, X: np.ndarray, rows: np.ndarray, sha: str, facts: StreamFacts) -> Pass:
+        """The sample as a dataset of its own, its outputs, and the tallies of every row."""
+        assert not self.queue
+        table_rows = np.concatenate([r for r, _ in self.tables])
+        at = np.searchsorted(table_rows, rows)  # candidates are kept in file order, and include the sample
+        assert np.array_equal(table_rows[at], rows)
+        table = pa.concat_tables([t for _, t in self.tables]).take(at)
+        out_rows = np.concatenate([r for r, _ in self.outs])
+        at = np.searchsorted(out_rows, rows)
+        assert np.array_equal(out_rows[at], rows)
+        outputs = np.concatenate([o for _, o in self.outs])[at]
+        raw = finish(self.plan, table, X, int(rows.size), sha)
+        raw.sensitive = {c.name: c.groups(table.column(c.name)) for c in self.tally.coders}
+        tallies = self.tally.result(rows)
+        facts.binned = describe(tallies, self.switched_at)
+        return Pass(raw=raw, outputs=outputs, facts=facts, tallies=tallies)
+
+
+def _keys_of(seed: int, rows: np.ndarray) -> np.ndarray:
+    """:func:`row_keys` of some rows (not a range)."""
+    z = rows.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % (1 << 64))
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _target_reader(plan: ReadPlan) -> Callable[[pa.Table, int], np.ndarray]:
+    """The target of some rows as the file holds it, missing labels refused naming the row."""
+    def target_of(table: pa.Table, first_row: int) -> np.ndarray:
+        assert plan.target_name is not None
+        check_target(plan.path, plan.fmt, plan.layout, table, plan.target_name, offset=first_row)
+        return column_to_numpy(table.column(plan.target_name))
+    return target_of
 
 
 def peak_rss() -> int | None:

@@ -35,7 +35,7 @@ def _is_numeric(values: np.ndarray) -> bool:
     return values.dtype.kind in "iufb"
 
 
-def _classify_outputs(raw: np.ndarray, declared: str | None, kind: TaskKind) -> OutputKind:
+def classify_outputs(raw: np.ndarray, declared: str | None, kind: TaskKind) -> OutputKind:
     if declared in ("logits", "probabilities", "log_probabilities"):
         return declared  # type: ignore[return-value]
     if declared is not None:
@@ -61,7 +61,7 @@ def output_kind(raw: np.ndarray, task: Task) -> OutputKind:
     values say."""
     if task.output == "logits":
         return "logits"
-    detected = _classify_outputs(raw, None, task.kind)
+    detected = classify_outputs(raw, None, task.kind)
     return task.output if detected == task.output else detected
 
 
@@ -200,7 +200,7 @@ def infer_task(
     n_classes = 2 if kind == "binary" else n_outputs
     if kind == "binary" and n_outputs > 2:
         raise UsageError(f"--task binary needs 1 or 2 outputs; this model has {n_outputs}.")
-    output = _classify_outputs(raw, metadata.get("output"), kind)  # type: ignore[arg-type]
+    output = classify_outputs(raw, metadata.get("output"), kind)  # type: ignore[arg-type]
     y = None
     names: tuple[str, ...]
     if y_raw is not None:

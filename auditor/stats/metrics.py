@@ -149,11 +149,7 @@ def classification_metrics(
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
 
     cm = confusion_matrix(y, label, k)
-    point = bs.confusion_kernel(cm, binary)
-    draws = bs.confusion_resamples(cm, n_resamples, bs.make_rng(seed, _CONFUSION_STREAM))
-    replicates = bs.confusion_kernel(draws, binary)
-    method = f"exact multinomial bootstrap of the confusion matrix, {n_resamples} resamples, seed {seed}"
-    out = {key: _interval(float(point[key]), replicates[key], confidence, method) for key in point}
+    out = confusion_metrics(cm, seed=seed, n_resamples=n_resamples, confidence=confidence)
 
     log_loss_rows = row_log_loss(y, proba)
     if ranked is None:
@@ -194,6 +190,23 @@ def classification_metrics(
             out[key] = MetricValue(None, note=note)
     baseline = float(cm.sum(axis=1).max() / n)
     out["baseline_accuracy"] = MetricValue(baseline, note="the majority class's share of the rows")
+    return ordered(out, binary)
+
+
+def confusion_metrics(cm: np.ndarray, *, seed: int, n_resamples: int, confidence: float) -> dict[str, MetricValue]:
+    """The metrics of a ``(K, K)`` confusion matrix (accuracy, balanced accuracy, precision,
+    recall, F1, MCC), each with the exact multinomial bootstrap interval: the same from the
+    rows or from counts merged chunk by chunk."""
+    binary = cm.shape[0] == 2
+    point = bs.confusion_kernel(cm, binary)
+    draws = bs.confusion_resamples(cm, n_resamples, bs.make_rng(seed, _CONFUSION_STREAM))
+    replicates = bs.confusion_kernel(draws, binary)
+    method = f"exact multinomial bootstrap of the confusion matrix, {n_resamples} resamples, seed {seed}"
+    return {key: _interval(float(point[key]), replicates[key], confidence, method) for key in point}
+
+
+def ordered(out: dict[str, MetricValue], binary: bool) -> dict[str, MetricValue]:
+    """The classification metrics in report order."""
     averaged = ("precision", "recall", "f1") if binary else (
         *(f"{m}_macro" for m in ("precision", "recall", "f1")),
         *(f"{m}_weighted" for m in ("precision", "recall", "f1")),
@@ -409,7 +422,7 @@ def _regression_bootstrap(
     return bs.blockwise(work, n_resamples, seed, _REGRESSION_STREAM)
 
 
-def _downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[list[float], list[float]]:
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[list[float], list[float]]:
     """At most ``max_points`` points evenly spaced along the curve's L1 length, endpoints kept."""
     if x.size > max_points:
         length = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(x)) + np.abs(np.diff(y)))])
@@ -456,7 +469,7 @@ def roc_points(
     if counts is None or counts[1][-1] == 0:
         return None
     tp, fp = counts
-    return _downsample(np.concatenate([[0.0], fp / fp[-1]]), np.concatenate([[0.0], tp / tp[-1]]), max_points)
+    return downsample(np.concatenate([[0.0], fp / fp[-1]]), np.concatenate([[0.0], tp / tp[-1]]), max_points)
 
 
 def pr_points(
@@ -470,7 +483,7 @@ def pr_points(
         return None
     tp, fp = counts
     recall = np.concatenate([[0.0], tp / tp[-1]])
-    return _downsample(recall, np.concatenate([[1.0], tp / (tp + fp)]), max_points)
+    return downsample(recall, np.concatenate([[1.0], tp / (tp + fp)]), max_points)
 
 
 def roc_curve_points(

@@ -82,6 +82,7 @@ class FairnessAudit(Audit):
         "column and their intersection, with bootstrap intervals."
     )
     needs = ("target", "sensitive")
+    reads_tallies = True  # classification: every row's confusion counts per group; regression: the sample
     options = (
         Option("min_group_size", "int", 30, "Groups with fewer rows are shown but left out of the disparities.",
                min=1),
@@ -121,9 +122,23 @@ class FairnessAudit(Audit):
                 findings=limited,
                 options=dict(options),
             )
+        tallies = ctx.tallies if ctx.tallies is not None and ctx.task.is_classification else None
+        position = {name: i for i, name in enumerate(ctx.sensitive)}
+
+        def counted(subset: Sequence[Groups]) -> tuple[fs.Cells, np.ndarray] | None:
+            """The subset's cells and confusion counts over every row, from the run's tallies."""
+            if tallies is None:
+                return None
+            assert tallies.confusion is not None
+            return fs.tallied_cells(tallies.cells, tallies.confusion, [position[g.column] for g in subset])
+
         # Every partition is resampled as cells of all the columns at once: when their
         # intersection has more groups than the limit, each column is audited on its own.
-        cells = fs.combine(groups).n_cells if len(groups) > 1 else 0
+        if len(groups) <= 1:
+            cells = 0
+        else:
+            whole = counted(groups)
+            cells = whole[0].n_cells if whole is not None else fs.combine(groups).n_cells
         joint = cells <= limit
         if not joint:
             limited.append(_intersection_finding(groups, cells, limit, bool(options["intersections"])))
@@ -147,7 +162,8 @@ class FairnessAudit(Audit):
             names = ctx.task.class_names or _default_class_names(ctx.data.y, label, ctx.task.kind == "binary")
             for subset in sets:
                 reports += fs.classification_fairness(
-                    subset, ctx.data.y, label, len(names), binary=ctx.task.kind == "binary", **settings
+                    subset, ctx.data.y, label, len(names), binary=ctx.task.kind == "binary", tallied=counted(subset),
+                    **settings,
                 )
             method = "exact stratified bootstrap (multinomial confusion counts per group)"
             approach = "multinomial"
@@ -173,7 +189,7 @@ class FairnessAudit(Audit):
             method=method,
             approach=approach,
             resampling=resampling,
-            n_rows=int(ctx.data.y.shape[0]),
+            n_rows=int(ctx.data.y.shape[0]) if tallies is None else int(tallies.rows),
         )
         headlines = _headlines(reports, frame)
         metrics = _metrics(reports, headlines, frame)
@@ -186,6 +202,16 @@ class FairnessAudit(Audit):
         assessed = any(_defined(r) for r in reports)
         summary = (summary_sentence(reports, headlines, frame) if assessed
                    else not_assessed_summary(reports, frame, powers))
+        if ctx.tallies is not None and tallies is None:
+            words = f"{ctx.tallies.sample.size:,} of the {ctx.tallies.rows:,} rows of the data"
+            summary = f"{summary} (On a seeded sample of {words}.)"
+            notes.insert(0, f"Computed on a seeded sample of {words}: the outputs, labels and groups of every row "
+                         "exceed the memory budget (run.engine in report.json), and the regression figures are not "
+                         "kept as tallies; raise --memory-budget to compute them on every row.")
+        if tallies is not None:
+            notes.insert(0, f"Computed over all {tallies.rows:,} rows from confusion counts per group kept chunk by "
+                         "chunk (the outputs, labels and groups of every row exceeded a quarter of the memory budget, "
+                         "run.engine.data.binned in report.json): the same figures as from the rows.")
         return AuditResult(
             audit=self.name,
             title=self.title,
@@ -256,7 +282,11 @@ def _power(report: fs.PartitionReport, frame: Frame, ctx: AuditContext) -> tuple
         label = ctx.predictions.label
         if label is None and ctx.predictions.proba is not None:
             label = np.argmax(ctx.predictions.proba, axis=1)
-        if frame.kind == "binary" and label is not None and len(label):
+        tallies = ctx.tallies
+        if frame.kind == "binary" and tallies is not None and tallies.confusion is not None:
+            p = float(tallies.confusion[:, :, 1].sum() / max(tallies.confusion.sum(), 1))
+            where = f"the overall selection rate, {p:.2f}"
+        elif frame.kind == "binary" and label is not None and len(label):
             p = float(np.mean(np.asarray(label) == 1))
             where = f"the overall selection rate, {p:.2f}"
         else:

@@ -179,6 +179,22 @@ def partitions(groups: Sequence[Groups], cells: Cells, intersection: bool) -> li
     return out
 
 
+def tallied_cells(cell_codes: np.ndarray, confusion: np.ndarray, columns: Sequence[int]) -> tuple[Cells, np.ndarray]:
+    """The cells of some sensitive columns (``columns``: their positions in ``cell_codes``) and
+    their confusion counts, from a run's tallies (:class:`auditor.contract.context.Tallies`:
+    every combination of all the columns' groups, with its counts): in the order and with the
+    counts :func:`combine` and :func:`confusion_by_cell` give from the rows."""
+    projected = cell_codes[:, list(columns)]
+    counts = confusion.sum(axis=(1, 2))
+    projected, confusion, counts = projected[counts > 0], confusion[counts > 0], counts[counts > 0]
+    codes, inverse = np.unique(projected, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    k = confusion.shape[1]
+    summed = np.zeros((codes.shape[0], k, k), dtype=np.int64)
+    np.add.at(summed, inverse, confusion)
+    return Cells(np.zeros(0, dtype=np.int64), codes.astype(np.int64), summed.sum(axis=(1, 2))), summed
+
+
 def confusion_by_cell(cells: Cells, y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
     """``(n_cells, K, K)`` confusion counts, rows = true class, columns = predicted class."""
     k = n_classes
@@ -517,15 +533,23 @@ def classification_fairness(
     n_resamples: int,
     confidence: float,
     seed: int,
+    tallied: tuple[Cells, np.ndarray] | None = None,
 ) -> list[PartitionReport]:
     """Per-group rates and fairlearn's disparities, with intervals from the exact
     stratified bootstrap, for each sensitive column and (``intersection``) their
-    intersection. ``y`` and ``pred``: int class indices; binary tasks report class 1."""
-    cells = combine(groups)
-    if cells.row.size == 0:
-        raise ValueError("there are no rows to audit")
+    intersection. ``y`` and ``pred``: int class indices; binary tasks report class 1.
+    ``tallied``: the cells and their confusion counts, already counted (:func:`tallied_cells`);
+    ``y`` and ``pred`` are then not read."""
+    if tallied is not None:
+        cells, cm = tallied
+        if cells.n_cells == 0:
+            raise ValueError("there are no rows to audit")
+    else:
+        cells = combine(groups)
+        if cells.row.size == 0:
+            raise ValueError("there are no rows to audit")
+        cm = confusion_by_cell(cells, np.asarray(y, np.int64), np.asarray(pred, np.int64), n_classes)
     parts = partitions(groups, cells, intersection)
-    cm = confusion_by_cell(cells, np.asarray(y, np.int64), np.asarray(pred, np.int64), n_classes)
     classes = (1,) if binary else tuple(range(n_classes))
     cell_margins = margins(cm)
     chosen = list(classes)

@@ -31,6 +31,7 @@ from auditor.contract.vocabulary import (
     in_sentence,
     sentence_number,
 )
+from auditor.stats import binned, tallied
 from auditor.stats import metrics as stats
 from auditor.stats.bootstrap import RankedScores, make_rng
 
@@ -55,6 +56,7 @@ class MetricsAudit(Audit):
     title = "Performance metrics"
     description = "Accuracy, F1, ROC-AUC, log loss or RMSE, R² and more, each with a confidence interval."
     needs = ("target",)
+    reads_tallies = True
     options = (
         *INTERVAL_OPTIONS,
         Option(
@@ -78,9 +80,53 @@ class MetricsAudit(Audit):
             "confidence": float(options["confidence"]),
             "bootstrap_max_rows": int(options["bootstrap_max_rows"]),
         }
+        if ctx.tallies is not None:
+            return self._tallied(ctx, options, settings)
         if ctx.task.is_classification:
             return self._classification(ctx, options, settings)
         return self._regression(ctx, options, settings)
+
+    def _tallied(self, ctx: AuditContext, options: Mapping[str, Any], settings: dict[str, Any]) -> AuditResult:
+        """Every row's figures from the run's tallies (see :mod:`auditor.stats.tallied`): exact
+        but for ROC-AUC and average precision, binned with their bounds reported beside them."""
+        tallies = ctx.tallies
+        assert tallies is not None
+        if not ctx.task.is_classification:
+            values = tallied.regression_metrics(tallies, confidence=settings["confidence"])
+            metrics = self._metrics(values, "regression", None)
+            charts = _scatter_charts(ctx, np.asarray(ctx.data.y, dtype=np.float64),
+                                     np.asarray(ctx.predictions.value, dtype=np.float64), f" of a seeded sample of "
+                                     f"{tallies.sample.size:,} of the {tallies.rows:,} rows")
+            notes = [_interval_note(metrics, settings["confidence"]), "MAPE is a fraction, not a percentage (0.1 = 10%).",
+                     _TALLIED_NOTE.format(rows=tallies.rows)]
+            return self._result(metrics, _undefined_findings(metrics, values), [], charts, notes, options,
+                                "regression", tallies.rows)
+        assert tallies.confusion is not None
+        names = list(ctx.task.class_names)
+        binary = ctx.task.kind == "binary"
+        values, bounds = tallied.classification_metrics(
+            tallies, names, seed=settings["seed"], n_resamples=settings["n_resamples"],
+            confidence=settings["confidence"])
+        cm = tallies.confusion.sum(axis=0)
+        per_class = stats.per_class_scores(cm)
+        metrics = self._metrics(values, ctx.task.kind, names[1] if binary else None)
+        for key, bound in bounds.items():
+            label = METRIC_DEFINITIONS[key][0]
+            metrics[f"{key}_binning_bound"] = Metric(
+                value=bound, label=f"{label}: binning bound", direction="none",
+                description=f"The exact {label} of every row is within this of the reported value, which was "
+                "computed from the scores counted in bins (the outputs of every row exceeded the memory budget).")
+        findings = _classification_findings(values, per_class, names, float(options["baseline_margin"]))
+        findings += _undefined_findings(metrics, values)
+        charts = [_confusion_chart(names, cm), *_binned_curve_charts(tallies, cm, names, binary)]
+        notes = [_interval_note(metrics, settings["confidence"]), _TALLIED_NOTE.format(rows=tallies.rows)]
+        if bounds:
+            shown = ", ".join(f"{METRIC_DEFINITIONS[k][0]} ±{b:.2g}" for k, b in bounds.items())
+            notes.append(f"Binned figures: {shown} at most (the exact values lie within these of the figures shown; "
+                         f"scores counted in {binned.BINS:,} bins of their logit).")
+        notes.append(_class_note(binary, names))
+        return self._result(metrics, findings, _class_tables(names, per_class, cm), charts, notes, options,
+                            ctx.task.kind, tallies.rows)
 
     def _classification(
         self, ctx: AuditContext, options: Mapping[str, Any], settings: dict[str, Any]
@@ -100,48 +146,9 @@ class MetricsAudit(Audit):
         metrics = self._metrics(values, ctx.task.kind, names[1] if binary else None)
         findings = _classification_findings(values, per_class, names, float(options["baseline_margin"]))
         findings += _undefined_findings(metrics, values)
-        tables = [
-            Table(
-                name="per_class",
-                title="Per-class precision, recall and F1",
-                columns=["class", "support", "precision", "recall", "f1"],
-                rows=[
-                    [names[i], int(per_class["support"][i]), float(per_class["precision"][i]),
-                     float(per_class["recall"][i]), float(per_class["f1"][i])]
-                    for i in range(len(names))
-                ],
-                caption="A class that is never predicted has precision 0 (scikit-learn's zero_division=0).",
-            ),
-            Table(
-                name="confusion_matrix",
-                title="Confusion matrix",
-                columns=["true \\ predicted", *names],
-                rows=[[names[i], *map(int, cm[i])] for i in range(len(names))],
-                caption="Rows are the true classes, columns the predicted classes.",
-            ),
-        ]
-        charts = [
-            Chart(
-                name="confusion_matrix",
-                title="Confusion matrix",
-                kind="confusion_matrix",
-                data={"labels": names, "matrix": cm.tolist()},
-                caption="Rows are the true classes, columns the predicted classes.",
-            ),
-            *_curve_charts(y, ranked, names, binary),
-        ]
-        notes = [_interval_note(metrics, settings["confidence"])]
-        if binary:
-            notes.append(
-                f"Positive class: '{names[1]}' (model output 1); precision, recall, F1, average "
-                "precision and the Brier score refer to it."
-            )
-        else:
-            notes.append(
-                "Macro averages weight equally every class present in the target or the "
-                "predictions; weighted averages weight them by support. ROC-AUC and average "
-                "precision are one-vs-rest macro averages."
-            )
+        tables = _class_tables(names, per_class, cm)
+        charts = [_confusion_chart(names, cm), *_curve_charts(y, ranked, names, binary)]
+        notes = [_interval_note(metrics, settings["confidence"]), _class_note(binary, names)]
         return self._result(metrics, findings, tables, charts, notes, options, ctx.task.kind, len(y))
 
     def _regression(
@@ -155,28 +162,7 @@ class MetricsAudit(Audit):
         values = stats.regression_metrics(y, pred, **settings)
         metrics = self._metrics(values, "regression", None)
         findings = _undefined_findings(metrics, values)
-        n_shown = min(len(y), MAX_SCATTER_POINTS)
-        shown = np.sort(make_rng(ctx.seed, _SCATTER_STREAM).choice(len(y), size=n_shown, replace=False))
-        caption = f"{n_shown:,} of {len(y):,} rows"
-        caption += ", a seeded random subsample." if n_shown < len(y) else "."
-        charts = [
-            Chart(
-                name="residuals",
-                title="Residuals",
-                kind="scatter",
-                data={"x_label": "Predicted", "y_label": "Residual (actual - predicted)",
-                      "x": pred[shown].tolist(), "y": (y[shown] - pred[shown]).tolist(), "reference": "y=0"},
-                caption=caption,
-            ),
-            Chart(
-                name="predicted_vs_actual",
-                title="Predicted vs actual",
-                kind="scatter",
-                data={"x_label": "Actual", "y_label": "Predicted",
-                      "x": y[shown].tolist(), "y": pred[shown].tolist(), "reference": "y=x"},
-                caption=caption,
-            ),
-        ]
+        charts = _scatter_charts(ctx, y, pred, "")
         notes = [
             _interval_note(metrics, settings["confidence"]),
             "MAPE is a fraction, not a percentage (0.1 = 10%).",
@@ -238,6 +224,108 @@ class MetricsAudit(Audit):
             notes=notes,
             options=dict(options),
         )
+
+
+#: Said of a result computed from tallies.
+_TALLIED_NOTE = ("Computed over all {rows:,} rows from tallies kept chunk by chunk (the outputs, labels and groups of "
+                 "every row exceeded a quarter of the memory budget, run.engine.data.binned in report.json): the "
+                 "same figures as from the rows, but for those listed as binned.")
+
+
+def _class_tables(names: list[str], per_class: dict[str, np.ndarray], cm: np.ndarray) -> list[Table]:
+    return [
+        Table(
+            name="per_class",
+            title="Per-class precision, recall and F1",
+            columns=["class", "support", "precision", "recall", "f1"],
+            rows=[
+                [names[i], int(per_class["support"][i]), float(per_class["precision"][i]),
+                 float(per_class["recall"][i]), float(per_class["f1"][i])]
+                for i in range(len(names))
+            ],
+            caption="A class that is never predicted has precision 0 (scikit-learn's zero_division=0).",
+        ),
+        Table(
+            name="confusion_matrix",
+            title="Confusion matrix",
+            columns=["true \\ predicted", *names],
+            rows=[[names[i], *map(int, cm[i])] for i in range(len(names))],
+            caption="Rows are the true classes, columns the predicted classes.",
+        ),
+    ]
+
+
+def _confusion_chart(names: list[str], cm: np.ndarray) -> Chart:
+    return Chart(
+        name="confusion_matrix",
+        title="Confusion matrix",
+        kind="confusion_matrix",
+        data={"labels": names, "matrix": cm.tolist()},
+        caption="Rows are the true classes, columns the predicted classes.",
+    )
+
+
+def _class_note(binary: bool, names: list[str]) -> str:
+    if binary:
+        return (f"Positive class: '{names[1]}' (model output 1); precision, recall, F1, average "
+                "precision and the Brier score refer to it.")
+    return ("Macro averages weight equally every class present in the target or the "
+            "predictions; weighted averages weight them by support. ROC-AUC and average "
+            "precision are one-vs-rest macro averages.")
+
+
+def _scatter_charts(ctx: AuditContext, y: np.ndarray, pred: np.ndarray, of: str) -> list[Chart]:
+    """Residuals and predicted against actual, for at most MAX_SCATTER_POINTS rows (``of``: whose rows)."""
+    n_shown = min(len(y), MAX_SCATTER_POINTS)
+    shown = np.sort(make_rng(ctx.seed, _SCATTER_STREAM).choice(len(y), size=n_shown, replace=False))
+    caption = f"{n_shown:,} of {len(y):,} rows{of}"
+    caption += ", a seeded random subsample." if n_shown < len(y) else "."
+    return [
+        Chart(
+            name="residuals",
+            title="Residuals",
+            kind="scatter",
+            data={"x_label": "Predicted", "y_label": "Residual (actual - predicted)",
+                  "x": pred[shown].tolist(), "y": (y[shown] - pred[shown]).tolist(), "reference": "y=0"},
+            caption=caption,
+        ),
+        Chart(
+            name="predicted_vs_actual",
+            title="Predicted vs actual",
+            kind="scatter",
+            data={"x_label": "Actual", "y_label": "Predicted",
+                  "x": y[shown].tolist(), "y": pred[shown].tolist(), "reference": "y=x"},
+            caption=caption,
+        ),
+    ]
+
+
+def _binned_curve_charts(tallies: Any, cm: np.ndarray, names: list[str], binary: bool) -> list[Chart]:
+    """ROC and precision-recall curves at the score bins' thresholds."""
+    support = cm.sum(axis=1)
+    if binary:
+        classes = [(1, tallies.scores[0])]
+    else:
+        largest = np.argsort(-support, kind="stable")[:MAX_CURVE_CLASSES]
+        classes = [(int(c), tallies.scores[int(c)]) for c in sorted(largest) if support[c] > 0]
+    roc, pr = [], []
+    for c, bins in classes:
+        if bins.n_pos and bins.n_neg:
+            roc.append({"name": names[c], **dict(zip("xy", stats.downsample(*binned.roc_points(bins), MAX_CURVE_POINTS)))})
+        if bins.n_pos:
+            pr.append({"name": names[c], **dict(zip("xy", stats.downsample(*binned.pr_points(bins), MAX_CURVE_POINTS)))})
+    caption = f"At the thresholds of {binned.BINS:,} bins of the score's logit" + (
+        "." if binary else ", one-vs-rest, one curve per class" + (
+            f" (the {MAX_CURVE_CLASSES} largest classes)." if len(names) > MAX_CURVE_CLASSES else "."))
+    charts = []
+    if roc:
+        charts.append(Chart(name="roc", title="ROC curve", kind="curve", caption=caption,
+                            data={"x_label": "False positive rate", "y_label": "True positive rate", "series": roc,
+                                  "diagonal": True}))
+    if pr:
+        charts.append(Chart(name="pr", title="Precision-recall curve", kind="curve", caption=caption,
+                            data={"x_label": "Recall", "y_label": "Precision", "series": pr, "diagonal": False}))
+    return charts
 
 
 def _classification_findings(
