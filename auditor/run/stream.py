@@ -20,9 +20,17 @@ second thread while the model runs on this one.
 is shared out: a chunk in flight takes at most an eighth (two are in flight: the one the
 model reads, the one being read), the features kept at most half, the compact columns at
 most a quarter. Without a stated budget a chunk is at most :data:`CHUNK_CAP` and the
-features kept :data:`FEATURE_CAP`, whatever memory is free. Data whose compact columns
-alone exceed their share are refused (exit 2) with the figures: merging binned state for
-data that large is not built yet.
+features kept :data:`FEATURE_CAP`, whatever memory is free.
+
+**Past the compact share** (:class:`Binning`): when the compact columns of the rows read so
+far exceed their quarter, and the caller said how to decide the task (``decide``: the audit
+data's pass; not the training data's), the pass switches. The task and the groups are
+decided on every row read so far, those rows are counted into a
+:class:`auditor.run.tally.Tally`, and so is every later row as its outputs come out; the
+compact columns and outputs are kept only for the rows that may be in the feature sample
+(whose size is then capped so that its columns fit the compact share). The result holds the
+sample as its dataset and the tallies of every row. Without ``decide`` such data are refused
+(exit 2) with the figures.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ _KEPT_GUESS = 16
 #: Binned mode: the sample whose per-row columns are kept takes at most this many bytes a row of
 #: the compact share (so the sample is at most compact / this rows, whatever the chunking).
 _SAMPLE_ROW_BYTES = 512
+#: Binned mode: the rows read before the switch are counted this many at a time.
+_PREFIX_SLICE = 1 << 18
 
 #: ``decide(outputs, target_values) -> Decided``: the task, decided as for a whole file (binned mode).
 Decide = Callable[[np.ndarray, "np.ndarray | None"], Decided]
@@ -545,7 +555,8 @@ class Binning:
         keeper.limit(max(budget.compact // _SAMPLE_ROW_BYTES, 1))
         binning = cls(plan, Tally(decided, coders, target_of), keeper, keeper.seed, table.num_rows)
         binning.chunk(table, 0)
-        binning.outputs(done)
+        for start in range(0, m, _PREFIX_SLICE):  # counted a slice at a time: the transients of one slice
+            binning.outputs((start, outputs[start:start + _PREFIX_SLICE]))
         return binning
 
     def _candidates(self, start: int, n: int) -> np.ndarray:

@@ -30,7 +30,7 @@ cost the whole file's text in memory for a 20,000-row scan.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -126,6 +126,9 @@ class PrivacyAudit(Audit):
         "name and sampled values, and whether the model is fed them."
     )
     needs = ()
+    # It reads the files themselves (names, and values from their first rows), never the
+    # per-row predictions: a run that keeps tallies gives it nothing it lacks.
+    reads_tallies = True
     options = (
         Option("sample_rows", "int", 20_000, "Rows read from the start of each data file to check values "
                "against the patterns (names are always checked).", min=100),
@@ -145,7 +148,8 @@ class PrivacyAudit(Audit):
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         self.check(options)
         ignore = [name.strip() for name in str(options["ignore"]).split(",") if name.strip()]
-        files = [("data", ctx.data)] + ([("train", ctx.train.data)] if ctx.train is not None else [])
+        data = ctx.data if ctx.tallies is None else replace(ctx.data, n_rows=ctx.tallies.rows)  # the file's rows
+        files = [("data", data)] + ([("train", ctx.train.data)] if ctx.train is not None else [])
         files += [("labels", table) for table in [_labels_table(ctx.data)] if table is not None]
         scanned = [_scan_file(ctx, role, data, ignore, options) for role, data in files]
         flagged = [flag for item in scanned for flag in item.flags]
