@@ -2,9 +2,10 @@
 
 The scores look like a real model's: a float32 sigmoid of logits that separate a 30%
 positive class (ROC-AUC about 0.86), so float32 rounding makes ties, as in production.
-At the default ``bootstrap_max_rows`` (100,000) the 100k-row case takes the row-bootstrap
-path for ROC-AUC, average precision, log loss and Brier score, and the 1M-row case the
-analytic path; the confusion-matrix metrics use the multinomial bootstrap at every size.
+The row bootstrap of ROC-AUC, average precision, log loss and Brier score runs while its cost
+(rows x ranked columns x resamples) is at most ``bootstrap_max_work`` (30M: 30,000 rows at
+1,000 resamples), the analytic intervals beyond; the confusion-matrix metrics use the
+multinomial bootstrap at every size. ``--sizes 30000 31000 100000 1000000`` shows the switch.
 
 Usage (from the repository root)::
 
@@ -49,7 +50,8 @@ def main() -> None:
     audit = MetricsAudit()
     options = MetricsAudit.defaults()
     print(f"metrics audit run(), binary, {options['n_resamples']} resamples, "
-          f"bootstrap_max_rows={options['bootstrap_max_rows']:,}, {os.cpu_count()} CPUs")
+          f"bootstrap_max_rows={options['bootstrap_max_rows']:,}, bootstrap_max_work={options['bootstrap_max_work']:,}, "
+          f"{os.cpu_count()} CPUs")
     print(f"{'rows':>10}  {'median s':>9}  {'min s':>7}  {'max s':>7}  ROC-AUC interval")
     for n in args.sizes:
         ctx = synthetic_context(n)

@@ -339,7 +339,8 @@ def test_large_data_switches_to_analytic_intervals_and_formats_the_row_count() -
 
 def test_options_are_declared_with_their_defaults_and_bounds() -> None:
     options = {o.name: o for o in MetricsAudit.options}
-    assert DEFAULTS == {"confidence": 0.95, "n_resamples": 1000, "bootstrap_max_rows": 100_000, "baseline_margin": 0.02}
+    assert DEFAULTS == {"confidence": 0.95, "n_resamples": 1000, "bootstrap_max_rows": 100_000,
+                        "bootstrap_max_work": 30_000_000, "baseline_margin": 0.02}
     assert options["confidence"].convert("metrics", "0.9") == 0.9
     with pytest.raises(UsageError):
         options["confidence"].convert("metrics", 1.5)

@@ -310,12 +310,12 @@ def test_analytic_and_bootstrap_intervals_agree_at_50k_rows(kind: str) -> None:
     n = 50_000
     if kind == "regression":
         y, pred = make_regression(n, 21)
-        boot = stats.regression_metrics(y, pred, seed=1, bootstrap_max_rows=n)
+        boot = stats.regression_metrics(y, pred, seed=1, bootstrap_max_rows=n, bootstrap_max_work=10**9)
         analytic = stats.regression_metrics(y, pred, seed=1, bootstrap_max_rows=0)
         keys = ["mae", "mse", "rmse", "r2", "median_absolute_error", "mape"]
     else:
         y, proba = make_classification(2 if kind == "binary" else 3, n, 21)
-        boot = stats.classification_metrics(y, proba, seed=1, bootstrap_max_rows=3 * n)
+        boot = stats.classification_metrics(y, proba, seed=1, bootstrap_max_rows=3 * n, bootstrap_max_work=10**9)
         analytic = stats.classification_metrics(y, proba, seed=1, bootstrap_max_rows=0)
         keys = ["roc_auc", "average_precision", "log_loss"] + (["brier"] if kind == "binary" else [])
     for key in keys:
@@ -325,6 +325,18 @@ def test_analytic_and_bootstrap_intervals_agree_at_50k_rows(kind: str) -> None:
         width = bh - bl
         assert ah - al == pytest.approx(width, rel=0.2), key
         assert (al + ah) / 2 == pytest.approx((bl + bh) / 2, abs=0.25 * width), key
+
+
+@pytest.mark.parametrize(("n", "resamples", "bootstrapped"), [
+    (20_000, 1000, True), (40_000, 1000, False), (40_000, 200, True), (100_000, 200, True), (200_000, 200, False)])
+def test_the_interval_method_is_picked_by_the_bootstrap_s_cost_not_by_a_row_count(n, resamples, bootstrapped):
+    """Rows x ranked columns x resamples at most bootstrap_max_work (30M): bootstrap; beyond, analytic."""
+    y, proba = make_classification(2, n, 5)
+    values = stats.classification_metrics(y, proba, seed=1, n_resamples=resamples)
+    assert values["roc_auc"].ci_method.startswith("percentile bootstrap") is bootstrapped
+    y, pred = make_regression(n, 5)
+    values = stats.regression_metrics(y, pred, seed=1, n_resamples=resamples)
+    assert values["mae"].ci_method.startswith("percentile bootstrap") is bootstrapped
 
 
 def _covered(ci: tuple[float, float] | None, truth: float) -> bool:

@@ -121,6 +121,12 @@ INTERVAL_OPTIONS = (
         "Largest data (rows x ranked score columns) for the row bootstrap; analytic intervals beyond.",
         min=0,
     ),
+    Option(
+        "bootstrap_max_work", "int", 30_000_000,
+        "Largest cost of the row bootstrap (rows x ranked score columns x resamples, ~0.4 s on one core); "
+        "analytic intervals beyond, so that more rows never cost more time.",
+        min=0,
+    ),
 )
 
 

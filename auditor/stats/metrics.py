@@ -11,13 +11,16 @@ Intervals (``confidence``, default 95%; seeded, reproducible):
   the confusion matrix (any n).
 - ROC-AUC, average precision, log loss, Brier score: percentile row bootstrap while
   ``rows x ranked score columns <= bootstrap_max_rows`` (one column for binary, K for
-  multiclass one-vs-rest), computed from once-sorted scores. Beyond that, analytic:
+  multiclass one-vs-rest) and its cost, ``rows x ranked score columns x n_resamples``, is at
+  most ``bootstrap_max_work`` (the method is picked by cost: more rows never take longer),
+  computed from once-sorted scores. Beyond that, analytic:
   DeLong for binary ROC-AUC; Boyd et al.'s logit interval for binary average precision;
   for the multiclass macro averages, a normal interval whose variance comes from every
   row's first-order contribution to every class's metric (DeLong placement values for
   ROC-AUC, the delta method for average precision), so cross-class covariances count;
   the CLT for the mean losses.
-- regression: percentile row bootstrap while ``rows <= bootstrap_max_rows``; beyond, CLT
+- regression: percentile row bootstrap while ``rows <= bootstrap_max_rows`` and ``rows x
+  n_resamples <= bootstrap_max_work``; beyond, CLT
   for MAE, MSE and MAPE, the delta method for RMSE and R² (R² through its influence
   function), an order-statistic interval for the median absolute error. Max error never
   has an interval: the bootstrap of a sample maximum is inconsistent and a maximum has
@@ -37,6 +40,8 @@ import numpy as np
 
 from auditor.stats import bootstrap as bs
 
+#: The row bootstrap's largest cost by default: rows x ranked columns x resamples (~0.4 s on one core).
+BOOTSTRAP_MAX_WORK = 30_000_000
 #: One generator stream per family of metrics (see :func:`auditor.stats.bootstrap.make_rng`).
 _CONFUSION_STREAM, _SCORE_STREAM, _REGRESSION_STREAM = 1, 2, 3
 
@@ -131,6 +136,7 @@ def classification_metrics(
     confidence: float = 0.95,
     bootstrap_max_rows: int = 100_000,
     ranked: Sequence[bs.RankedScores] | None = None,
+    bootstrap_max_work: int = BOOTSTRAP_MAX_WORK,
 ) -> dict[str, MetricValue]:
     """Every classification metric with its interval, keyed by stable snake_case names.
 
@@ -173,7 +179,7 @@ def classification_metrics(
         scores["brier"] = (float(brier_rows.mean()), brier_rows)
 
     notes = {"roc_auc": auc_note, "average_precision": ap_note}
-    if n * len(ranked) <= bootstrap_max_rows:
+    if n * len(ranked) <= bootstrap_max_rows and n * len(ranked) * n_resamples <= bootstrap_max_work:
         reps = _score_bootstrap(ranked, scores, n_resamples, seed)
         method = f"percentile bootstrap over rows, {n_resamples} resamples, seed {seed}"
         values = {"roc_auc": auc, "average_precision": ap, **{key: v for key, (v, _) in scores.items()}}
@@ -300,6 +306,7 @@ def regression_metrics(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     bootstrap_max_rows: int = 100_000,
+    bootstrap_max_work: int = BOOTSTRAP_MAX_WORK,
 ) -> dict[str, MetricValue]:
     """Regression metrics with intervals: ``mae``, ``mse``, ``rmse``, ``r2``,
     ``median_absolute_error``, ``max_error``, ``mape`` (None when the target has a zero;
@@ -335,7 +342,7 @@ def regression_metrics(
         "max_error": "no interval: the bootstrap of a sample maximum is inconsistent, and a "
         "maximum has no distribution-free interval",
     }
-    if n <= bootstrap_max_rows:
+    if n <= bootstrap_max_rows and n * n_resamples <= bootstrap_max_work:
         method = f"percentile bootstrap over rows, {n_resamples} resamples, seed {seed}"
         reps = _regression_bootstrap(abs_err, sq_err, y_centered, ape, n_resamples, seed)
         defined = [key for key in reps if values[key] is not None]

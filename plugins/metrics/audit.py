@@ -79,6 +79,7 @@ class MetricsAudit(Audit):
             "n_resamples": int(options["n_resamples"]),
             "confidence": float(options["confidence"]),
             "bootstrap_max_rows": int(options["bootstrap_max_rows"]),
+            "bootstrap_max_work": int(options["bootstrap_max_work"]),
         }
         if ctx.tallies is not None:
             return self._tallied(ctx, options, settings)

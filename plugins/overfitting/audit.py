@@ -309,6 +309,7 @@ def _train_part(ctx: AuditContext, options: Mapping[str, Any]) -> _Part:
         "n_resamples": int(options["n_resamples"]),
         "confidence": float(options["confidence"]),
         "bootstrap_max_rows": int(options["bootstrap_max_rows"]),
+        "bootstrap_max_work": int(options["bootstrap_max_work"]),
     }
     kind = ctx.task.kind
     train_p, test_p = ctx.train.predictions, ctx.predictions
