@@ -487,8 +487,10 @@ def _one_pass(
                 kept.append(table)
                 kept_bytes += table.nbytes
                 width = batches.outputs[0].shape[1] if batches.outputs else 2
-                per_row = kept_bytes / facts.rows + 4 * width
-                if decide is None:
+                per_row = kept_bytes / max(facts.rows, 1) + 4 * width
+                if not facts.rows:
+                    pass  # an empty chunk (a header and no rows): nothing to keep yet
+                elif decide is None:
                     check_compact(plan, budget, facts.rows, per_row, more=True, where="the training data")
                 elif not compact_fits(budget, facts.rows, per_row):
                     binning = Binning.start(plan, decide, keeper, kept, batches.take(), budget)
