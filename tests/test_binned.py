@@ -204,6 +204,16 @@ def test_tallies_do_not_depend_on_where_the_file_was_cut(many_rows, exact_and_bi
                 assert b["metrics"][key] == figure, (name, key)
 
 
+def test_a_file_that_ends_on_a_batch_boundary_is_counted_to_its_last_row(many_rows, exact_and_binned, tmp_path):
+    rows = 15060 * COPIES  # 251 batches of 480: no partial batch at the end
+    result = invoke(demo_files().model, "--data", many_rows, "--out", tmp_path / "out", "--memory-budget",
+                    BINNED_BUDGET, "--batch-size", "480", "--audits", "metrics", *OPTIONS)
+    assert result.exit_code == 0, result.stderr
+    report = read_report(tmp_path / "out")
+    assert report["run"]["engine"]["data"]["binned"]["rows"] == rows
+    assert report["audits"]["metrics"]["tables"] == exact_and_binned[0]["audits"]["metrics"]["tables"]
+
+
 def test_a_later_chunk_with_a_class_the_model_cannot_produce_is_exit_2_naming_its_rows(many_rows, tmp_path):
     frame = pd.read_csv(many_rows)
     frame.loc[len(frame) - 10, "income"] = "unknown"

@@ -310,10 +310,14 @@ class Batches:
             self.pending = np.asfortranarray(X[whole:])
             self.pending_at = offset + whole
 
-    def close(self) -> np.ndarray:
+    def flush(self) -> None:
+        """Run the last, partial batch."""
         if self.pending is not None:
             self._run(self.pending, self.pending_at)
             self.pending = None
+
+    def close(self) -> np.ndarray:
+        self.flush()
         if len(self.outputs) == 1:
             return self.outputs[0]
         return np.concatenate(self.outputs)
@@ -492,14 +496,16 @@ def _one_pass(
                     pass  # an empty chunk (a header and no rows): nothing to keep yet
                 elif decide is None:
                     check_compact(plan, budget, facts.rows, per_row, more=True, where="the training data")
-                elif not compact_fits(budget, facts.rows, per_row):
+                elif not compact_fits(budget, facts.rows, per_row) and batches.outputs:  # a batch has run
                     binning = Binning.start(plan, decide, keeper, kept, batches.take(), budget)
                     kept, kept_bytes = [], 0
                 advance(n)
             if facts.rows == 0:
                 raise no_rows(plan.path)
-            outputs = batches.close()  # the last batch, within the step (an --inference-timeout guards it)
-            if binning is not None:
+            if binning is None:
+                outputs = batches.close()  # the last batch, within the step (an --inference-timeout guards it)
+            else:
+                batches.flush()
                 binning.outputs(batches.take())
         if source is None:
             reader.check_unchanged(facts.rows)
