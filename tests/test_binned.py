@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from auditor.loading.bundled import demo_files
+from auditor.run.stream import FeatureKeeper, row_keys
 from auditor.stats import binned
 from tests.cli_helpers import assert_clean_input_error, invoke, read_report
 
@@ -114,6 +115,23 @@ def test_score_bins_merge_to_the_same_state_however_the_rows_are_split(real_scor
             merged.merge(part)
         for field in ("pos", "neg", "low", "high"):
             assert np.array_equal(getattr(merged, field), getattr(whole, field)), field
+
+
+def test_a_sample_cut_down_at_the_switch_is_still_the_rows_with_the_smallest_keys():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(5000, 4)).astype(np.float32)
+    expected = np.sort(np.argsort(row_keys(7, 0, 5000), kind="stable")[:100])
+    for cuts, switch in (([5000], 0), ([300, 4700], 0), ([1000] * 5, 3), ([2500, 2500], 1)):
+        keeper = FeatureKeeper(4, 600 * (4 * 4 + 16), seed=7)  # 600 rows fit: before the switch, a sample of 300
+        start = 0
+        for i, n in enumerate(cuts):
+            keeper.add(X[start:start + n], start)
+            start += n
+            if i == switch:
+                keeper.limit(100)
+        kept, rows = keeper.result()
+        assert rows is not None and np.array_equal(rows, expected), cuts
+        assert np.array_equal(kept, X[expected]) and keeper.sample is not None and keeper.sample.shape[0] == 200
 
 
 # --- end to end ---------------------------------------------------------------------------------

@@ -203,6 +203,10 @@ class FeatureKeeper:
             self._start_sampling()
         else:
             self._compact()
+        assert self.sample is not None and self.keys is not None and self.index is not None
+        if self.sample.shape[0] > 2 * self.k:  # give back the room of the larger sample it was (compacted above)
+            self.sample = self.sample[: 2 * self.k].copy()
+            self.keys, self.index = self.keys[: 2 * self.k].copy(), self.index[: 2 * self.k].copy()
 
     def below(self, keys: np.ndarray) -> np.ndarray:
         """Which of these keys could still be in the sample (at or under the threshold)."""
