@@ -256,6 +256,32 @@ def test_a_later_chunk_with_a_missing_label_is_exit_2_naming_the_row(many_rows, 
     assert not (tmp_path / "out").exists()
 
 
+def test_training_data_past_the_budget_gives_the_overfitting_audit_every_row_s_figures(tmp_path):
+    demo = demo_files()
+    train = tmp_path / "train.csv"
+    pd.concat([pd.read_csv(demo.train_data)] * 12, ignore_index=True).to_csv(train, index=False)  # 307,656 rows
+    common = [demo.model, "--data", demo.data, "--train-data", train, "--audits", "overfitting,explain", *OPTIONS]
+    exact = invoke(*common, "--out", tmp_path / "exact")
+    tallied = invoke(*common, "--out", tmp_path / "binned", "--memory-budget", BINNED_BUDGET)
+    assert exact.exit_code == 0 and tallied.exit_code == 0, exact.stderr + tallied.stderr
+    one, two = read_report(tmp_path / "exact"), read_report(tmp_path / "binned")
+    assert "binned" not in two["run"]["engine"]["data"]  # the test data fit; the training data did not
+    assert two["run"]["engine"]["train_data"]["binned"]["rows"] == 25_638 * 12
+    a, b = one["audits"]["overfitting"], two["audits"]["overfitting"]
+    assert any(note.startswith("The training data's figures are computed over all 307,656 rows") for note in b["notes"])
+    for key, figure in a["metrics"].items():
+        got = b["metrics"][key]
+        if "roc_auc" in key or "average_precision" in key:
+            assert got["value"] == pytest.approx(figure["value"], abs=1e-3), key
+        elif "log_loss" in key or "brier" in key:  # sums in another order; the same CLT interval
+            assert got["value"] == pytest.approx(figure["value"], rel=1e-9, abs=1e-12), key
+            assert (got["ci"] is None) == (figure["ci"] is None), key
+        else:  # the confusion-matrix metrics and their gaps: the same counts, the same bootstrap
+            assert got == figure, key
+    # explain reads the test data only: no sample of the training data is claimed for it
+    assert "training data" not in two["audits"]["explain"]["summary"]
+
+
 # --- regression and multiclass -------------------------------------------------------------------
 
 def _both(trained, copies: int, folder: Path, *options: str) -> tuple[dict, dict]:

@@ -62,7 +62,9 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
 
 ``TrainData``
     The training data run through the same one-pass inference: ``data`` (:class:`Dataset`,
-    with ``y`` encoded like the audit data's) and ``predictions`` (:class:`Predictions`).
+    with ``y`` encoded like the audit data's) and ``predictions`` (:class:`Predictions`), and
+    ``tallies`` (:class:`Tallies`, or None: set when every training row's predictions exceeded
+    the memory budget; ``data`` and ``predictions`` then hold a seeded sample of its rows).
 
 ``Groups``
     ``column`` (the sensitive column's name), ``codes`` (int64 array, one group index per
@@ -200,12 +202,6 @@ class History:
 
 
 @dataclass
-class TrainData:
-    data: Dataset
-    predictions: Predictions
-
-
-@dataclass
 class Tallies:
     rows: int
     sample: np.ndarray
@@ -214,6 +210,13 @@ class Tallies:
     scores: tuple[ScoreBins, ...]
     sums: dict[str, float]
     by_cell: dict[str, np.ndarray]
+
+
+@dataclass
+class TrainData:
+    data: Dataset
+    predictions: Predictions
+    tallies: Tallies | None = None
 
 
 @dataclass

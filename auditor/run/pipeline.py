@@ -90,18 +90,24 @@ def _load_train(
                      image=image, allow_symlinks=cfg.allow_symlinks, skip_unreadable=cfg.skip_unreadable,
                      text=_text_spec(cfg, model))
     dtype = plan.source.input_dtype if plan.source is not None else "float32"
+    def decided(outputs: Any, target_values: Any) -> Decided:  # past the budget: the audit data's task
+        if outputs.shape[1] != task.n_outputs:
+            raise DataError(f"The model gave {outputs.shape[1]} outputs on the training data, {task.n_outputs} on "
+                            "the audit data.")
+        return Decided(task, declared_output=model.metadata.get("output"), target=test.target_name)
+
     done = stream_pass(
         plan, infer=_inferrer(model, device, input_shape, dtype), batch_size=cfg.batch_size,
         default_batch=_default_batch(device), seed=cfg.seed,
         progress=lambda label, total: progress.step(label, total=total, guard="model"),
-        label="Predicting on the training data (reading included)",
+        label="Predicting on the training data (reading included)", decide=decided,
     )
     raw, outputs = done.raw, done.outputs
     if outputs.shape[1] != task.n_outputs:
         raise DataError(f"The model gave {outputs.shape[1]} outputs on the training data, {task.n_outputs} on the audit data.")
     assert raw.target_values is not None
     raw.dataset.y = encode_target(raw.target_values, task, test.target_name or "target")
-    return TrainData(data=raw.dataset, predictions=read_outputs(outputs, task)), done.facts
+    return TrainData(data=raw.dataset, predictions=read_outputs(outputs, task), tallies=done.tallies), done.facts
 
 
 def _load_card(path: Path) -> dict[str, Any]:

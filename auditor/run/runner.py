@@ -249,7 +249,7 @@ def _run_one(
             raise AuditTimeout()
         check_result(result)
         if sampled and result.status not in ("skipped", "error"):
-            result = say_sampled(result, whole)
+            result = say_sampled(result, whole, train="train_data" in tuple(audit.needs))
     except AuditTimeout:
         if deadline is not None:
             deadline.disarm()

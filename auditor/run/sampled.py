@@ -54,26 +54,39 @@ def on_kept_rows(ctx: AuditContext) -> AuditContext:
 
 
 def on_sample_only(ctx: AuditContext, audit: object) -> bool:
-    """Whether a run that kept tallies (binned mode) gives this audit its sample only: it does
-    not read ``ctx.tallies``."""
-    return ctx.tallies is not None and not getattr(audit, "reads_tallies", False)
+    """Whether a run that kept tallies (binned mode) gives this audit a sample only: it does
+    not read tallies, and the audit data kept them, or the training data did and it reads those."""
+    if getattr(audit, "reads_tallies", False):
+        return False
+    needs_train = "train_data" in tuple(getattr(audit, "needs", ()))  # (retraining says itself why it did not run)
+    return ctx.tallies is not None or (needs_train and ctx.train is not None and ctx.train.tallies is not None)
 
 
-def sample_words(ctx: AuditContext) -> str:
-    """What the restricted context holds, for a result: "a seeded sample of 1,000 of 9,000 rows"."""
-    if ctx.tallies is not None:
-        return f"{ctx.tallies.sample.size:,} of the {ctx.tallies.rows:,} rows of the data"
+def _parts(ctx: AuditContext, train: bool) -> list[tuple[str, bool]]:
+    """Each sampled data set's words, and whether tallies (not only features) made it a sample."""
+    sets = [("the data", ctx.data, ctx.tallies)]
+    if train and ctx.train is not None:
+        sets.append(("the training data", ctx.train.data, ctx.train.tallies))
     parts = []
-    for what, data in (("the data", ctx.data), ("the training data", ctx.train.data if ctx.train else None)):
-        if data is not None and data.rows is not None:
-            parts.append(f"{data.rows.size:,} of the {data.n_rows:,} rows of {what}")
-    return " and ".join(parts)
+    for what, data, tallies in sets:
+        if tallies is not None:
+            parts.append((f"{tallies.sample.size:,} of the {tallies.rows:,} rows of {what}", True))
+        elif data.rows is not None:
+            parts.append((f"{data.rows.size:,} of the {data.n_rows:,} rows of {what}", False))
+    return parts
 
 
-def say_sampled(result: AuditResult, ctx: AuditContext) -> AuditResult:
+def sample_words(ctx: AuditContext, train: bool = True) -> str:
+    """What the restricted context holds, for a result: "a seeded sample of 1,000 of 9,000 rows"
+    (``train``: the training data's too, for an audit that reads it)."""
+    return " and ".join(words for words, _ in _parts(ctx, train))
+
+
+def say_sampled(result: AuditResult, ctx: AuditContext, train: bool = True) -> AuditResult:
     """The result of an audit run on the kept rows, saying so in its summary and notes."""
-    words = sample_words(ctx)
-    what = ("the outputs, labels and groups of every row" if ctx.tallies is not None
+    parts = _parts(ctx, train)
+    words = " and ".join(w for w, _ in parts)
+    what = ("the outputs, labels and groups of every row" if any(t for _, t in parts)
             else "the features of every row")
     note = (f"Computed on a seeded sample of {words}: {what} exceed the memory budget "
             "(run.engine in report.json); raise --memory-budget to compute it on every row.")

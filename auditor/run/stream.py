@@ -24,7 +24,7 @@ features kept :data:`FEATURE_CAP`, whatever memory is free.
 
 **Past the compact share** (:class:`Binning`): when the compact columns of the rows read so
 far exceed their quarter, and the caller said how to decide the task (``decide``: the audit
-data's pass; not the training data's), the pass switches. The task and the groups are
+data's pass decides it, the training data's takes the audit data's), the pass switches. The task and the groups are
 decided on every row read so far, those rows are counted into a
 :class:`auditor.run.tally.Tally`, and so is every later row as its outputs come out; the
 compact columns and outputs are kept only for the rows that may be in the feature sample
@@ -375,7 +375,7 @@ def check_compact(plan: ReadPlan, budget: Budget, rows: int, per_row: float, mor
         f"Auditing {plan.path.name} needs about {human_size(need)} to keep the outputs, labels and groups of "
         f"{so_far}, {per_row:,.0f} bytes a row, more than a quarter of the memory budget, {budget.words()}.",
         hint=f"Raise --memory-budget (or {MEMORY_BUDGET_VARIABLE}) to at least {_size_word(int(need * 4))}, or "
-        f"audit a sample of the rows: binned state is kept for the audit data under the stream engine, not for {where}.",
+        f"audit a sample of the rows: binned state is kept under the stream engine, not for {where}.",
     )
 
 
@@ -499,7 +499,7 @@ def _one_pass(
                 if not facts.rows:
                     pass  # an empty chunk (a header and no rows): nothing to keep yet
                 elif decide is None:
-                    check_compact(plan, budget, facts.rows, per_row, more=True, where="the training data")
+                    check_compact(plan, budget, facts.rows, per_row, more=True, where="this pass")
                 elif not compact_fits(budget, facts.rows, per_row) and batches.outputs:  # a batch has run
                     binning = Binning.start(plan, decide, keeper, kept, batches.take(), budget)
                     kept, kept_bytes = [], 0

@@ -175,7 +175,12 @@ class CrossValidationAudit(Audit):
 def _features_sampled(ctx: AuditContext) -> str | None:
     """Why retraining cannot run here: the run kept the features of a sample of rows only
     (they exceed the memory budget), and retraining needs every row's; else None."""
-    for data in (ctx.data, ctx.train.data if ctx.train is not None else None):
+    for tallies, data in ((ctx.tallies, ctx.data), (ctx.train.tallies if ctx.train else None,
+                                                    ctx.train.data if ctx.train is not None else None)):
+        if data is not None and tallies is not None:
+            return (f"Retraining with --trainer was not run: the outputs of the {tallies.rows:,} rows of "
+                    f"{Path(data.path).name} exceed the memory budget, and only a sample of {tallies.sample.size:,} "
+                    "rows was kept; retraining needs every row's. Raise --memory-budget to retrain.")
         if data is not None and data.rows is not None:
             return (f"Retraining with --trainer was not run: the features of the {data.n_rows:,} rows of "
                     f"{Path(data.path).name} exceed the memory budget, and only a sample of {data.rows.size:,} "

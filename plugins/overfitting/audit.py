@@ -45,6 +45,7 @@ from auditor.contract.vocabulary import (
     sentence_number,
 )
 from auditor.stats import metrics as stats
+from auditor.stats import tallied
 from auditor_plugins.overfitting import curves as of
 from auditor_plugins.overfitting.present import (
     gap_chart,
@@ -84,6 +85,7 @@ class OverfittingAudit(Audit):
         "stopping) and the train-vs-test metric gap with intervals."
     )
     needs = ("target",)
+    reads_tallies = True  # the train-vs-test figures come from either side's tallies when a side kept them
     options = (
         Option("monitor", "str", "", "History series judged for the best epoch; empty: the validation loss."),
         Option(
@@ -321,18 +323,30 @@ def _train_part(ctx: AuditContext, options: Mapping[str, Any]) -> _Part:
         k = test_p.proba.shape[1]
         names = list(ctx.task.class_names) or [str(i) for i in range(k)]
         positive = names[1] if kind == "binary" else None
-        y_tr = np.asarray(ctx.train.data.y, np.int64)
-        y_te = np.asarray(ctx.data.y, np.int64)
-        label_tr = np.argmax(train_p.proba, axis=1) if train_p.label is None else train_p.label
-        label_te = np.argmax(test_p.proba, axis=1) if test_p.label is None else test_p.label
-        train_values = stats.classification_metrics(y_tr, train_p.proba, label_tr, class_names=names, **settings)
-        test_values = stats.classification_metrics(y_te, test_p.proba, label_te, class_names=names, **settings)
-        confusion = (of.confusion_of(y_tr, label_tr, k), of.confusion_of(y_te, label_te, k))
+        sides = []
+        for data, predictions, tallies in ((ctx.train.data, train_p, ctx.train.tallies),
+                                           (ctx.data, test_p, ctx.tallies)):
+            if tallies is not None and tallies.confusion is not None:  # every row's, from the run's tallies
+                values, _ = tallied.classification_metrics(
+                    tallies, names, seed=settings["seed"], n_resamples=settings["n_resamples"],
+                    confidence=settings["confidence"])
+                sides.append((values, tallies.confusion.sum(axis=0)))
+                continue
+            assert predictions.proba is not None
+            y = np.asarray(data.y, np.int64)
+            label = np.argmax(predictions.proba, axis=1) if predictions.label is None else predictions.label
+            values = stats.classification_metrics(y, predictions.proba, label, class_names=names, **settings)
+            sides.append((values, of.confusion_of(y, label, k)))
+        (train_values, cm_train), (test_values, cm_test) = sides
+        confusion = (cm_train, cm_test)
     else:
         if train_p.value is None or test_p.value is None:
             raise ValueError("the context has no regression predictions for the training or the test data")
-        train_values = stats.regression_metrics(ctx.train.data.y, train_p.value, **settings)
-        test_values = stats.regression_metrics(ctx.data.y, test_p.value, **settings)
+        train_values, test_values = (
+            tallied.regression_metrics(tallies, confidence=settings["confidence"]) if tallies is not None
+            else stats.regression_metrics(np.asarray(data.y), np.asarray(predictions.value), **settings)
+            for data, predictions, tallies in ((ctx.train.data, train_p, ctx.train.tallies),
+                                               (ctx.data, test_p, ctx.tallies)))
     gaps = of.metric_gaps(
         train_values, test_values, confusion=confusion, seed=ctx.seed,
         n_resamples=settings["n_resamples"], confidence=settings["confidence"],
@@ -363,11 +377,22 @@ def _train_part(ctx: AuditContext, options: Mapping[str, Any]) -> _Part:
         rows.append([label, gap.train, gap.test, gap.value, ci[0], ci[1]])
     level = f"{round(settings['confidence'] * 100, 1):g}%"
     findings, summary = _gap_findings(gaps, headline, float(options["max_gap"]), level)
-    table = train_test_table(rows, level, train_rows=ctx.train.data.n_rows, test_rows=ctx.data.n_rows)
+    table = train_test_table(rows, level, train_rows=_rows(ctx.train.data, ctx.train.tallies),
+                             test_rows=_rows(ctx.data, ctx.tallies))
     notes = train_test_notes(metrics, settings["confidence"])
+    for what, tallies in (("training", ctx.train.tallies), ("test", ctx.tallies)):
+        if tallies is not None:
+            notes.append(f"The {what} data's figures are computed over all {tallies.rows:,} rows from tallies kept "
+                         "chunk by chunk (its rows' outputs exceeded the memory budget, run.engine in report.json): "
+                         "exact, but ROC-AUC and average precision, binned within the bounds the metrics audit states.")
     chart = gap_chart(gaps, level) if ctx.task.is_classification else None
     charts = [chart] if chart is not None else []
     return _Part(metrics, findings, [table], charts, notes, summary)
+
+
+def _rows(data: Any, tallies: Any) -> int:
+    """A data set's rows: every row's, when it kept tallies and ``data`` holds a sample."""
+    return int(tallies.rows) if tallies is not None else int(data.n_rows)
 
 
 def _gap_findings(
