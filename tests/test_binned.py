@@ -134,6 +134,21 @@ def test_a_sample_cut_down_at_the_switch_is_still_the_rows_with_the_smallest_key
         assert np.array_equal(kept, X[expected]) and keeper.sample is not None and keeper.sample.shape[0] == 200
 
 
+def test_a_numeric_sensitive_column_keeps_the_quartiles_of_the_rows_before_the_switch():
+    import pyarrow as pa
+
+    from auditor.run.tally import GroupCoder
+
+    prefix = pa.chunked_array([pa.array([float(v) for v in range(1, 21)] + [None])])  # 20 values and a missing one
+    coder = GroupCoder("age", prefix, fed_to_model=True)
+    later = coder.codes(pa.chunked_array([pa.array([0.5, 10.0, 99.0])]))  # beyond the first rows' range
+    labels, remap = coder.final()
+    first = coder.codes(prefix)
+    assert labels[-1] == "(missing)" and remap[first[-1]] == len(labels) - 1  # the first rows' missing value
+    assert labels[0].startswith("[0.5, ") and labels[-2].endswith(", 99]")  # the range grew, the cuts did not
+    assert list(remap[later]) == [0, 1, 3]
+
+
 # --- end to end ---------------------------------------------------------------------------------
 
 OPTIONS = ("--format", "json", "-q", "--fail-on", "never", "--skip", "carbon", "-o", "metrics.n_resamples=200",

@@ -69,6 +69,7 @@ class GroupCoder:
             values = column_to_numpy(prefix.cast(pa.float64()))
             self.edges = quartile_edges(values)
             self.low, self.high = float(np.nanmin(values)), float(np.nanmax(values))
+            self.missing = bool(np.isnan(values).any())
             self.labels: list[str] = []
         else:
             self.labels = list(first.labels)
