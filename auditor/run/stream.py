@@ -495,14 +495,13 @@ def _one_pass(
                 kept.append(table)
                 kept_bytes += table.nbytes
                 width = batches.outputs[0].shape[1] if batches.outputs else 2
-                per_row = kept_bytes / max(facts.rows, 1) + 4 * width
-                if not facts.rows:
-                    pass  # an empty chunk (a header and no rows): nothing to keep yet
-                elif decide is None:
-                    check_compact(plan, budget, facts.rows, per_row, more=True, where="this pass")
-                elif not compact_fits(budget, facts.rows, per_row) and batches.outputs:  # a batch has run
-                    binning = Binning.start(plan, decide, keeper, kept, batches.take(), budget)
-                    kept, kept_bytes = [], 0
+                if facts.rows:  # (an empty chunk, a header and no rows, has nothing to keep yet)
+                    per_row = kept_bytes / facts.rows + 4 * width
+                    if decide is None:
+                        check_compact(plan, budget, facts.rows, per_row, more=True, where="this pass")
+                    elif not compact_fits(budget, facts.rows, per_row) and batches.outputs:  # a batch has run
+                        binning = Binning.start(plan, decide, keeper, kept, batches.take(), budget)
+                        kept, kept_bytes = [], 0
                 advance(n)
             if facts.rows == 0:
                 raise no_rows(plan.path)
@@ -517,21 +516,17 @@ def _one_pass(
         sha = digest.result() if digest is not None else source.digest()
         if binning is not None:
             assert rows is not None
-            done = binning.finish(X_kept, rows, sha, facts)
-            facts.rows_per_chunk = rows_per_chunk if facts.chunks > 1 else facts.rows
-            facts.feature_rows = X_kept.shape[0]
-            facts.sampled = True
-            facts.seconds = time.perf_counter() - started
-            return done
-        table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
-        raw = finish(plan, table, X_kept, facts.rows, sha)
-    raw.dataset.rows = rows
+            done = binning.finish(X_kept, rows, sha, facts)  # its dataset is the sample (rows None)
+        else:
+            table = pa.concat_tables(kept) if len(kept) > 1 else kept[0]
+            done = Pass(raw=finish(plan, table, X_kept, facts.rows, sha), outputs=outputs, facts=facts)
+            done.raw.dataset.rows = rows
     facts.rows_per_chunk = rows_per_chunk if facts.chunks > 1 else facts.rows
     facts.feature_rows = X_kept.shape[0]
     facts.skipped = list(getattr(source, "skipped", None) or [])
     facts.sampled = rows is not None
     facts.seconds = time.perf_counter() - started
-    return Pass(raw=raw, outputs=outputs, facts=facts)
+    return done
 
 
 # --- binned mode: mergeable state for every row, per-row columns for a sample --------------------

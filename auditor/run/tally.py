@@ -167,11 +167,8 @@ class Tally:
 
     def _per_cell(self, name: str, cell: np.ndarray, weights: np.ndarray | None) -> None:
         n = len(self.cell_keys)
-        add = np.bincount(cell, weights=weights, minlength=n).astype(np.float64)
-        have = self.by_cell.get(name)
-        if have is None or have.size < n:
-            have = np.concatenate([have if have is not None else np.zeros(0), np.zeros(n - (0 if have is None else have.size))])
-        have += add
+        have = _padded(self.by_cell.get(name, np.zeros(0)), n)  # cells found since grow the array
+        have += np.bincount(cell, weights=weights, minlength=n)
         self.by_cell[name] = have
 
     def _add_sum(self, name: str, value: float) -> None:
