@@ -380,11 +380,11 @@ def _engine_facts(run: dict[str, Any]) -> Facts:
         binned = found.get("binned")
         if isinstance(binned, dict):
             facts.append((f"{what}: predictions kept", (
-                f"tallies of every row from row {format_count(binned.get('from_row'))} on (outputs, labels and groups "
-                f"of every row exceed a quarter of the budget), and each row of a seeded sample of "
-                f"{format_count(binned.get('sample_rows'))}: metrics and fairness read the tallies (ROC-AUC and "
-                f"average precision binned in {format_count(binned.get('score_bins'))} score bins, with their "
-                "bounds), the other audits the sample and say so")))
+                f"tallies of every row, kept from row {format_count(binned.get('from_row'))} on instead of each row's "
+                f"outputs, labels and groups (they passed a quarter of the budget), and each row of a seeded sample of "
+                f"{format_count(binned.get('sample_rows'))}: metrics, fairness and overfitting read the tallies "
+                f"(ROC-AUC and average precision binned in {format_count(binned.get('score_bins'))} score bins, with "
+                "their bounds), privacy the file, the other audits the sample and say so")))
         if found.get("skipped_unreadable"):
             facts.append((f"{what}: left out", f"{format_count(found.get('skipped_unreadable'))} unreadable example(s) "
                                                "(--skip-unreadable)"))
