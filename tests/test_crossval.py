@@ -25,6 +25,7 @@ from auditor.contract.errors import UsageError
 from auditor.run.retrain import load_trainer
 from auditor.run.seeding import seeded
 from auditor.stats import fold_metrics as fold_stats
+from auditor_plugins.crossval.audit import _sd_and_worst_gap
 from auditor_plugins.crossval.splits import FoldError, make_split
 from auditor_plugins.crossval.spread import place, seed_and_fold_sd, summarise
 
@@ -117,6 +118,30 @@ def test_fold_metrics_equal_scikit_learn_on_each_folds_rows(n_classes):
             assert ours[key][f] == pytest.approx(expected[key], abs=1e-9), (key, f)
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("max_cells", [1 << 22, 10], ids=["partitions in blocks", "one fold at a time"])
+def test_many_partitions_at_once_equal_scikit_learn_on_each_partitions_folds(n_classes, max_cells, monkeypatch):
+    """The noise check scores hundreds of re-partitions of the same rows in one call: each
+    (partition, fold) equals scikit-learn on that fold's rows, whether the folds' cell counts
+    are taken many partitions at a time or one fold at a time."""
+    monkeypatch.setattr(fold_stats, "MAX_CELL_COUNTS", max_cells)
+    rng = np.random.default_rng(10 + n_classes)
+    n = 600
+    y = rng.integers(0, n_classes, n)
+    logits = np.round(rng.normal(size=(n, n_classes)) + np.eye(n_classes)[y], 1)
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    label = proba.argmax(axis=1)
+    partitions = np.stack([make_split(n, 4, seed=s, y=y).folds[0] for s in range(3)])
+    ours = fold_stats.classification_partitions(y, proba, label, partitions, 4)
+    for i, folds in enumerate(partitions):
+        for f in range(4):
+            rows = folds == f
+            expected = sklearn_classification(y[rows], proba[rows])
+            for key in ours:
+                assert ours[key].shape == (3, 4)
+                assert ours[key][i, f] == pytest.approx(expected[key], abs=1e-9), (key, i, f)
+
+
 def test_regression_fold_metrics_equal_scikit_learn():
     rng = np.random.default_rng(5)
     n = 2001
@@ -164,6 +189,17 @@ def test_spread_summary_matches_hand_computation():
     assert (s.worst, s.worst_index) == (0.80, 1)
     assert summarise(values, "lower").worst_index == 4
     assert s.worst_gap == pytest.approx((kept.mean() - 0.80) / kept.mean())
+
+
+@pytest.mark.parametrize("direction", ["higher", "lower", "none"])
+def test_the_noise_checks_row_wise_spread_equals_the_summary_of_each_row(direction):
+    values = np.array([[0.90, 0.80, np.nan, 0.85, 0.95], [0.5, np.nan, np.nan, np.nan, np.nan],
+                       [np.nan] * 5, [0.0, 0.0, 0.0, 0.0, 0.0], [-0.2, 0.1, 0.1, 0.3, 0.2]])
+    sd, gap = _sd_and_worst_gap(values, direction)
+    for i, row in enumerate(values):
+        s = summarise(row, direction)
+        assert (np.nan if s.sd is None else s.sd) == pytest.approx(sd[i], nan_ok=True)
+        assert (np.nan if s.worst_gap is None else s.worst_gap) == pytest.approx(gap[i], nan_ok=True)
 
 
 def test_seed_and_fold_sd_separate_training_noise_from_fold_noise():

@@ -2,7 +2,8 @@
 
 A fold is a set of rows, so a fold's confusion matrix and its sums of errors are
 ``np.bincount`` over ``fold * size + code``, and its (label, score) cell counts a bincount of
-its rows' cells (one fold at a time: all folds' at once would take gigabytes at 10^7 rows);
+its rows' cells (in blocks of folds that fit a few megabytes: many partitions of small data at
+once, one fold at a time at 10^7 rows);
 the batched kernels of :mod:`auditor.stats.bootstrap` then turn the counts into metrics exactly
 as they turn bootstrap resamples into replicates. The values equal scikit-learn's on each fold's
 rows (the tests compute those independently), with the conventions of :mod:`auditor.stats.metrics`:
@@ -12,8 +13,7 @@ absent from it, R² on a constant target, MAPE when the target has a zero).
 
 from __future__ import annotations
 
-import itertools
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -60,39 +60,92 @@ def classification(
     baseline) for each fold: ``{key: (n_folds,)}``; with ``total``, ``(n_folds + 1,)``, the
     last entry the metric on all rows (from the summed counts, at no extra pass). ``ranked``:
     :func:`auditor.stats.metrics.ranked_columns` of the same rows, when already made."""
+    folds = _check(folds, np.asarray(label).size, n_folds)
+    values = _classification(y, proba, label, folds[None, :], n_folds, total, ranked)
+    return {key: value[0] for key, value in values.items()}
+
+
+def classification_partitions(
+    y: np.ndarray,
+    proba: np.ndarray,
+    label: np.ndarray,
+    partitions: np.ndarray,
+    n_folds: int,
+    *,
+    ranked: Sequence[bs.RankedScores] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`classification` of many partitions of the same rows at once: ``partitions`` is
+    ``(b, n)``, one fold number per row in each of its ``b`` rows; the result is ``{key: (b,
+    n_folds)}``, row ``i`` equal to ``classification(..., partitions[i], n_folds)``. The rows'
+    log losses, Brier scores and ranked scores are made once for all partitions."""
+    partitions = np.asarray(partitions)
+    n = np.asarray(label).size
+    if partitions.ndim != 2 or partitions.shape[1] != n:
+        raise ValueError(f"expected partitions of shape (b, {n}); got {partitions.shape}")
+    for row in partitions:
+        _check(row, n, n_folds)
+    return _classification(y, proba, label, partitions.astype(np.int64, copy=False), n_folds, False, ranked)
+
+
+#: The most (fold, cell) counts a batch of partitions holds at once (32 MiB of int64).
+MAX_CELL_COUNTS = 1 << 22
+
+
+def _classification(
+    y: np.ndarray,
+    proba: np.ndarray,
+    label: np.ndarray,
+    partitions: np.ndarray,
+    n_folds: int,
+    total: bool,
+    ranked: Sequence[bs.RankedScores] | None,
+) -> dict[str, np.ndarray]:
+    """The metrics of every fold of every partition ``(b, n)``: ``{key: (b, n_folds [+ 1])}``."""
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
     label = np.asarray(label, dtype=np.int64)
     n, k = proba.shape
-    folds = _check(folds, n, n_folds)
+    b = partitions.shape[0]
     binary = k == 2
-    sizes = _and_total(np.bincount(folds, minlength=n_folds).astype(np.float64), total)
+    # Each row's (partition, fold): one flat cell number, so that a single bincount counts all.
+    flat = partitions if b == 1 else partitions + (np.arange(b, dtype=np.int64) * n_folds)[:, None]
 
-    code = folds * k  # (fold, true, predicted) cell of each row, built in place: one array of n
+    def per_fold(counts: np.ndarray) -> np.ndarray:
+        """``(b * n_folds, ...)`` counts -> ``(b, width, ...)``, the all-rows sum appended when ``total``."""
+        counts = counts.reshape(b, n_folds, *counts.shape[1:])
+        return np.concatenate([counts, counts.sum(axis=1, keepdims=True)], axis=1) if total else counts
+
+    sizes = per_fold(np.bincount(flat.ravel(), minlength=b * n_folds).astype(np.float64))
+    code = flat * k  # (partition, fold, true, predicted) cell of each row, built in place
     code += y
     code *= k
     code += label
-    cm = np.bincount(code, minlength=n_folds * k * k).reshape(n_folds, k, k)
+    cm = per_fold(np.bincount(code.ravel(), minlength=b * n_folds * k * k).reshape(b * n_folds, k, k))
     del code
-    out = dict(bs.confusion_kernel(_and_total(cm, total), binary))
+    out = dict(bs.confusion_kernel(cm, binary))
 
     aucs, aps = [], []
     if ranked is not None and (len(ranked) != (1 if binary else k) or any(r.cell.size != n for r in ranked)):
         raise ValueError(f"ranked must hold the ranked scores of these {n} rows, one per ranked column")
     for i, c in enumerate((1,) if binary else range(k)):
         column = ranked[i] if ranked is not None else bs.RankedScores.build(y == c, proba[:, c])
-        # one fold at a time: (folds x cells) counts would take gigabytes at 10^7 rows
-        kernel, split = bs.RankingKernel(column, 1), column.neg.size
-        fold_counts = (np.bincount(column.cell[folds == f], minlength=column.n_cells)[None, :] for f in range(n_folds))
-        every = [np.concatenate([column.neg, column.pos])[None, :]] if total else []
-        pairs = [kernel(counts[:, split:], counts[:, :split]) for counts in itertools.chain(fold_counts, every)]
-        aucs.append(np.concatenate([auc for auc, _ in pairs]))
-        aps.append(np.concatenate([ap for _, ap in pairs]))
+        split = column.neg.size
+        pairs = []
+        for counts in _cell_counts(column, partitions, n_folds):
+            kernel = bs.RankingKernel(column, counts.shape[0])
+            pairs.append(kernel(counts[:, split:], counts[:, :split]))
+        auc = per_fold(np.concatenate([auc for auc, _ in pairs]))
+        ap = per_fold(np.concatenate([ap for _, ap in pairs]))
+        if total:  # the sum of the folds' counts is every row's: its metrics are the data's own
+            auc[:, -1], ap[:, -1] = bs.RankingKernel(column, 1).point()
+        aucs.append(auc)
+        aps.append(ap)
     out["roc_auc"] = np.mean(aucs, axis=0)  # NaN on a fold where any class is absent
     out["average_precision"] = np.mean(aps, axis=0)
 
     def means(values: np.ndarray) -> np.ndarray:
-        return _and_total(np.bincount(folds, weights=values, minlength=n_folds), total) / sizes
+        weights = np.broadcast_to(values, (b, n)).ravel()
+        return per_fold(np.bincount(flat.ravel(), weights=weights, minlength=b * n_folds)) / sizes
 
     out["log_loss"] = means(row_log_loss(y, proba))
     if binary:
@@ -103,6 +156,27 @@ def classification(
     )
     order = ("accuracy", "balanced_accuracy", *averaged, "roc_auc", "average_precision", "mcc", "log_loss", "brier")
     return {key: np.asarray(out[key], dtype=np.float64) for key in order if key in out}
+
+
+def _cell_counts(column: bs.RankedScores, partitions: np.ndarray, n_folds: int) -> Iterator[np.ndarray]:
+    """Each (partition, fold)'s counts of the column's (label, score) cells, in that order, as
+    ``(rows, n_cells)`` blocks of at most :data:`MAX_CELL_COUNTS` counts where a partition's
+    folds fit (many partitions of small data at once); one fold at a time where they do not
+    (all folds of 10^7 rows at once would take gigabytes)."""
+    b, n_cells = partitions.shape[0], column.n_cells
+    per_block = MAX_CELL_COUNTS // (n_folds * n_cells)
+    if per_block == 0:
+        for folds in partitions:
+            for f in range(n_folds):
+                yield np.bincount(column.cell[folds == f], minlength=n_cells)[None, :]
+        return
+    for start in range(0, b, per_block):
+        block = partitions[start:start + per_block]
+        rows = block.shape[0] * n_folds
+        code = block + (np.arange(block.shape[0], dtype=np.int64) * n_folds)[:, None]
+        code *= n_cells
+        code += column.cell
+        yield np.bincount(code.ravel(), minlength=rows * n_cells).reshape(rows, n_cells)
 
 
 def regression(y: np.ndarray, pred: np.ndarray, folds: np.ndarray, n_folds: int) -> dict[str, np.ndarray]:

@@ -63,6 +63,8 @@ NOISE_RESAMPLES = 199
 NOISE_BUDGET = 20_000_000
 #: Fewer re-partitions than this cannot tell a 5% tail: the spread is judged by its limits alone.
 MIN_NOISE_RESAMPLES = 39
+#: Row-slots (rows x repeats) of the re-partitions whose metrics are computed at once.
+NOISE_BLOCK_ROWS = 2_000_000
 
 
 def _fold_metrics(task: Task, y: np.ndarray, pred: Predictions, folds: np.ndarray, k: int,
@@ -73,6 +75,37 @@ def _fold_metrics(task: Task, y: np.ndarray, pred: Predictions, folds: np.ndarra
         return fold_stats.classification(y, pred.proba, pred.label, folds, k, ranked=ranked)
     assert pred.value is not None
     return fold_stats.regression(y, pred.value, folds, k)
+
+
+def _partition_metrics(task: Task, y: np.ndarray, pred: Predictions, partitions: np.ndarray, k: int,
+                       ranked: Sequence[RankedScores] | None) -> dict[str, np.ndarray]:
+    """:func:`_fold_metrics` of many partitions ``(b, n)`` of the same rows: ``{key: (b, k)}``."""
+    if task.is_classification:
+        assert pred.proba is not None and pred.label is not None
+        return fold_stats.classification_partitions(y, pred.proba, pred.label, partitions, k, ranked=ranked)
+    assert pred.value is not None
+    rows = [fold_stats.regression(y, pred.value, folds, k) for folds in partitions]
+    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}
+
+
+def _sd_and_worst_gap(values: np.ndarray, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``(m, folds)`` values, what :func:`summarise` gives as ``sd`` and
+    ``worst_gap`` (NaN where it gives None), over the row's defined values."""
+    defined = np.isfinite(values)
+    count = defined.sum(axis=1)
+    kept = np.where(defined, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = kept.sum(axis=1) / count
+        squares = np.where(defined, values - mean[:, None], 0.0) ** 2
+        sd = np.where(count >= 2, np.sqrt(squares.sum(axis=1) / (count - 1)), np.nan)
+        if direction == "higher":
+            worst = np.where(defined, values, np.inf).min(axis=1)
+        elif direction == "lower":
+            worst = np.where(defined, values, -np.inf).max(axis=1)
+        else:
+            worst = np.full(values.shape[0], np.nan)
+        gap = np.where((count > 0) & (mean != 0) & np.isfinite(worst), np.abs(worst - mean) / np.abs(mean), np.nan)
+    return sd, gap
 
 
 def _judged(option: str, kind: str, available: Mapping[str, Any]) -> list[str]:
@@ -260,30 +293,32 @@ def _noise(ctx: AuditContext, ev: Evaluation) -> Noise | None:
     if m < MIN_NOISE_RESAMPLES:
         return None
     rng = np.random.default_rng([int(ctx.seed), 0x5EED])
-    by_class = np.argsort(y, kind="stable") if ctx.task.is_classification else None
+    members = [np.flatnonzero(y == c) for c in np.unique(y)] if ctx.task.is_classification else [np.arange(n)]
     ranked = ctx.ranked_scores if ctx.task.is_classification else None
-    sds: dict[str, list[float]] = {key: [] for key in ev.values}
-    gaps: dict[str, list[float]] = {key: [] for key in ev.values}
-    for _ in range(m):
+    # Re-partitions in blocks of a few million row-slots, all of a block's metrics at once.
+    block = max(1, min(m, NOISE_BLOCK_ROWS // max(n * r, 1)))
+    values: dict[str, list[np.ndarray]] = {key: [] for key in ev.values}
+    for start in range(0, m, block):
+        count = min(block, m - start)
         per_repeat = []
         for folds in ev.split.folds:
-            shuffled = np.empty_like(folds)
-            if by_class is not None:
-                shuffled[by_class] = folds[np.lexsort((rng.random(n), y))]
-            else:
-                shuffled = folds[rng.permutation(n)]
-            per_repeat.append(_fold_metrics(ctx.task, y, ctx.predictions, shuffled, k, ranked))
+            shuffled = np.empty((count, n), dtype=np.int64)
+            for rows in members:  # the fold labels permuted within each class (all rows: regression)
+                shuffled[:, rows] = rng.permuted(np.broadcast_to(folds[rows], (count, rows.size)), axis=1)
+            per_repeat.append(_partition_metrics(ctx.task, y, ctx.predictions, shuffled, k, ranked))
         for key in ev.values:
-            spread = summarise(np.concatenate([p[key] for p in per_repeat]), direction_of(key))
-            sds[key].append(np.nan if spread.sd is None else spread.sd)
-            gaps[key].append(np.nan if spread.worst_gap is None else spread.worst_gap)
+            values[key].append(np.concatenate([p[key] for p in per_repeat], axis=1))  # (count, repeats * folds)
+    sds: dict[str, np.ndarray] = {}
+    gaps: dict[str, np.ndarray] = {}
+    for key, blocks in values.items():
+        sds[key], gaps[key] = _sd_and_worst_gap(np.concatenate(blocks), direction_of(key))
 
-    def p_value(null: list[float], observed: float | None) -> float | None:
+    def p_value(null: np.ndarray, observed: float | None) -> float | None:
         if observed is None:
             return None
         return float((1 + np.sum(np.asarray(null) >= observed - 1e-12)) / (m + 1))
 
-    def finite(values: list[float], fn: Any) -> float | None:
+    def finite(values: np.ndarray, fn: Any) -> float | None:
         kept = np.asarray(values)[np.isfinite(values)]
         return float(fn(kept)) if kept.size else None
 
