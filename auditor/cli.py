@@ -454,6 +454,10 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
     not_assessed = kw.get("not_assessed") or "warn"
     quiet = bool(kw.get("quiet"))
     debug = bool(kw.get("debug"))
+    if "html" in formats:  # the page's template compiles while the run goes
+        from auditor.report import html
+
+        threading.Thread(target=html.prepare, name="auditor-report-template", daemon=True).start()
     try:
         with RichProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
             outcome = api.run(cfg, discovery, policy=policy, baseline=baseline, baseline_path=baseline_path,

@@ -721,3 +721,49 @@ def test_large_maps_are_block_averaged_for_the_report():
     small = downsample(grid, side=50)
     assert small.shape == (50, 35)
     assert small[0, 0] == grid[:2, :2].mean()
+
+
+# ---- importing captum -------------------------------------------------------------------------
+
+
+def _python(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_captum_is_imported_without_its_plotting_helpers_and_they_still_work_when_used():
+    """The audit's captum is captum's own classes; matplotlib.pyplot and IPython (0.6 s of the
+    import) wait until something uses captum's visualization, which then works in full."""
+    out = _python(
+        "import sys\n"
+        "from auditor_plugins.explain.captum_attr import attr\n"
+        "import captum.attr\n"
+        "assert attr is captum.attr and attr.IntegratedGradients.__module__ == 'captum.attr._core.integrated_gradients'\n"
+        "print('pyplot' , 'matplotlib.pyplot' in sys.modules, 'IPython' in sys.modules)\n"
+        "from captum.attr import visualization\n"
+        "print('enum', visualization.ImageVisualizationMethod.heat_map.name)\n"
+        "from captum.attr._utils import interpretable_input as ii\n"
+        "print('pyplot', 'matplotlib.pyplot' in sys.modules, callable(ii.draw_mask_border))\n"
+    )
+    assert out.splitlines() == ["pyplot False False", "enum heat_map", "pyplot True True"]
+
+
+def test_a_captum_layout_the_deferral_does_not_know_falls_back_to_the_usual_import():
+    """If captum needed more than functions from its visualization module while importing,
+    the stand-in is dropped with what the attempt left, and captum imports as usual."""
+    out = _python(
+        "import sys\n"
+        "from auditor_plugins.explain import captum_attr as c\n"
+        "for name in [n for n in sys.modules if n == 'captum' or n.startswith('captum.')]:\n"
+        "    del sys.modules[name]\n"
+        "def refuse(stand_in, name):\n"
+        "    raise ImportError('needs ' + name)\n"
+        "c._on_first_call = refuse\n"
+        "attr = c._import()\n"
+        "print(type(sys.modules[c.VISUALIZATION]).__name__, attr.IntegratedGradients.__name__)\n"
+    )
+    assert out.split() == ["module", "IntegratedGradients"]

@@ -45,12 +45,12 @@ HEAVY = [
     "codecarbon.core.emissions", "codecarbon.core.resource_tracker", "codecarbon.input",
     "codecarbon.emissions_tracker", "encodings.utf_16", "encodings.utf_32", "encodings.latin_1",
 ]
-#: Libraries only one audit imports, after the pass (captum, with the matplotlib and IPython
-#: it imports: ~1.5 s). Preloading them would make every run wait for them before it starts;
+#: Libraries only one audit imports, after the pass (captum: ~0.3 s without the matplotlib and
+#: IPython its plotting helpers import, see :mod:`auditor_plugins.explain.captum_attr`). Preloading them would make every run wait for them before it starts;
 #: a run that selects the audit imports them on a thread of its own instead
 #: (:func:`import_later`), while its model loads and its data streams (work that mostly runs
 #: outside the GIL). scipy and pandas are imported by no default audit: only where used.
-LATER = {"explain": ["captum.attr"]}
+LATER = {"explain": ["auditor_plugins.explain.captum_attr"]}
 
 
 def _own_modules() -> list[str]:
@@ -80,8 +80,9 @@ def _own_modules() -> list[str]:
     return names
 
 
-#: Packages no run imports: the plugin author's kit (it imports pytest, ~0.2 s).
-SKIPPED = frozenset({"auditor.testing"})
+#: Modules the server does not import: the plugin author's kit (no run imports it; it imports
+#: pytest, ~0.2 s) and the import of captum (only a run that explains needs it: :data:`LATER`).
+SKIPPED = frozenset({"auditor.testing", *(m for modules in LATER.values() for m in modules)})
 
 
 def preload() -> None:

@@ -126,6 +126,12 @@ def _card_model_name(report: dict[str, Any]) -> str | None:
     return None
 
 
+def prepare() -> None:
+    """Compile the page's template now (about 0.15 s; jinja2 keeps it): the command line
+    does it on a thread while the run goes, rather than after it."""
+    _ENVIRONMENT.get_template("report.html.j2")
+
+
 def render_html(source: Report | Mapping[str, Any]) -> str:
     """The report (a :class:`~auditor.report.document.Report` or its dict) as one self-contained HTML page."""
     from auditor.report.document import as_document

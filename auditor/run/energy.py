@@ -68,12 +68,15 @@ def prepare_for_confinement() -> None:
     process may not do: py-cpuinfo's subprocess for the CPU model (codecarbon caches it)
     and ``lscpu`` for the socket count (remembered here). Called in the server that
     contained runs are forked from (:mod:`auditor.contain.server`), before any fork."""
-    from codecarbon import emissions_tracker
+    from codecarbon import emissions_tracker, input
     from codecarbon.core import util
 
     util.detect_cpu_model()
     sockets = util.count_physical_cpus()
     emissions_tracker.count_physical_cpus = lambda: sockets  # type: ignore[attr-defined]
+    # codecarbon's reference tables (its CPU power table is a pandas frame: pandas' import and
+    # the reads take ~0.5 s), loaded once here rather than by every run before it can measure.
+    input._ensure_static_data_loaded()
 
 
 def confined() -> None:

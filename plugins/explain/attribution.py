@@ -197,7 +197,7 @@ def explained_outputs(
 
 
 def _captum(name: str, forward: nn.Module) -> Any:
-    from captum import attr
+    from auditor_plugins.explain.captum_attr import attr
 
     classes: dict[str, Callable[[nn.Module], Any]] = {
         "integrated_gradients": attr.IntegratedGradients,
