@@ -207,6 +207,59 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads((out / "report.json").read_text(encoding="utf-8"))
 
 
+class MeanOfWords(torch.nn.Module):
+    """Token ids -> the mean embedding of the non-padding tokens -> 2 logits (masks padding)."""
+
+    def __init__(self, vocab: int, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+        self.embed = torch.nn.Embedding(vocab, 8)
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = (ids != self.pad).unsqueeze(-1).float()
+        mean = (self.embed(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(mean)
+
+
+@pytest.fixture(scope="session")
+def reviews(tmp_path_factory: pytest.TempPathFactory):
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, pre_tokenizers, trainers
+
+    root = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "moving", "brilliant", "funny", "superb"], ["dull", "boring", "awful", "slow", "weak"]
+    neutral = ["the", "film", "plot", "acting", "was", "and", "very", "a", "story", "cast"]
+    rows = []
+    for k in range(400):
+        label = int(rng.integers(2))
+        words = list(rng.choice(neutral, int(rng.integers(3, 12))))
+        words.insert(int(rng.integers(len(words))), str(rng.choice(good if label else bad)))
+        rows.append({"review": " ".join(words), "label": label, "site": "ab"[k % 2]})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(root / "reviews.csv", index=False)
+    tokenizer = tokenizers.Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(frame["review"], trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]"]))
+    tokenizer.save(str(root / "tokenizer.json"))
+    pad = tokenizer.token_to_id("[PAD]")
+    torch.manual_seed(0)
+    model = MeanOfWords(tokenizer.get_vocab_size(), pad)
+    optimiser = torch.optim.Adam(model.parameters(), 0.05)
+    tokenizer.enable_padding(pad_id=pad, length=16)
+    tokenizer.enable_truncation(16)
+    ids = torch.tensor([e.ids for e in tokenizer.encode_batch(list(frame["review"]))])
+    for _ in range(100):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(ids), torch.tensor(frame["label"].to_numpy())).backward()
+        optimiser.step()
+    model.eval()
+    meta = {"class_names": ["0", "1"], "target": "label", "text": {"column": "review", "max_tokens": 16}}
+    torch.jit.save(torch.jit.script(model), str(root / "model.pt"), _extra_files={"auditor.json": json.dumps(meta)})
+    return root, frame, model
+
+
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder on sys.path to install third-party plugins into (see cli_helpers.install_plugin)."""

@@ -767,3 +767,82 @@ def test_a_captum_layout_the_deferral_does_not_know_falls_back_to_the_usual_impo
         "print(type(sys.modules[c.VISUALIZATION]).__name__, attr.IntegratedGradients.__name__)\n"
     )
     assert out.split() == ["module", "IntegratedGradients"]
+
+
+# ---- text models: token ids, explained by occlusion --------------------------------------------
+
+
+def test_a_text_model_is_explained_by_the_tokens_that_carry_its_sentiment(reviews, tmp_path):
+    """The reviews' labels are set by one sentiment word each: those ten words must lead the
+    token ranking with the right sign, the filler words must carry next to nothing, and padding
+    a text's top tokens must move the output far more than padding random ones."""
+    root, frame, model = reviews
+    result = invoke(root / "model.pt", "--data", root / "reviews.csv", "--tokenizer", root / "tokenizer.json",
+                    "--audits", "explain", "--out", tmp_path / "out", "--format", "json,html", "-q")
+    assert result.exit_code == 0, result.stderr
+    explain = read_report(tmp_path / "out")["audits"]["explain"]
+    assert explain["status"] == "pass", explain["findings"]
+    table = next(t for t in explain["tables"] if t["name"] == "token_importance")
+    column = {name: i for i, name in enumerate(table["columns"])}
+    ranked = {row[column["Token"]]: row for row in table["rows"]}
+    good, bad = {"great", "moving", "brilliant", "funny", "superb"}, {"dull", "boring", "awful", "slow", "weak"}
+    assert {row[column["Token"]] for row in table["rows"][:10]} == good | bad
+    assert all(ranked[w][column["Mean attribution"]] > 0.2 for w in good)
+    assert all(ranked[w][column["Mean attribution"]] < -0.2 for w in bad)
+    assert all(abs(ranked[w][column["Mean attribution"]]) < 0.02 for w in ("the", "film", "plot", "was"))
+    metrics = {k: v["value"] for k, v in explain["metrics"].items()}
+    assert metrics["deletion_drop_top"] > 0.2 > 0.1 > metrics["deletion_drop_random"]
+    assert metrics["repeat_difference"] == 0.0
+    assert "'great'" in explain["summary"] or "'superb'" in explain["summary"]
+    chart = next(c for c in explain["charts"] if c["kind"] == "tokens")
+    assert chart["data"]["examples"] and "[PAD]" not in chart["data"]["examples"][0]["tokens"]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert 'class="token"' in page and "Individual explanations: each token shaded" in page
+
+
+def test_each_token_attribution_is_the_output_change_when_that_token_is_padded(reviews, tmp_path):
+    """Independent of captum: every shown token's value equals P(1) of the tokenizers library's
+    own encoding of the text minus P(1) with that one token replaced by the padding id."""
+    from tokenizers import Tokenizer
+
+    root, frame, model = reviews
+    result = invoke(root / "model.pt", "--data", root / "reviews.csv", "--tokenizer", root / "tokenizer.json",
+                    "--audits", "explain", "-o", "explain.examples=2", "--out", tmp_path / "out",
+                    "--format", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    chart = next(c for c in read_report(tmp_path / "out")["audits"]["explain"]["charts"] if c["kind"] == "tokens")
+    tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+    pad = tokenizer.token_to_id("[PAD]")
+    tokenizer.enable_padding(pad_id=pad, length=16)
+    tokenizer.enable_truncation(16)
+    checked = 0
+    for example in chart["data"]["examples"]:
+        row = int(example["title"].rsplit("row ", 1)[1]) - 1
+        ids = torch.tensor([tokenizer.encode(frame["review"][row]).ids])
+        with torch.no_grad():
+            whole = torch.softmax(model(ids), 1)[0, 1].item()
+            words = [j for j in range(16) if ids[0, j] != pad]
+            assert example["tokens"] == [tokenizer.id_to_token(int(ids[0, j])) for j in words]
+            for j, value in zip(words, example["values"]):
+                padded = ids.clone()
+                padded[0, j] = pad
+                assert value == pytest.approx(whole - torch.softmax(model(padded), 1)[0, 1].item(), abs=1e-5)
+                checked += 1
+    assert checked >= 8
+
+
+def test_highlighted_text_escapes_its_tokens_and_refuses_malformed_data():
+    from auditor.report.charts import render_chart
+    from auditor.report.charts.base import ChartDataError
+    from auditor.report.charts.tokens import draw_tokens
+
+    chart = {"kind": "tokens", "name": "t", "title": "Tokens",
+             "data": {"examples": [{"title": "row 1", "tokens": ["<script>alert(1)</script>", "&", "fine"],
+                                    "values": [0.5, -0.25, None]}], "value_label": "attribution"}}
+    svg = str(render_chart(chart, "c1"))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "&amp;" in svg
+    assert svg.count('class="token"') == 3
+    for bad in ({}, {"examples": []}, {"examples": [{"tokens": ["a"], "values": []}]},
+                {"examples": [{"tokens": ["a"], "values": ["x"]}]}):
+        with pytest.raises(ChartDataError):
+            draw_tokens(bad)

@@ -15,7 +15,8 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     the model's metadata, or the shape an image folder or array file holds: how each flat row
     is reshaped for the model; None when rows go in flat), ``input_dtype`` (``"float32"``, or
     ``"int64"`` when the model takes token ids: ``X`` then carries them as exact float32 and
-    ``infer`` gives them as integers), ``trainer`` (:class:`auditor.run.retrain.Trainer` from ``--trainer``, or None: the
+    ``infer`` gives them as integers), ``text`` (:class:`TokenText` when the ids come from a text
+    column, ``--text``: what each id reads as; else None), ``trainer`` (:class:`auditor.run.retrain.Trainer` from ``--trainer``, or None: the
     user's training function, for audits that retrain), ``progress`` (a callable
     ``progress(description, total)`` returning a context manager that yields
     ``advance(n)``: a progress bar for slow work; silent under ``--quiet`` and in tests),
@@ -65,6 +66,12 @@ authors; ``tests/test_conformance.py`` checks that this docstring and the datacl
     with ``y`` encoded like the audit data's) and ``predictions`` (:class:`Predictions`), and
     ``tallies`` (:class:`Tallies`, or None: set when every training row's predictions exceeded
     the memory budget; ``data`` and ``predictions`` then hold a seeded sample of its rows).
+
+``TokenText``
+    How a model that takes token ids reads its text: ``column`` (the text column's name),
+    ``pad_id`` (int: the id that pads every text to the declared length), ``vocabulary``
+    (tuple of str: ``vocabulary[i]`` is id i's token as the tokenizer writes it, ``""`` for an
+    id it lacks).
 
 ``Groups``
     ``column`` (the sensitive column's name), ``codes`` (int64 array, one group index per
@@ -178,6 +185,13 @@ class Predictions:
 
 
 @dataclass(frozen=True)
+class TokenText:
+    column: str
+    pad_id: int
+    vocabulary: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Groups:
     column: str
     codes: np.ndarray
@@ -233,6 +247,7 @@ class AuditContext:
     train: TrainData | None = None
     input_shape: tuple[int, ...] | None = None
     input_dtype: str = "float32"  # "int64": the model takes integers (token ids), carried in X as exact float32
+    text: TokenText | None = None
     trainer: Trainer | None = None
     progress: ProgressStep = _silent_progress
     infer: Callable[[np.ndarray], np.ndarray] | None = None

@@ -238,6 +238,11 @@ class Chart:
       None cells are light grey. ``signed`` and ``magnitude`` panels get a colour legend with
       their end values. ``x_ticks`` (one per column) and ``y_ticks`` (one per row, every
       panel the same shape then) label the cells, thinned to at most 12 shown
+    - ``tokens``: ``{"examples": [{"title": str, "subtitle": str, "tokens": [str], "values":
+      [number|None]}], "value_label": str}`` (highlighted text: each example's tokens in
+      reading order, each shaded by its value on one signed scale for the chart, blue
+      negative, white 0, vermillion positive; at most 40 examples of 2,048 tokens; token
+      attributions of a text model)
     - ``strip``: ``{"x_label", "y_label", "series": [{"name", "x": [...], "y": [...]}],
       "mean": number|None, "band": [low, high]|None, "references": [{"y": number, "label":
       str}]|None}`` (a metric across cross-validation folds: ``x`` is the fold number, one

@@ -318,6 +318,7 @@ def _execute(
         infer=partial(run_inference, model.module, device=device, batch_size=cfg.batch_size, input_shape=input_shape,
                       dtype=dtype),
         input_dtype=dtype,
+        text=plan.source.token_text() if hasattr(plan.source, "token_text") else None,
         measure=meter.phase,
         tallies=done.tallies,
     )

@@ -47,9 +47,11 @@ class Explained(nn.Module):
     """The model as a function of flat float rows and a target index per row, returning the
     explained output per row (``summed``: their sum, as one value, for gradient methods)."""
 
-    def __init__(self, module: Any, task: Task, input_shape: Sequence[int] | None, *, summed: bool) -> None:
+    def __init__(self, module: Any, task: Task, input_shape: Sequence[int] | None, *, summed: bool,
+                 ids: bool = False) -> None:
         super().__init__()
         self.model = module
+        self.ids = ids  # the model takes token ids: the float rows carry them exactly
         self.kind = task.kind
         self.output = task.output
         self.n_outputs = task.n_outputs
@@ -66,6 +68,8 @@ class Explained(nn.Module):
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities (rows x K; K = 2 for binary) or values (rows x 1)."""
         n = x.shape[0]
+        if self.ids:
+            x = x.round().long()
         z = first_tensor(self.model(x.reshape(n, *self.shape) if self.shape else x))
         z = z.reshape(n, -1)
         if self.kind == "regression":

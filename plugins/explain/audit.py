@@ -153,10 +153,14 @@ class ExplainAudit(Audit):
 
     def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         if getattr(ctx, "input_dtype", "float32") == "int64":
-            return AuditResult.skipped(
-                self.name, self.title,
-                "Skipped: the model takes token ids (integers), and gradients do not flow through ids; attributions "
-                "on the embedding layer (layer Integrated Gradients) are not computed yet.")
+            if getattr(ctx, "text", None) is None:
+                return AuditResult.skipped(
+                    self.name, self.title,
+                    "Skipped: the model takes integer ids that come from no tokenizer (--text), so there is no "
+                    "padding id to occlude them with and no token to show; gradients do not flow through ids.")
+            from auditor_plugins.explain.text_run import TokenRun
+
+            return TokenRun(ctx, options).result()
         return ExplainRun(ctx, options).result()
 
 
@@ -189,13 +193,16 @@ class ExplainRun:
             strata = deciles(y if y is not None else pred.value)
             self.targets = np.zeros(ctx.data.n_rows, dtype=np.int64)
             self.explained_one_pass = pred.value
-        self.sample = stratified_sample(strata, int(options["samples"]), ctx.seed)
+        self.sample = stratified_sample(strata, self.sample_size(), ctx.seed)
         self.scale = 1.0
         self.busiest_step: tuple[int, float] | None = None  # sequence: the step moving the output most, its share
         if not self.task.is_classification:
             assert pred.value is not None  # a regression's predictions are values
             spread = float(np.std(pred.value[self.sample]))
             self.scale = spread if spread > 0 else 1.0
+
+    def sample_size(self) -> int:
+        return int(self.options["samples"])
 
     # -- what is explained ------------------------------------------------------------
 

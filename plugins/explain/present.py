@@ -103,13 +103,24 @@ def per_class(run: ExplainRun, values: np.ndarray) -> None:
         ))
 
 
+def row_outcome(run: ExplainRun, row: int) -> tuple[Any, Any, Any]:
+    """A row's actual and predicted class (value) and the confidence (absolute error) shown beside it."""
+    pred, y = run.ctx.predictions, run.ctx.data.y
+    if run.task.is_classification:
+        assert pred.label is not None and pred.proba is not None
+        actual = run.task.class_names[int(y[row])] if y is not None else None
+        return actual, run.task.class_names[int(pred.label[row])], float(pred.proba[row].max())
+    assert pred.value is not None
+    return (float(y[row]) if y is not None else None, float(pred.value[row]),
+            float(abs(pred.value[row] - y[row])) if y is not None else None)
+
+
 def examples_table(
     run: ExplainRun, found: Attributions, position: dict[int, int], examples: list[tuple[str, int]]
 ) -> None:
     if not examples:
         return
     names = run.layout.names
-    pred, y = run.ctx.predictions, run.ctx.data.y
     classification = run.task.is_classification
     rows = []
     for kind, row in examples:
@@ -124,16 +135,7 @@ def examples_table(
                 parts.append(f"{names[j]} ({_signed(float(attr[j]))})")
             else:
                 parts.append(f"{names[j]} = {_value(run.X[row, j])} ({_signed(float(attr[j]))})")
-        if classification:
-            assert pred.label is not None and pred.proba is not None
-            actual = run.task.class_names[int(y[row])] if y is not None else None
-            predicted: Any = run.task.class_names[int(pred.label[row])]
-            confidence: Any = float(pred.proba[row].max())
-        else:
-            assert pred.value is not None
-            actual = float(y[row]) if y is not None else None
-            predicted = float(pred.value[row])
-            confidence = float(abs(pred.value[row] - y[row])) if y is not None else None
+        actual, predicted, confidence = row_outcome(run, row)
         rows.append([kind, row + 1, actual, predicted, confidence, float(found.outputs[i]), "; ".join(parts)])
     run.tables.append(Table(
         "examples", "Individual explanations",

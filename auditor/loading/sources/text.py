@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
+from auditor.contract.context import TokenText
 from auditor.contract.errors import DataError, UsageError
 from auditor.loading.sources.base import ArraySource
 
@@ -121,6 +122,14 @@ class TextTable(ArraySource):
 
     def feature_names(self) -> list[str]:
         return [f"token{i}" for i in range(self.text.max_tokens)]
+
+    def token_text(self) -> TokenText:
+        """What each id reads as, for audits that show tokens (the explain audit)."""
+        vocabulary = [""] * self.tokenizer.get_vocab_size(with_added_tokens=True)
+        for token, i in self.tokenizer.get_vocab(with_added_tokens=True).items():
+            if 0 <= i < len(vocabulary):
+                vocabulary[i] = token
+        return TokenText(column=self.text.column, pad_id=self.pad_id, vocabulary=tuple(vocabulary))
 
     def files(self) -> list[Path]:
         return [self.path]

@@ -19,6 +19,7 @@ from auditor.contract.result import Chart
 from auditor.report.charts.bars import draw_bar
 from auditor.report.charts.base import ChartDataError, Drawing, _px
 from auditor.report.charts.heatmaps import draw_confusion_matrix, draw_heatmap
+from auditor.report.charts.tokens import draw_tokens
 from auditor.report.charts.xy import draw_curve, draw_scatter, draw_strip
 
 _KINDS: dict[str, Callable[[dict[str, Any]], Drawing]] = {
@@ -28,6 +29,7 @@ _KINDS: dict[str, Callable[[dict[str, Any]], Drawing]] = {
     "bar": draw_bar,
     "strip": draw_strip,
     "heatmap": draw_heatmap,
+    "tokens": draw_tokens,
 }
 
 #: The chart kinds drawn without a plugin.
