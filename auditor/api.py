@@ -332,6 +332,7 @@ def audit(
     model_args: Mapping[str, Any] | str | None = None,
     model_path: str | Path | None = None,
     trainer: str | None = None,
+    transform: str | None = None,
     trust_model: bool = False,
     device: str | None = None,
     batch_size: int | None = None,
@@ -362,7 +363,8 @@ def audit(
     order; for an array, the names of its columns), ``sensitive``, ``history``,
     ``train_data``, ``card``, ``classes``, ``task`` ("auto"), ``input_shape``,
     ``model_class``/``model_args``/``model_path``/``trust_model`` (a model file),
-    ``trainer``, ``device`` ("auto"), ``batch_size``, ``memory_budget`` (e.g. "2GiB"; the memory available), ``engine`` ("stream"; "ray": Ray Data actors, a model file only), ``ray_address``, ``seed`` (0), ``audits``, ``skip``,
+    ``trainer``, ``transform`` (``"pkg.module:function"``: your step between the data as read and
+    the model), ``device`` ("auto"), ``batch_size``, ``memory_budget`` (e.g. "2GiB"; the memory available), ``engine`` ("stream"; "ray": Ray Data actors, a model file only), ``ray_address``, ``seed`` (0), ``audits``, ``skip``,
     ``options`` (``-o``), ``policy``, ``baseline``, ``fail_on`` ("error"), ``not_assessed``
     ("warn"), ``audit_timeout``, ``inference_timeout``, ``config``/``trust_config``,
     ``allow_symlinks``, ``out``/``formats`` (write the reports there; nothing is written
@@ -452,6 +454,7 @@ def audit(
             model_class=pick(model_class, "model_class"),
             model_path=None if pick(model_path, "model_path") is None else str(pick(model_path, "model_path")),
             trainer=pick(trainer, "trainer"),
+            transform=pick(transform, "transform"),
             trust_model=bool(trust_model),
             device=pick(device, "device", "auto"),
             batch_size=pick(batch_size, "batch_size"),
@@ -504,7 +507,8 @@ def audit(
 #: The keywords of :func:`audit` that ``run.command`` shows (and a config file's trust rules see).
 _AUDIT_KEYWORDS = frozenset({
     "target", "features", "sensitive", "y", "history", "train_data", "train_y", "card", "classes", "task",
-    "input_shape", "metadata", "model_class", "model_args", "model_path", "trainer", "trust_model", "device",
+    "input_shape", "metadata", "model_class", "model_args", "model_path", "trainer", "transform", "trust_model",
+    "device",
     "batch_size", "memory_budget", "engine", "ray_address", "seed", "audits", "skip", "options", "policy", "baseline", "fail_on", "not_assessed",
     "audit_timeout", "inference_timeout", "config", "trust_config", "allow_symlinks", "out", "formats",
 })

@@ -328,10 +328,11 @@ def cli() -> None:
 @click.option("--input-shape", help="Reshape each flat row for the model, e.g. 1,8,8 (CNN) or T,F (LSTM).")
 @click.option("--model-class", help="pkg.module:Class (or a factory function) to load state_dict/safetensors weights into. Importing the module runs its top level: put the class in a module without top-level training code.")
 @click.option("--model-args", metavar="JSON", help="Keyword arguments for --model-class, as a JSON object, e.g. '{\"hidden\": 64}'.")
-@click.option("--model-path", help="Folder to import --model-class and --trainer from.")
+@click.option("--model-path", help="Folder to import --model-class, --trainer and --transform from.")
 @click.option("--trainer", metavar="PKG.MODULE:FUNCTION", help="Your training function, train_fn(X, y) -> nn.Module: the crossval audit retrains it on every fold (true k-fold cross-validation) and places the given model's score among the retrained ones. Imported like --model-class (see --model-path).")
 @click.option("--trust-model", is_flag=True, default=False, help="Allow a pickled model (runs code from the file). Only for files you trust.")
-@click.option("--trust-config", is_flag=True, default=False, help="Let ./pyproject.toml and --config set what imports and runs code (model_class, model_path, trainer) and name files outside this folder (card, history, train_data). Without it a config file cannot do that on your behalf: give those options on the command line. Only for config files you trust.")
+@click.option("--transform", metavar="PKG.MODULE:FUNCTION", help="Your own step between the data as read and the model, for what --image-size, --image-mode and the metadata's mean/std do not cover: fn(batch) -> the model's input, a batch tensor on the model's device ([rows, *input shape]; token ids as int64). Every pass goes through it (inference, attributions, permutation importance), so attributions stay over the data as read. Imported like --model-class (see --model-path); the report's code section records its file and SHA-256.")
+@click.option("--trust-config", is_flag=True, default=False, help="Let ./pyproject.toml and --config set what imports and runs code (model_class, model_path, trainer, transform) and name files outside this folder (card, history, train_data). Without it a config file cannot do that on your behalf: give those options on the command line. Only for config files you trust.")
 @click.option("--allow-symlinks", is_flag=True, default=False, help="Read input files that are symbolic links out of their folder (git-annex, DVC). Without it such a link is refused, so that a link committed to a repository cannot put another file (a key, a token) into the report. FIFOs, devices and files under /proc or /sys are refused regardless.")
 @click.option("--device", help="auto (default: CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per forward batch (default 65,536 on CPU; halved on CUDA out-of-memory).")
@@ -423,6 +424,7 @@ def _run(kw: dict[str, Any], *, demo: bool) -> int:
         model_class=kw.get("model_class"),
         model_path=kw.get("model_path"),
         trainer=kw.get("trainer"),
+        transform=kw.get("transform"),
         trust_model=bool(kw.get("trust_model")),
         device=kw.get("device") or "auto",
         batch_size=kw.get("batch_size"),

@@ -89,13 +89,17 @@ def source_facts(option: str, spec: str, obj: Any) -> dict[str, Any]:
 
 
 def code_provenance(ctx: AuditContext) -> list[dict[str, Any]]:
-    """The report's ``code`` section: the source files of ``--model-class`` and ``--trainer``."""
+    """The report's ``code`` section: the source files of ``--model-class``, ``--trainer`` and ``--transform``."""
+    from auditor.loading.transform import Transformed, unwrapped
+
     found = []
     if ctx.model.format in ("state_dict", "safetensors"):  # built from --model-class
-        cls = type(ctx.model.module)
+        cls = type(unwrapped(ctx.model.module))
         found.append(source_facts("--model-class", f"{cls.__module__}:{cls.__qualname__}", cls))
     if ctx.trainer is not None:
         found.append(source_facts("--trainer", ctx.trainer.spec, ctx.trainer.fn))
+    if isinstance(ctx.model.module, Transformed):
+        found.append(source_facts("--transform", ctx.model.module.spec, ctx.model.module.fn))
     return found
 
 
@@ -129,7 +133,9 @@ def build_document(
     """The run's :class:`Report`, without gates or outcome (judged afterwards, over it)."""
     model = ctx.model
     data = ctx.data
-    structure = summarize(model.module)
+    from auditor.loading.transform import unwrapped
+
+    structure = summarize(unwrapped(model.module))
     return Report(
         schema_version=SCHEMA_VERSION,
         tool=Tool("auditor", __version__),

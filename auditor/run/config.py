@@ -18,7 +18,7 @@ not settable from a file: a repository must not be able to trust a model on the 
 
 For the same reason a config file cannot act on the user's behalf (:func:`refuse_untrusted`):
 the settings that import and run code (:data:`CODE_SETTINGS`: ``model_class``,
-``model_args``, ``model_path``, ``trainer``) are refused from a file unless the command line gives the
+``model_args``, ``model_path``, ``trainer``, ``transform``) are refused from a file unless the command line gives the
 option itself or ``--trust-config`` is passed, and the files whose contents go into the
 report (:data:`FILE_SETTINGS`: ``card``, ``history``, ``train_data``) must lie inside the
 current folder. Config files are read within a bound (16 MiB), and a NaN or infinite
@@ -57,6 +57,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "model_args": str,
     "model_path": str,
     "trainer": str,
+    "transform": str,
     "card": str,
     "device": str,
     "batch_size": int,
@@ -85,6 +86,7 @@ POLICY_TABLES = ("gates", "regression")
 #: Settings that import and run code, with the option that gives them on the command line.
 CODE_SETTINGS = {
     "model_class": "--model-class", "model_args": "--model-args", "trainer": "--trainer", "model_path": "--model-path",
+    "transform": "--transform",
 }
 #: Settings that send the data and the model to other machines, with their options.
 SEND_SETTINGS = {"ray_address": "--ray-address"}

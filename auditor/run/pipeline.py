@@ -24,6 +24,7 @@ from auditor.loading.in_memory import UNCONFINED, borrowed, is_module, module_mo
 from auditor.loading.inputs import budget_of
 from auditor.loading.model import LoadedModel, load_model
 from auditor.loading.sources import spec_from
+from auditor.loading.transform import with_transform
 from auditor.run.assemble import build_report
 from auditor.run.config import audit_options
 from auditor.run.energy import EnergyMeter, MeterError, NullMeter, settings_for
@@ -237,6 +238,7 @@ def _execute(
                 trust=cfg.trust_model,
                 model_args=cfg.model_args,
             )
+        model = with_transform(model, getattr(cfg, "transform", None), cfg.model_path)
         timings["load_model"] = time.perf_counter() - t
 
     with progress.step("Reading the data's header"):

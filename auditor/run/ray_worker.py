@@ -235,6 +235,7 @@ def serve(spec: ScorerSpec, allowances: Any, confine: bool, conn: Any) -> None:
 
         torch.set_num_threads(max(1, spec.threads))
         from auditor.loading.model import load_model
+        from auditor.loading.transform import with_transform
         from auditor.run.inference import resolve_device, run_inference
 
         device = resolve_device(spec.device)
@@ -246,6 +247,7 @@ def serve(spec: ScorerSpec, allowances: Any, confine: bool, conn: Any) -> None:
         cfg = spec.cfg
         model = load_model(cfg.model, device=device, model_class=cfg.model_class, model_path=cfg.model_path,
                            trust=cfg.trust_model, model_args=cfg.model_args)
+        model = with_transform(model, getattr(cfg, "transform", None), cfg.model_path)
         conn.send_bytes(json.dumps({"kind": "ready"}).encode())
         seen: dict[str, Any] = {}
         while True:

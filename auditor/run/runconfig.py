@@ -36,6 +36,7 @@ class RunConfig:
     model_class: str | None = None
     model_path: str | None = None
     trainer: str | None = None
+    transform: str | None = None  # --transform pkg.module:function, in front of the model
     trust_model: bool = False
     device: str = "auto"
     batch_size: int | None = None
