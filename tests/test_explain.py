@@ -340,12 +340,22 @@ def test_an_image_model_gets_attribution_maps(tmp_path, digits):
     assert panels[0]["scale"] == "magnitude" and len(panels) == 11  # overall + one per digit
     assert all(len(p["values"]) == 8 and len(p["values"][0]) == 8 for p in panels)
     examples = chart(section, "example_maps")["data"]["panels"]
-    assert [p["scale"] for p in examples[:2]] == ["grey", "signed"]
-    assert len(examples) % 2 == 0 and len(examples) <= 8
+    assert [p["scale"] for p in examples[:3]] == ["grey", "signed", "rgb"]
+    assert len(examples) % 3 == 0 and len(examples) <= 12
     assert "importance" not in {t["name"] for t in section["tables"]}  # no ranked table of pixels
     assert 0.1 < section["metrics"]["top_tenth_share"]["value"] < 1
     assert "the busiest 10% of its inputs hold" in section["summary"]
-    assert examples[1]["title"].startswith(("right: ", "wrong: "))
+    assert examples[1]["title"].startswith(("right: ", "wrong: ")) and examples[2]["title"] == "over the image"
+    # the overlay is the image where nothing is attributed, the map's colour where the most is
+    image = np.array(examples[0]["values"], dtype=float)
+    attr = np.array(examples[1]["values"], dtype=float)
+    drawn = np.array(examples[2]["values"], dtype=float)
+    quiet, loudest = np.unravel_index(np.argmin(np.abs(attr)), attr.shape), np.unravel_index(
+        np.argmax(np.abs(attr)), attr.shape)
+    grey = (image - image.min()) / (image.max() - image.min())
+    assert drawn[quiet] == pytest.approx([grey[quiet]] * 3, abs=0.02)
+    expected = 0.15 * grey[loudest] + 0.85 * np.array([0.835, 0.369, 0.0] if attr[loudest] > 0 else [0.0, 0.447, 0.698])
+    assert drawn[loudest] == pytest.approx(expected, abs=1e-6)
     assert any("not computed for image inputs" in n for n in section["notes"])
     assert section["metrics"]["completeness_error_p95"]["value"] <= 0.01
     # the border pixels of the digits are blank (zero) in nearly every image: nothing to attribute

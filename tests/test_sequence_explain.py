@@ -178,3 +178,19 @@ def test_the_time_step_chart_starts_its_axis_at_zero(tmp_path, lstm):
         "x_label": "Epoch", "y_label": "Loss", "diagonal": False,
         "series": [{"name": "train", "x": [1, 2, 3], "y": [0.52, 0.51, 0.5]}]}}
     assert min(_y_ticks(render_chart(loss, "c2"))) >= 0.4
+
+
+def test_sequences_in_an_array_file_get_the_time_step_and_feature_views_without_an_input_shape(tmp_path, lstm):
+    """An ``.npz`` of X [N, T, F] carries its shape: the same LSTM is explained per time step and
+    per feature, and feature 2 (position 2 of the last axis) is found to drive it."""
+    folder, X, y = lstm
+    np.savez(tmp_path / "test.npz", X=X, y=y)
+    result = invoke(folder / "model.pt", "--data", tmp_path / "test.npz", "--audits", "explain", "--out",
+                    tmp_path / "out", "-q", "-o", "explain.samples=200", "-o", "explain.repeats=2")
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    section = read_report(tmp_path / "out")["audits"]["explain"]
+    assert {"time_steps", "time_feature_map"} <= {c["name"] for c in section["charts"]}
+    importance = _table(section, "importance")
+    assert importance["Feature"].iloc[0] == "f2" and importance["Share"].iloc[0] > 0.5
+    heatmap = _chart(section, "time_feature_map")["data"]["panels"][0]["values"]
+    assert len(heatmap) == STEPS and len(heatmap[0]) == WIDTH

@@ -224,12 +224,34 @@ def image_maps(run: ExplainRun, values: np.ndarray, found: Attributions, positio
             heading = f"predicted {number_text(float(pred.value[row]))}"
         example_panels.append({"title": title, **picture})
         example_panels.append({"title": heading, "values": _clean_grid(downsample(attr)), "scale": "signed"})
+        example_panels.append({"title": "over the image", "values": _clean_grid(downsample(overlay(image, attr))),
+                               "scale": "rgb"})
     run.charts.append(Chart(
-        "example_maps", "Individual explanations", "heatmap", {"panels": example_panels, "columns": 4},
-        caption=f"Each input next to its attribution to {run.output_name} (orange raises it, blue lowers it), "
-        "titled with the prediction and its probability: "
-        + " then ".join(dict.fromkeys(f"the {kind} predictions" for kind, _ in examples)) + ".",
+        "example_maps", "Individual explanations", "heatmap", {"panels": example_panels, "columns": 3},
+        caption=f"Each input, its attribution to {run.output_name} (orange raises it, blue lowers it), and the "
+        "attribution drawn over the input in grey (the stronger, the more opaque), titled with the prediction "
+        "and its probability: " + " then ".join(dict.fromkeys(f"the {kind} predictions" for kind, _ in examples))
+        + ".",
     ))
+
+
+#: The attribution map's colours over the image: Okabe-Ito vermillion (raises) and blue (lowers).
+_RAISES, _LOWERS = np.array([0.835, 0.369, 0.0]), np.array([0.0, 0.447, 0.698])
+#: The opacity of the strongest attribution over the image.
+_MOST_OPAQUE = 0.85
+
+
+def overlay(image: np.ndarray, attr: np.ndarray) -> np.ndarray:
+    """``attr`` (H, W) drawn over ``image`` (C, H, W) as an RGB picture (H, W, 3) in [0, 1]: the
+    image in grey, stretched to its own range, under the signed colours, each pixel as opaque as
+    its |attribution| is large against the image's largest."""
+    grey = image.astype(np.float64).mean(axis=0)
+    lo, hi = float(grey.min()), float(grey.max())
+    base = (grey - lo) / (hi - lo) if hi > lo else np.full_like(grey, 0.5)
+    limit = float(np.abs(attr).max())
+    alpha = _MOST_OPAQUE * np.abs(attr) / limit if limit > 0 else np.zeros_like(base)
+    colour = np.where((attr >= 0)[..., None], _RAISES, _LOWERS)
+    return (1.0 - alpha)[..., None] * base[..., None] + alpha[..., None] * colour
 
 
 def summary_sentence(
