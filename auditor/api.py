@@ -327,6 +327,13 @@ def audit(
     classes: Sequence[str] | str | None = None,
     task: str | None = None,
     input_shape: Sequence[int] | str | None = None,
+    labels: str | Path | None = None,
+    image_size: str | Sequence[int] | None = None,
+    image_mode: str | None = None,
+    skip_unreadable: bool = False,
+    text: str | None = None,
+    tokenizer: str | Path | None = None,
+    max_tokens: int | None = None,
     metadata: Mapping[str, Any] | None = None,
     model_class: str | None = None,
     model_args: Mapping[str, Any] | str | None = None,
@@ -361,7 +368,9 @@ def audit(
     Every keyword is the command line's option of the same name (``audit run --help``), with
     its default when left None: ``target``, ``features`` (the model's input columns, in
     order; for an array, the names of its columns), ``sensitive``, ``history``,
-    ``train_data``, ``card``, ``classes``, ``task`` ("auto"), ``input_shape``,
+    ``train_data``, ``card``, ``classes``, ``task`` ("auto"), ``input_shape``, ``labels``,
+    ``image_size`` ("28x28" or (28, 28)), ``image_mode``, ``skip_unreadable``, ``text``,
+    ``tokenizer``, ``max_tokens``,
     ``model_class``/``model_args``/``model_path``/``trust_model`` (a model file),
     ``trainer``, ``transform`` (``"pkg.module:function"``: your step between the data as read and
     the model), ``device`` ("auto"), ``batch_size``, ``memory_budget`` (e.g. "2GiB"; the memory available), ``engine`` ("stream"; "ray": Ray Data actors, a model file only), ``ray_address``, ``seed`` (0), ``audits``, ``skip``,
@@ -416,12 +425,24 @@ def audit(
     history_path = pick(history, "history")
     card_path = pick(card, "card")
     train_given = pick(train_data, "train_data")
+    labels_path = pick(labels, "labels")
+    tokenizer_path = pick(tokenizer, "tokenizer")
     check_input_files(model, {
         "The data file": _file(data),
         "The training data": _file(train_given),
+        "The labels table": None if labels_path is None else Path(labels_path),
+        "The tokenizer file": None if tokenizer_path is None else Path(tokenizer_path),
         "The training history": None if history_path is None else Path(history_path),
         "The model card": None if card_path is None else Path(card_path),
     }, allow_symlinks=allow_symlinks)
+    size = pick(image_size, "image_size")
+    if size is not None and not isinstance(size, str):
+        if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+            raise UsageError(f"image_size must be 'HEIGHTxWIDTH' or (height, width); got {size!r}.")
+        size = f"{size[0]}x{size[1]}"
+    tokens = pick(max_tokens, "max_tokens")
+    if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1):
+        raise UsageError(f"max_tokens must be a whole number of at least 1; got {tokens!r}.")
     if y is not None and not is_table_object(data):
         raise UsageError("y= gives the labels of data given as an object; a data file holds its own target column.")
     if train_y is not None and not is_table_object(train_given):
@@ -451,6 +472,13 @@ def audit(
             task=pick(task, "task", "auto"),
             input_shape=parse_input_shape(pick(input_shape, "input_shape"), "input_shape",
                                           "whole numbers like (1, 28, 28)"),
+            labels=None if labels_path is None else Path(labels_path),
+            image_size=size or None,
+            image_mode=pick(image_mode, "image_mode") or None,
+            skip_unreadable=bool(skip_unreadable),
+            text=pick(text, "text") or None,
+            tokenizer=None if tokenizer_path is None else Path(tokenizer_path),
+            max_tokens=tokens,
             model_class=pick(model_class, "model_class"),
             model_path=None if pick(model_path, "model_path") is None else str(pick(model_path, "model_path")),
             trainer=pick(trainer, "trainer"),
@@ -507,7 +535,8 @@ def audit(
 #: The keywords of :func:`audit` that ``run.command`` shows (and a config file's trust rules see).
 _AUDIT_KEYWORDS = frozenset({
     "target", "features", "sensitive", "y", "history", "train_data", "train_y", "card", "classes", "task",
-    "input_shape", "metadata", "model_class", "model_args", "model_path", "trainer", "transform", "trust_model",
+    "input_shape", "labels", "image_size", "image_mode", "skip_unreadable", "text", "tokenizer", "max_tokens",
+    "metadata", "model_class", "model_args", "model_path", "trainer", "transform", "trust_model",
     "device",
     "batch_size", "memory_budget", "engine", "ray_address", "seed", "audits", "skip", "options", "policy", "baseline", "fail_on", "not_assessed",
     "audit_timeout", "inference_timeout", "config", "trust_config", "allow_symlinks", "out", "formats",

@@ -143,6 +143,14 @@ def test_a_flat_folder_takes_its_labels_and_sensitive_columns_from_a_table(digit
         ("flat", "audit data (--data)", 1, 1), ("labels.csv", "labels table (--labels)", 3, 3)]
     same = _audit(digits, digits.folder, tmp_path / "classes", "--audits", "metrics")
     assert report["audits"]["metrics"]["metrics"]["accuracy"] == same["audits"]["metrics"]["metrics"]["accuracy"]
+    # the Python API takes the same keywords as the command line's options
+    import auditor
+
+    called = auditor.audit(digits.model, flat, labels=flat / "labels.csv", target="digit", sensitive="site",
+                           image_size=(8, 8), image_mode="L", audits="metrics,fairness",
+                           options={"metrics.n_resamples": 200}).report.to_dict()
+    assert called["audits"]["metrics"]["metrics"]["accuracy"] == report["audits"]["metrics"]["metrics"]["accuracy"]
+    assert called["audits"]["fairness"]["tables"] == report["audits"]["fairness"]["tables"]
 
 
 def test_mixed_sizes_need_a_declared_size_and_then_are_resized(digits, tmp_path):
@@ -377,6 +385,11 @@ def test_a_text_column_is_audited_as_the_tokenizers_ids_and_padding_changes_noth
         one_by_one = [model(torch.tensor([tokenizer.encode(text).ids])).argmax(1).item() for text in frame["review"]]
     expected = float(np.mean(np.array(one_by_one) == frame["label"].to_numpy()))
     assert report["audits"]["metrics"]["metrics"]["accuracy"]["value"] == pytest.approx(expected)
+    import auditor  # the Python API takes the same keywords
+
+    called = auditor.audit(root / "model.pt", root / "reviews.csv", text="review", tokenizer=root / "tokenizer.json",
+                           max_tokens=16, audits="metrics").report.to_dict()
+    assert called["audits"]["metrics"]["metrics"]["accuracy"]["value"] == pytest.approx(expected)
     assert expected > 0.9
     assert report["audits"]["fairness"]["status"] != "error"
     explain = report["audits"]["explain"]  # token attributions: tests/test_explain.py

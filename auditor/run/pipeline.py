@@ -19,7 +19,7 @@ from typing import Any, ContextManager, Iterator, Mapping, Sequence
 from auditor.contract.context import AuditContext, Dataset, Task, TrainData
 from auditor.contract.errors import DataError, UsageError
 from auditor.contract.result import AuditResult
-from auditor.loading.columns import plan_read
+from auditor.loading.columns import ReadPlan, plan_read
 from auditor.loading.in_memory import UNCONFINED, borrowed, is_module, module_model
 from auditor.loading.inputs import budget_of
 from auditor.loading.model import LoadedModel, load_model
@@ -28,7 +28,7 @@ from auditor.loading.transform import with_transform
 from auditor.run.assemble import build_report
 from auditor.run.config import audit_options
 from auditor.run.energy import EnergyMeter, MeterError, NullMeter, settings_for
-from auditor.run.inference import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA, resolve_device, run_inference
+from auditor.run.inference import default_batch, resolve_device, run_inference
 from auditor.run.registry import BrokenPlugin, failed_to_load, plugin_versions, select_audits, selected_broken
 from auditor.run.retrain import load_trainer
 from auditor.run.runconfig import Progress, RunConfig
@@ -70,8 +70,8 @@ def _text_spec(cfg: RunConfig, model: LoadedModel) -> Any:
     return TextSpec.declared(model.metadata, cfg.text, cfg.tokenizer, cfg.max_tokens)
 
 
-def _default_batch(device: Any) -> int:
-    return DEFAULT_BATCH_CUDA if getattr(device, "type", "cpu") == "cuda" else DEFAULT_BATCH_CPU
+def _default_batch(device: Any, plan: ReadPlan) -> int:
+    return default_batch(device, len(plan.feature_names))
 
 
 def _load_train(
@@ -99,7 +99,7 @@ def _load_train(
 
     done = stream_pass(
         plan, infer=_inferrer(model, device, input_shape, dtype), batch_size=cfg.batch_size,
-        default_batch=_default_batch(device), seed=cfg.seed,
+        default_batch=_default_batch(device, plan), seed=cfg.seed,
         progress=lambda label, total: progress.step(label, total=total, guard="model"),
         label="Predicting on the training data (reading included)", decide=decided,
     )
@@ -257,7 +257,7 @@ def _execute(
     with meter.phase("inference"):
         t = time.perf_counter()
         if remote_pass is not None and getattr(cfg, "engine", "stream") == "ray":
-            done, on_ray = remote_pass(plan, batch_size=cfg.batch_size, default_batch=_default_batch(device),
+            done, on_ray = remote_pass(plan, batch_size=cfg.batch_size, default_batch=_default_batch(device, plan),
                                        input_shape=list(input_shape) if input_shape else None, device=str(device))
             engine: dict[str, Any] = {"name": "ray", "data": done.facts.to_dict(), "ray": on_ray}
             meter.elsewhere("inference", RAY_ENERGY)
@@ -265,7 +265,7 @@ def _execute(
             decided: list[Decided] = []
             done = stream_pass(
                 plan, infer=_inferrer(model, device, input_shape, dtype), batch_size=cfg.batch_size,
-                default_batch=_default_batch(device), seed=cfg.seed,
+                default_batch=_default_batch(device, plan), seed=cfg.seed,
                 progress=lambda label, total: progress.step(label, total=total, guard="model"),
                 label="Predicting (reading included)", decide=partial(_decide, cfg, model, plan.target_name, decided),
             )
