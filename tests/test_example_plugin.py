@@ -48,14 +48,14 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def test_this_session_does_not_see_the_example():
     from auditor.run.registry import discover
 
-    assert "calibration" not in discover()
+    assert "confidence" not in discover()
 
 
 def test_audit_plugins_lists_it(plugin_env):
     wide = {**plugin_env, "COLUMNS": "400"}  # one line per cell: rich wraps to the terminal's width
     done = subprocess.run([_audit_command(), "plugins"], capture_output=True, text=True, env=wide, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "calibration" in done.stdout
+    assert "confidence" in done.stdout
     assert "Does the model's confidence match its accuracy?" in done.stdout
     assert "n_bins" in done.stdout
 
@@ -64,14 +64,14 @@ def test_audit_runs_it_end_to_end(plugin_env, breast_cancer, tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(
         [_audit_command(), str(breast_cancer.folder / "model.pt"), "--data", str(breast_cancer.folder / "test.csv"),
-         "--audits", "metrics,calibration", "--out", str(out), "--format", "json,md,html", "-q",
-         "-o", "calibration.n_bins=8"],
+         "--audits", "metrics,confidence", "--out", str(out), "--format", "json,md,html", "-q",
+         "-o", "confidence.n_bins=8"],
         capture_output=True, text=True, env=plugin_env, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    section = report["audits"]["calibration"]
-    assert section["title"] == "Calibration" and section["status"] in ("pass", "warn")
+    section = report["audits"]["confidence"]
+    assert section["title"] == "Confidence calibration" and section["status"] in ("pass", "warn")
     assert section["options"]["n_bins"] == 8
     # the ECE, recomputed here from the eager model's outputs with a plain loop over 8 bins
     import numpy as np
@@ -85,9 +85,9 @@ def test_audit_runs_it_end_to_end(plugin_env, breast_cancer, tmp_path):
               (confidence <= hi)].sum()) for lo, hi in zip(edges[:-1], edges[1:])) / len(y)
     assert section["metrics"]["ece"]["value"] == pytest.approx(ece, abs=1e-6)
     assert section["charts"][0]["kind"] == "curve" and section["tables"][0]["name"] == "reliability"
-    assert report["run"]["plugins"].get("calibration", "").startswith("auditor-calibration")
+    assert report["run"]["plugins"].get("confidence", "").startswith("auditor-calibration")
     markdown = (out / "report.md").read_text(encoding="utf-8")
-    assert "## Calibration" in markdown and "Expected calibration error" in markdown
+    assert "## Confidence calibration" in markdown and "Expected calibration error" in markdown
     assert "Reliability diagram" in (out / "report.html").read_text(encoding="utf-8")
 
 

@@ -8,7 +8,7 @@ The audit reads the predictions the run computed once (``ctx.predictions``) and 
 it never runs the model. It reports the expected calibration error with a bootstrap
 confidence interval, the largest gap in any bin, how over- (or under-) confident the model is
 on average, a table of the reliability bins and a reliability diagram, and warns when the
-ECE exceeds ``calibration.max_ece``.
+ECE exceeds ``confidence.max_ece``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ CI_LEVEL = 0.95
 
 
 class CalibrationAudit(Audit):
-    name = "calibration"
-    title = "Calibration"
+    name = "confidence"
+    title = "Confidence calibration"
     description = "Does the model's confidence match its accuracy? Expected calibration error, reliability diagram."
     needs = ("target", "classification")
     options = (
@@ -53,7 +53,7 @@ class CalibrationAudit(Audit):
         if n < int(options["min_rows"]):
             return AuditResult.not_assessed(
                 self.name, self.title,
-                f"Not assessed: {n} rows, fewer than calibration.min_rows ({options['min_rows']}); "
+                f"Not assessed: {n} rows, fewer than confidence.min_rows ({options['min_rows']}); "
                 "a reliability diagram needs more rows per bin.",
             )
         confidence = proba[np.arange(n), label]
@@ -79,7 +79,7 @@ class CalibrationAudit(Audit):
         if bins.ece > float(options["max_ece"]):
             findings.append(Finding(
                 "warning", "miscalibrated",
-                f"The expected calibration error {bins.ece:.3f} is above calibration.max_ece "
+                f"The expected calibration error {bins.ece:.3f} is above confidence.max_ece "
                 f"({float(options['max_ece']):g}): the model is {'over' if over > 0 else 'under'}-confident "
                 f"(mean confidence {mean_confidence:.3f}, accuracy {accuracy:.3f}). Recalibrate its "
                 "probabilities on held-out data (temperature scaling, isotonic regression) before acting on them.",

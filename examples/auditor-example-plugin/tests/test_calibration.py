@@ -95,7 +95,7 @@ def test_the_interval_is_seeded(audit_context):
 
 def test_too_few_rows_is_not_assessed(audit_context):
     result = AUDIT.run(audit_context(y=[0, 1, 1], proba=[0.1, 0.8, 0.3]), options())
-    assert result.status == "not assessed" and "calibration.min_rows (50)" in result.summary
+    assert result.status == "not assessed" and "confidence.min_rows (50)" in result.summary
 
 
 def test_bins_alone():
@@ -106,5 +106,5 @@ def test_bins_alone():
 @pytest.mark.parametrize("option, value", [("n_bins", 1), ("max_ece", 1.5), ("n_resamples", -1)])
 def test_options_out_of_range_are_refused(option, value):
     declared = next(o for o in CalibrationAudit.options if o.name == option)
-    with pytest.raises(UsageError, match=f"calibration.{option}"):
-        declared.convert("calibration", value)
+    with pytest.raises(UsageError, match=f"confidence.{option}"):
+        declared.convert("confidence", value)

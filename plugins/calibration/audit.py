@@ -1,0 +1,385 @@
+"""The built-in "calibration" audit: can the probabilities be believed, for every group, and
+where should the decision threshold be?
+
+- **Calibration** (:mod:`auditor.stats.calibration`) of the positive class's probability
+  (binary) or of the predicted class's (multiclass, *top-label*): ECE over 15 equal-width bins
+  (torchmetrics' binning) and 15 equal-mass bins, Kumar et al.'s debiased ECE and debiased L2
+  error, the MCE, and the CORP decomposition of the Brier score into miscalibration,
+  discrimination and uncertainty; intervals from a cell bootstrap
+  (:mod:`auditor_plugins.calibration.intervals`). The reliability diagram is the isotonic
+  (CORP) recalibration curve with the equal-mass bins' points.
+- **Within groups**: the ECE of every group of every sensitive column, with its interval; a
+  group whose interval lies above ``max_ece`` while another group's lies below it is a finding.
+- **Thresholds** (binary, :mod:`auditor.stats.thresholds`): precision, recall, F1, FPR and the
+  selection rate at every threshold (a chart), and the thresholds that maximise F1 and
+  Youden's J, reach ``target_recall`` or ``target_precision``, and minimise the expected cost
+  under ``costs``.
+
+- **Regression** (:func:`_regression`): the mean residual, the calibration slope, the residuals
+  by prediction decile and by group, and a finding when their spread changes along the
+  predictions.
+
+A run that kept tallies computes on the seeded sample of rows, as the runner says.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from auditor.contract.errors import UsageError
+from auditor.contract.plugin import Audit, Option
+from auditor.contract.result import AuditResult, Chart, Finding, Metric, Table, status_from_findings
+from auditor.contract.vocabulary import sentence_number
+from auditor.stats import calibration as cal
+from auditor.stats import thresholds as th
+from auditor.stats.bootstrap import make_rng
+from auditor_plugins.calibration.intervals import intervals
+
+if TYPE_CHECKING:
+    from auditor.contract.context import AuditContext
+
+#: Points of a curve in a chart, at most.
+MAX_POINTS = 200
+#: Groups smaller than this get no calibration figures of their own (too few rows to bin).
+MIN_GROUP_ROWS = 30
+
+
+def _costs(text: str) -> tuple[float, float]:
+    costs = {"fp": 1.0, "fn": 1.0}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition(":")
+        if key.strip() not in costs:
+            raise ValueError(f"calibration.costs names {key.strip()!r}; it takes fp:COST,fn:COST, e.g. fp:1,fn:5")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"calibration.costs gives {part!r}: the cost must be a number, e.g. fn:5") from None
+        if not np.isfinite(number) or number < 0:
+            raise ValueError(f"calibration.costs gives {part!r}: costs are finite and not negative")
+        costs[key.strip()] = number
+    return costs["fp"], costs["fn"]
+
+
+class CalibrationAudit(Audit):
+    name = "calibration"
+    title = "Calibration and thresholds"
+    description = ("Whether the predicted probabilities match how often the events happen (ECE, debiased ECE, "
+                   "Brier decomposition, per group), and which decision threshold serves which goal.")
+    needs = ("target",)
+    options = (
+        Option("max_ece", "float", 0.05, "A group whose ECE interval lies above this while another's lies below "
+               "it is a finding; the whole data's too.", min=0.0, max=1.0),
+        Option("n_resamples", "int", 1000, "Bootstrap resamples per interval.", min=100, max=100_000),
+        Option("confidence", "float", 0.95, "Confidence level of the intervals.", min=0.5, max=0.999),
+        Option("target_recall", "float", 0.0, "Also report the highest threshold reaching this recall (0: none).",
+               min=0.0, max=1.0),
+        Option("target_precision", "float", 0.0, "Also report the lowest threshold reaching this precision "
+               "(0: none).", min=0.0, max=1.0),
+        Option("costs", "str", "fp:1,fn:1", "Costs of a false positive and a false negative, for the threshold "
+               "of least expected cost, e.g. fp:1,fn:5."),
+    )
+
+    def check(self, options: Mapping[str, Any]) -> None:
+        try:
+            _costs(str(options["costs"]))
+        except ValueError as exc:
+            raise UsageError(str(exc), hint="Give -o calibration.costs=fp:COST,fn:COST, e.g. fp:1,fn:5.") from None
+
+    def run(self, ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
+        if ctx.data.y is None:
+            raise ValueError("the calibration audit needs the target column")
+        if not ctx.task.is_classification:
+            return _regression(ctx, options)
+        fp_cost, fn_cost = _costs(str(options["costs"]))
+        return _Run(ctx, options, fp_cost, fn_cost).result()
+
+
+class _Run:
+    def __init__(self, ctx: AuditContext, options: Mapping[str, Any], fp_cost: float, fn_cost: float) -> None:
+        pred = ctx.predictions
+        assert pred.proba is not None and pred.label is not None and ctx.data.y is not None
+        self.ctx, self.options = ctx, options
+        self.costs = (fp_cost, fn_cost)
+        self.binary = ctx.task.kind == "binary"
+        y = np.asarray(ctx.data.y, dtype=np.int64)
+        if self.binary:
+            self.p, self.y = np.asarray(pred.proba[:, 1], dtype=np.float64), (y == 1).astype(np.float64)
+            self.event = f"P({ctx.task.class_names[1]})"
+        else:
+            self.p = np.asarray(pred.proba.max(axis=1), dtype=np.float64)
+            self.y = (pred.label == y).astype(np.float64)
+            self.event = "the predicted class's probability"
+        self.metrics: dict[str, Metric] = {}
+        self.findings: list[Finding] = []
+        self.tables: list[Table] = []
+        self.charts: list[Chart] = []
+        self.notes: list[str] = []
+
+    def _ci(self, values: tuple[float, float]) -> dict[str, Any]:
+        return {"ci": values, "ci_method": f"bootstrap of the rows pooled in cells, {int(self.options['n_resamples'])} "
+                f"resamples, seed {self.ctx.seed}, percentile"}
+
+    def figures(self, p: np.ndarray, y: np.ndarray, stream: int, order: np.ndarray | None = None) -> dict[str, Any]:
+        width = cal.binned(p, y, cal.equal_width_bins(p), cal.N_BINS)
+        mass_bins = cal.equal_mass_bins(p, order=order)
+        mass = cal.binned(p, y, mass_bins, cal.N_BINS)
+        rng = make_rng(self.ctx.seed, 40, stream)
+        found = intervals(p, y, mass_bins, rng, int(self.options["n_resamples"]), float(self.options["confidence"]))
+        return {"width": width, "mass": mass, "ece": cal.ece(width), "ece_equal_mass": cal.ece(mass),
+                "ece_debiased": cal.debiased_ece(mass),
+                "l2_debiased": cal.debiased_l2(mass), "mce": cal.mce(width), "intervals": found}
+
+    def result(self) -> AuditResult:
+        self.order = cal.ascending(self.p)
+        whole = self.figures(self.p, self.y, 0, self.order)
+        found = whole["intervals"]
+        units = "probability"
+        self.metrics["ece"] = Metric(
+            whole["ece"], "Expected calibration error (ECE)", direction="lower", headline=True, **self._ci(found.ece),
+            description=f"Mean over 15 equal-width bins of {self.event}, weighted by their rows, of |share of events − "
+            f"mean probability|, in {units} (torchmetrics' CalibrationError, L1).")
+        self.metrics["ece_equal_mass"] = Metric(
+            whole["ece_equal_mass"], "ECE, equal-mass bins", direction="lower", **self._ci(found.ece_equal_mass),
+            description="The same over 15 bins holding equal numbers of rows.")
+        self.metrics["ece_debiased"] = Metric(
+            whole["ece_debiased"], "ECE, debiased", direction="lower", **self._ci(found.ece_debiased),
+            description="The equal-mass ECE less its estimated bias from noisy bin means (Kumar, Liang & Ma 2019: "
+            "2 ECE − the expected ECE over bin means redrawn from their normal approximation).")
+        self.metrics["l2_debiased"] = Metric(
+            whole["l2_debiased"], "L2 calibration error, debiased", direction="lower",
+            description="Kumar et al.'s debiased estimate of the root mean squared calibration error over the "
+            "equal-mass bins (0 when the bias correction exceeds the plug-in estimate).")
+        self.metrics["mce"] = Metric(
+            whole["mce"], "Maximum calibration error (MCE)", direction="lower", **self._ci(found.mce),
+            description="The largest |share of events − mean probability| over the equal-width bins that hold rows.")
+        recalibrated = cal.isotonic(self.p, self.y, self.order)
+        parts = cal.decomposition(self.p, self.y, recalibrated)
+        for key, value, label, text in (
+            ("brier_miscalibration", parts.mcb, "Brier miscalibration (MCB)", "The Brier score less that of the "
+             "isotonic recalibration of the probabilities (CORP): what recalibrating would gain."),
+            ("brier_discrimination", parts.dsc, "Brier discrimination (DSC)", "The Brier score of always predicting "
+             "the events' share less that of the isotonic recalibration: what the model's ranking is worth."),
+            ("brier_uncertainty", parts.unc, "Brier uncertainty (UNC)", "The Brier score of always predicting the "
+             "events' share: what the data leave to predict."),
+        ):
+            self.metrics[key] = Metric(value, label, direction="lower" if key == "brier_miscalibration" else "none",
+                                       description=text + " Brier = MCB − DSC + UNC.")
+        self._reliability(whole, recalibrated, parts)
+        maximum = float(self.options["max_ece"])
+        if found.ece[0] > maximum:
+            self.findings.append(Finding(
+                "warning", "miscalibrated",
+                f"{self.event[0].upper()}{self.event[1:]} is miscalibrated: ECE {sentence_number(whole['ece'])} "
+                f"(interval {sentence_number(found.ece[0])}–{sentence_number(found.ece[1])}) lies above "
+                f"{maximum:g}. The reliability diagram shows where; recalibration (isotonic or Platt) on held-out "
+                "data would remove up to the Brier miscalibration "
+                f"({sentence_number(parts.mcb)}).",
+            ))
+        self._groups(maximum)
+        if self.binary:
+            self._thresholds()
+        else:
+            self.notes.append("Thresholds are chosen for a binary model; a multiclass model's predicted class is "
+                              "its most probable one.")
+        summary = (f"ECE {sentence_number(whole['ece'])} ({sentence_number(found.ece[0])}–"
+                   f"{sentence_number(found.ece[1])}), debiased {sentence_number(whole['ece_debiased'])}, of "
+                   f"{self.event}; the Brier score {sentence_number(parts.brier)} = miscalibration "
+                   f"{sentence_number(parts.mcb)} − discrimination {sentence_number(parts.dsc)} + uncertainty "
+                   f"{sentence_number(parts.unc)}.")
+        return AuditResult(audit=CalibrationAudit.name, title=CalibrationAudit.title,
+                           status=status_from_findings(self.findings), summary=summary, metrics=self.metrics,
+                           findings=self.findings, tables=self.tables, charts=self.charts, notes=self.notes,
+                           options=dict(self.options))
+
+    def _reliability(self, whole: dict[str, Any], recalibrated: np.ndarray, parts: cal.Decomposition) -> None:
+        order = self.order
+        keep = order[np.unique(np.linspace(0, order.size - 1, min(order.size, MAX_POINTS)).astype(np.int64))]
+        mass: cal.Bins = whole["mass"]
+        filled = mass.count > 0
+        self.charts.append(Chart(
+            "reliability", f"Reliability of {self.event}", "curve",
+            {"x_label": "Predicted probability", "y_label": "Share of events", "diagonal": True,
+             "series": [{"name": "isotonic recalibration (CORP)", "x": [float(v) for v in self.p[keep]],
+                         "y": [float(v) for v in recalibrated[keep]]},
+                        {"name": "equal-mass bins", "x": [float(v) for v in mass.mean_p[filled]],
+                         "y": [float(v) for v in mass.mean_y[filled]]}]},
+            caption="On the diagonal, a predicted probability comes true as often as it says. The isotonic curve is "
+            "the best non-decreasing recalibration of the probabilities (pool-adjacent-violators); the points are "
+            "the 15 equal-mass bins' mean probability and share of events.",
+        ))
+        width: cal.Bins = whole["width"]
+        self.tables.append(Table(
+            "bins", "Calibration by bin (equal width)",
+            ["Bin", "Rows", "Mean probability", "Share of events", "Gap"],
+            [[f"{k / cal.N_BINS:.3f}–{(k + 1) / cal.N_BINS:.3f}", int(width.count[k]), float(width.mean_p[k]),
+              float(width.mean_y[k]), float(width.gap[k])] for k in range(cal.N_BINS) if width.count[k] > 0],
+            caption=f"Rows by {self.event}; gap: |share of events − mean probability|. Brier score "
+                    f"{sentence_number(parts.brier)}.",
+        ))
+
+    def _groups(self, maximum: float) -> None:
+        rows = []
+        above: list[str] = []
+        below: list[str] = []
+        for column, groups in self.ctx.sensitive.items():
+            for code, label in enumerate(groups.labels):
+                members = np.flatnonzero(groups.codes == code)
+                if members.size < MIN_GROUP_ROWS:
+                    rows.append([column, label, int(members.size), None, None, None, None])
+                    continue
+                found = self.figures(self.p[members], self.y[members], 1 + len(rows))
+                low, high = found["intervals"].ece
+                rows.append([column, label, int(members.size), found["ece"], low, high, found["ece_debiased"]])
+                if low > maximum:
+                    above.append(f"{column} = {label} (ECE {sentence_number(found['ece'])})")
+                elif high <= maximum:
+                    below.append(f"{column} = {label}")
+        if not rows:
+            return
+        level = f"{float(self.options['confidence']):.0%}"
+        self.tables.append(Table(
+            "groups", "Calibration within groups",
+            ["Column", "Group", "Rows", "ECE", f"ECE {level} low", f"ECE {level} high", "ECE, debiased"], rows,
+            caption=f"ECE of {self.event} within each group (15 equal-width bins); groups under {MIN_GROUP_ROWS} rows "
+            "are not binned.",
+        ))
+        if above and below:
+            self.findings.append(Finding(
+                "warning", "group-miscalibrated",
+                f"The probabilities are miscalibrated for {', '.join(above)}: the interval lies above {maximum:g}, "
+                f"while for {', '.join(below[:3])}{' and others' if len(below) > 3 else ''} it lies below. The same "
+                "score means a different chance in different groups; see the fairness audit for the error rates.",
+            ))
+
+    def _thresholds(self) -> None:
+        s = th.sweep(self.p, self.y, self.order[::-1])
+        rates = s.rates()
+        fp_cost, fn_cost = self.costs
+        cost = (fp_cost * s.fp + fn_cost * (s.positives - s.tp)) / s.n
+        chosen: list[tuple[str, int | None]] = [
+            ("0.5 (the model's labels)", th.at(s, 0.5)),
+            ("largest F1", th.best(rates["f1"])),
+            ("largest Youden's J (TPR − FPR)", th.best(rates["tpr"] - rates["fpr"])),
+            (f"least expected cost (fp {fp_cost:g}, fn {fn_cost:g})", int(np.argmin(cost))),
+        ]
+        for key, goal, highest in (("target_recall", "recall", True), ("target_precision", "precision", False)):
+            target = float(self.options[key])
+            if target > 0:
+                chosen.append((f"{goal} at least {target:g}", th.reaching(rates[goal], target, highest)))
+        table: list[list[Any]] = []
+        for name, i in chosen:
+            if i is None:
+                table.append([name, None, None, None, None, None, None, None])
+                continue
+            threshold = float(s.thresholds[i]) if np.isfinite(s.thresholds[i]) else None
+            if name.startswith("0.5"):
+                threshold = 0.5  # the same rows as the lowest score at or above it
+            table.append([name, threshold, *(float(rates[k][i]) for k in ("precision", "recall", "f1", "fpr",
+                                                                          "selection_rate")), float(cost[i])])
+        self.tables.append(Table(
+            "thresholds", "Decision thresholds",
+            ["Goal", "Threshold", "Precision", "Recall", "F1", "FPR", "Selection rate", "Expected cost"], table,
+            caption=f"A row is predicted positive when {self.event} is at least the threshold. Expected cost per row "
+            f"under the costs given (calibration.costs). Point estimates on these data: no intervals yet.",
+        ))
+        best_f1 = chosen[1][1]
+        assert best_f1 is not None
+        self.metrics["best_f1_threshold"] = Metric(
+            float(s.thresholds[best_f1]) if np.isfinite(s.thresholds[best_f1]) else None, "Threshold of largest F1",
+            direction="none", description="The threshold at which F1 is largest on these data.")
+        self.metrics["least_cost_threshold"] = Metric(
+            float(s.thresholds[chosen[3][1] or 0]) if np.isfinite(s.thresholds[chosen[3][1] or 0]) else None,
+            "Threshold of least expected cost", direction="none",
+            description=f"The threshold minimising fp {fp_cost:g} × false positives + fn {fn_cost:g} × false "
+            "negatives on these data.")
+        keep = np.unique(np.linspace(1, s.thresholds.size - 1, min(s.thresholds.size - 1, MAX_POINTS)).astype(np.int64))
+        x = [float(v) for v in s.thresholds[keep][::-1]]
+        self.charts.append(Chart(
+            "thresholds", "Rates against the threshold", "curve",
+            {"x_label": "Threshold", "y_label": "Rate",
+             "series": [{"name": name, "x": x, "y": [float(v) for v in rates[key][keep][::-1]]}
+                        for name, key in (("precision", "precision"), ("recall (TPR)", "recall"), ("F1", "f1"),
+                                          ("FPR", "fpr"), ("selection rate", "selection_rate"))]},
+            caption="Each rate when rows at or above the threshold are predicted positive.",
+        ))
+
+
+#: A regression's residual SD in its widest prediction decile past this many times its narrowest
+#: is a finding (heteroscedastic errors: one error bar does not fit every prediction).
+SPREAD_RATIO = 2.0
+
+
+def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
+    """A regression's calibration: do the predictions match the actual values on average, along
+    the predictions (deciles) and in every group, and is the error's spread the same everywhere?"""
+    assert ctx.predictions.value is not None and ctx.data.y is not None
+    pred = np.asarray(ctx.predictions.value, dtype=np.float64)
+    actual = np.asarray(ctx.data.y, dtype=np.float64)
+    residual = actual - pred
+    order = cal.ascending(pred)
+    decile = cal.equal_mass_bins(pred, 10, order)
+    n_bins = int(decile.max()) + 1 if decile.size else 0
+    count = np.bincount(decile, minlength=n_bins).astype(np.float64)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(decile, weights=values, minlength=n_bins) / count
+
+    centred = residual - mean(residual)[decile]
+    spread = np.sqrt(np.bincount(decile, weights=centred * centred, minlength=n_bins) / np.maximum(count - 1, 1))
+    slope = float(np.polyfit(pred, actual, 1)[0]) if np.ptp(pred) > 0 else None
+    ratio = float(spread.max() / spread.min()) if n_bins > 1 and spread.min() > 0 else None
+    metrics = {
+        "mean_residual": Metric(float(residual.mean()), "Mean residual (actual − predicted)", direction="none",
+                                headline=True, description="Calibration in the large: 0 when the predictions are "
+                                "right on average."),
+        "calibration_slope": Metric(slope, "Calibration slope", direction="none", description="The least-squares "
+                                    "slope of the actual values on the predictions: 1 when a prediction's deviation "
+                                    "is matched on average; below 1, the predictions are too spread out."),
+        "residual_sd_ratio": Metric(ratio, "Residual SD, widest over narrowest decile", direction="lower",
+                                    description="The residuals' SD in the prediction decile where it is largest, "
+                                    "over the decile where it is smallest: 1 for errors of one size everywhere."),
+    }
+    tables = [Table(
+        "deciles", "Calibration by prediction decile",
+        ["Decile", "Rows", "Mean prediction", "Mean actual", "Mean residual", "Residual SD"],
+        [[k + 1, int(count[k]), float(mean(pred)[k]), float(mean(actual)[k]), float(mean(residual)[k]),
+          float(spread[k])] for k in range(n_bins)],
+        caption="Rows in ten equal-size groups by their prediction; residual = actual − predicted.",
+    )]
+    group_rows = []
+    for column, groups in ctx.sensitive.items():
+        for code, label in enumerate(groups.labels):
+            members = groups.codes == code
+            if members.any():
+                r = residual[members]
+                group_rows.append([column, label, int(members.sum()), float(r.mean()),
+                                   float(r.std(ddof=1)) if r.size > 1 else None])
+    if group_rows:
+        tables.append(Table("groups", "Residuals within groups", ["Column", "Group", "Rows", "Mean residual",
+                                                                  "Residual SD"], group_rows,
+                            caption="A group whose mean residual is far from 0 is predicted too high or too low."))
+    findings = []
+    if ratio is not None and ratio > SPREAD_RATIO:
+        widest, narrowest = int(np.argmax(spread)) + 1, int(np.argmin(spread)) + 1
+        findings.append(Finding(
+            "warning", "heteroscedastic",
+            f"The errors' spread depends on the prediction: the residual SD is {sentence_number(float(spread.max()))} "
+            f"in prediction decile {widest} and {sentence_number(float(spread.min()))} in decile {narrowest} "
+            f"({ratio:.1f} times). One RMSE does not describe every prediction; report errors by range.",
+        ))
+    chart = Chart(
+        "reliability", "Mean actual against mean prediction, by decile", "curve",
+        {"x_label": "Mean prediction", "y_label": "Mean actual value", "diagonal": True,
+         "series": [{"name": "prediction deciles", "x": [float(v) for v in mean(pred)],
+                     "y": [float(v) for v in mean(actual)]}]},
+        caption="On the diagonal the predictions are right on average along their whole range.",
+    )
+    summary = (f"Mean residual {sentence_number(float(residual.mean()))}, calibration slope "
+               f"{sentence_number(slope) if slope is not None else 'undefined'}; residual SD from "
+               f"{sentence_number(float(spread.min()))} to {sentence_number(float(spread.max()))} across the prediction "
+               "deciles.")
+    return AuditResult(audit=CalibrationAudit.name, title=CalibrationAudit.title, status=status_from_findings(findings),
+                       summary=summary, metrics=metrics, findings=findings, tables=tables, charts=[chart],
+                       options=dict(options))
