@@ -80,3 +80,19 @@ def test_a_config_file_cannot_name_a_transform_on_the_users_behalf(breast_cancer
     result = invoke(breast_cancer.folder / "model.pt", "--data", "halved.csv", "--model-path", ".", "--out", "never", "-q")
     assert_clean_input_error(result, "sets transform = 'units:doubled'", "--transform")
     assert not (halved / "never").exists()
+
+
+def test_the_wrapper_leaves_the_models_own_mode_alone(breast_cancer, halved):
+    """A model saved in training mode (dropout on) must stay so behind a transform: the explain
+    audit's repeatability check is how a user learns of it."""
+    import torch
+
+    from auditor.loading.model import load_model
+    from auditor.loading.transform import with_transform
+
+    model = load_model(breast_cancer.folder / "model.pt", device=torch.device("cpu"))
+    model.module.train(True)
+    wrapped = with_transform(model, "units:doubled", str(halved)).module
+    assert wrapped.model.training and wrapped.training
+    model.module.train(False)
+    assert not with_transform(model, "units:doubled", str(halved)).module.model.training

@@ -72,5 +72,5 @@ def with_transform(model: LoadedModel, spec: str | None, path: str | None) -> Lo
     if not spec:
         return model
     module = Transformed(model.module, load_transform(spec, path), spec)
-    module.train(False)
+    module.training = module.model.training  # the wrapper alone: the model keeps the mode it was saved in
     return dataclasses.replace(model, module=module)

@@ -141,8 +141,8 @@ SMALL_PAVA = 20_000
 
 def _pava(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The weighted non-decreasing least-squares fit of ``values`` (pool adjacent violators:
-    each new value starts a block; while a block's mean is below the previous block's, the two
-    are pooled)."""
+    each new value starts a block; while a block's mean is not above the previous block's, the
+    two are pooled)."""
     means: list[float] = []
     totals: list[float] = []
     sizes: list[int] = []
