@@ -6,7 +6,8 @@ device, ``[rows, *input_shape]``; token ids as int64) and returns what the model
 imported like ``--model-class`` (``--model-path`` too) in the confined run, never from the
 model's metadata, and from a config file only under ``--trust-config``. The model is wrapped
 (:class:`Transformed`), so every pass goes through it: the inference pass, the explain audit's
-attributions, permutation importance, the Ray workers. Attributions are therefore over the
+attributions, permutation importance (and the Ray workers, which load it the same way: not
+tested there yet). Attributions are therefore over the
 data as read (pixels, not normalised values); a transform made of torch operations keeps
 gradients flowing, any other is explained by Feature Ablation (the explain audit says so).
 The report's ``code`` section records the function's source file and its SHA-256.
