@@ -23,6 +23,9 @@ def broken(x):
 
 def as_list(x):
     return x.tolist()
+
+def via_numpy(x):
+    return torch.from_numpy(x.numpy() * SCALE)
 '''
 
 
@@ -96,3 +99,13 @@ def test_the_wrapper_leaves_the_models_own_mode_alone(breast_cancer, halved):
     assert wrapped.model.training and wrapped.training
     model.module.train(False)
     assert not with_transform(model, "units:doubled", str(halved)).module.model.training
+
+
+def test_a_transform_outside_torch_is_explained_by_feature_ablation(breast_cancer, halved):
+    result = invoke(breast_cancer.folder / "model.pt", "--data", halved / "halved.csv", "--transform", "units:via_numpy",
+                    "--model-path", halved, "--audits", "metrics,explain", "--out", halved / "n", "--format", "json",
+                    "-q", "--fail-on", "never", "-o", "explain.samples=100")
+    assert result.exit_code == 0, result.stderr
+    explain = read_report(halved / "n")["audits"]["explain"]
+    assert "perturbation-fallback" in [f["code"] for f in explain["findings"]]
+    assert "Feature Ablation" in explain["summary"]

@@ -8,9 +8,9 @@ model's metadata, and from a config file only under ``--trust-config``. The mode
 (:class:`Transformed`), so every pass goes through it: the inference pass, the explain audit's
 attributions, permutation importance (and the Ray workers, which load it the same way: not
 tested there yet). Attributions are therefore over the
-data as read (pixels, not normalised values). Write it with torch operations so that gradients
-flow through it; one that leaves torch (NumPy) cannot be differentiated: explain it with
-``-o explain.method=feature_ablation``.
+data as read (pixels, not normalised values). One written with torch operations lets gradients
+flow through it; one that leaves torch (``x.numpy()``) cannot be differentiated, and the explain
+audit then uses Feature Ablation with its ``perturbation-fallback`` note (tested).
 The report's ``code`` section records the function's source file and its SHA-256.
 """
 
