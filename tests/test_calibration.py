@@ -218,3 +218,13 @@ def test_compas_is_calibrated_within_race_groups_while_its_error_rates_are_not(c
     # 32 Asian defendants read an ECE of ~0.17 (two rows a bin: upward bias): shown, not judged
     assert groups["Asian"][3] > 0.1
     assert "group-miscalibrated" not in [f["code"] for f in report["audits"]["calibration"]["findings"]]
+
+
+def test_a_gate_on_the_ece_fails_ci(breast_cancer, tmp_path):
+    (tmp_path / "audit.toml").write_text('[gates]\n"calibration.ece" = "<= 0.001"\n"calibration.mce" = "<= 1"\n')
+    result = invoke(breast_cancer.folder / "model.pt", "--data", breast_cancer.folder / "test.csv", "--audits",
+                    "calibration", "--policy", tmp_path / "audit.toml", "--out", tmp_path / "out", "--format", "json",
+                    "-q")
+    assert result.exit_code == 1, result.stderr
+    gates = {g["path"]: g for g in read_report(tmp_path / "out")["gates"]["results"]}
+    assert not gates["calibration.ece"]["passed"] and gates["calibration.mce"]["passed"]
