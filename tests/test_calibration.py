@@ -228,3 +228,26 @@ def test_a_gate_on_the_ece_fails_ci(breast_cancer, tmp_path):
     assert result.exit_code == 1, result.stderr
     gates = {g["path"]: g for g in read_report(tmp_path / "out")["gates"]["results"]}
     assert not gates["calibration.ece"]["passed"] and gates["calibration.mce"]["passed"]
+
+
+def test_a_multiclass_model_gets_top_label_and_class_wise_calibration(wine, tmp_path):
+    result = invoke(wine.folder / "model.pt", "--data", wine.folder / "test.csv", "--audits", "calibration",
+                    "--out", tmp_path / "out", "--format", "json", "-q", "--fail-on", "never")
+    assert result.exit_code == 0, result.stderr
+    audit = read_report(tmp_path / "out")["audits"]["calibration"]
+    proba = wine.eager_outputs().astype(np.float64)  # the model outputs softmax probabilities
+    proba /= proba.sum(axis=1, keepdims=True)
+    y = np.array([["barolo", "grignolino", "barbera"].index(v) for v in wine.frame[wine.target]])
+    eces = []
+    for k in range(proba.shape[1]):  # one class against the rest, by scikit-learn's calibration_curve
+        event = (y == k).astype(float)
+        prob_true, prob_pred = calibration_curve(event, proba[:, k], n_bins=15)
+        counts = np.histogram(proba[:, k], bins=np.linspace(0, 1, 16))[0]
+        eces.append(np.sum(counts[counts > 0] / y.size * np.abs(prob_true - prob_pred)))
+    assert audit["metrics"]["ece_classwise"]["value"] == pytest.approx(np.mean(eces), abs=1e-4)
+    confident, right = proba.max(axis=1), (proba.argmax(axis=1) == y).astype(float)
+    prob_true, prob_pred = calibration_curve(right, confident, n_bins=15)
+    counts = np.histogram(confident, bins=np.linspace(0, 1, 16))[0]
+    top_label = np.sum(counts[counts > 0] / y.size * np.abs(prob_true - prob_pred))
+    assert audit["metrics"]["ece"]["value"] == pytest.approx(top_label, abs=1e-4)
+    assert "thresholds" not in {t["name"] for t in audit["tables"]}

@@ -188,6 +188,7 @@ class _Run:
         if self.binary:
             self._thresholds()
         else:
+            self._classwise()
             self.notes.append("Thresholds are chosen for a binary model; a multiclass model's predicted class is "
                               "its most probable one.")
         summary = (f"ECE {sentence_number(whole['ece'])} ({sentence_number(found.ece[0])}–"
@@ -224,6 +225,32 @@ class _Run:
               float(width.mean_y[k]), float(width.gap[k])] for k in range(cal.N_BINS) if width.count[k] > 0],
             caption=f"Rows by {self.event}; gap: |share of events − mean probability|. Brier score "
                     f"{sentence_number(parts.brier)}.",
+        ))
+
+    def _classwise(self) -> None:
+        """Multiclass: each class's probability against whether the row is of that class (one
+        vs rest), and their mean: Kumar et al.'s marginal (class-wise) calibration error."""
+        pred = self.ctx.predictions
+        assert pred.proba is not None and self.ctx.data.y is not None
+        y = np.asarray(self.ctx.data.y, dtype=np.int64)
+        rows, eces = [], []
+        for k, name in enumerate(self.ctx.task.class_names):
+            p = np.asarray(pred.proba[:, k], dtype=np.float64)
+            event = (y == k).astype(np.float64)
+            width = cal.binned(p, event, cal.equal_width_bins(p), cal.N_BINS)
+            mass = cal.binned(p, event, cal.equal_mass_bins(p), cal.N_BINS)
+            eces.append(cal.ece(width))
+            rows.append([name, int(event.sum()), float(p.mean()), float(event.mean()), cal.ece(width),
+                         cal.debiased_ece(mass)])
+        self.metrics["ece_classwise"] = Metric(
+            float(np.mean(eces)), "Class-wise ECE (mean over classes)", direction="lower",
+            description="The mean over classes of the ECE of each class's probability against whether the row "
+            "is of that class (15 equal-width bins): Kumar et al.'s marginal calibration error, L1.")
+        self.tables.append(Table(
+            "classes", "Calibration of each class's probability",
+            ["Class", "Rows of the class", "Mean probability", "Share of rows", "ECE", "ECE, debiased"], rows,
+            caption="One class against the rest: a class whose mean probability differs from its share of rows "
+            "is predicted too often or too rarely.",
         ))
 
     def _groups(self, maximum: float) -> None:
