@@ -66,6 +66,11 @@ def _costs(text: str) -> tuple[float, float]:
     return costs["fp"], costs["fn"]
 
 
+def _threshold(s: th.Sweep, i: int | None) -> float | None:
+    """The sweep's threshold ``i`` (None for the first, +inf: nothing predicted positive)."""
+    return float(s.thresholds[i]) if i is not None and np.isfinite(s.thresholds[i]) else None
+
+
 class CalibrationAudit(Audit):
     name = "calibration"
     title = "Calibration and thresholds"
@@ -115,6 +120,7 @@ class _Run:
             self.p = np.asarray(pred.proba.max(axis=1), dtype=np.float64)
             self.y = (pred.label == y).astype(np.float64)
             self.event = "the predicted class's probability"
+        self.order = cal.ascending(self.p)  # the one sort of the probabilities every part shares
         self.metrics: dict[str, Metric] = {}
         self.findings: list[Finding] = []
         self.tables: list[Table] = []
@@ -136,7 +142,6 @@ class _Run:
                 "l2_debiased": cal.debiased_l2(mass), "mce": cal.mce(width), "intervals": found}
 
     def result(self) -> AuditResult:
-        self.order = cal.ascending(self.p)
         whole = self.figures(self.p, self.y, 0, self.order)
         found = whole["intervals"]
         units = "probability"
@@ -202,8 +207,7 @@ class _Run:
                            options=dict(self.options))
 
     def _reliability(self, whole: dict[str, Any], recalibrated: np.ndarray, parts: cal.Decomposition) -> None:
-        order = self.order
-        keep = order[np.unique(np.linspace(0, order.size - 1, min(order.size, MAX_POINTS)).astype(np.int64))]
+        keep = self.order[np.unique(np.linspace(0, self.order.size - 1, min(self.order.size, MAX_POINTS)).astype(np.int64))]
         mass: cal.Bins = whole["mass"]
         filled = mass.count > 0
         self.charts.append(Chart(
@@ -310,9 +314,7 @@ class _Run:
             if i is None:
                 table.append([name, None, None, None, None, None, None, None])
                 continue
-            threshold = float(s.thresholds[i]) if np.isfinite(s.thresholds[i]) else None
-            if name.startswith("0.5"):
-                threshold = 0.5  # the same rows as the lowest score at or above it
+            threshold = 0.5 if name.startswith("0.5") else _threshold(s, i)  # 0.5: the same rows as the score at or above it
             table.append([name, threshold, *(float(rates[k][i]) for k in ("precision", "recall", "f1", "fpr",
                                                                           "selection_rate")), float(cost[i])])
         self.tables.append(Table(
@@ -321,14 +323,11 @@ class _Run:
             caption=f"A row is predicted positive when {self.event} is at least the threshold. Expected cost per row "
             f"under the costs given (calibration.costs). Point estimates on these data: no intervals yet.",
         ))
-        best_f1 = chosen[1][1]
-        assert best_f1 is not None
         self.metrics["best_f1_threshold"] = Metric(
-            float(s.thresholds[best_f1]) if np.isfinite(s.thresholds[best_f1]) else None, "Threshold of largest F1",
+            _threshold(s, chosen[1][1]), "Threshold of largest F1",
             direction="none", description="The threshold at which F1 is largest on these data.")
         self.metrics["least_cost_threshold"] = Metric(
-            float(s.thresholds[chosen[3][1] or 0]) if np.isfinite(s.thresholds[chosen[3][1] or 0]) else None,
-            "Threshold of least expected cost", direction="none",
+            _threshold(s, chosen[3][1]), "Threshold of least expected cost", direction="none",
             description=f"The threshold minimising fp {fp_cost:g} × false positives + fn {fn_cost:g} × false "
             "negatives on these data.")
         keep = np.unique(np.linspace(1, s.thresholds.size - 1, min(s.thresholds.size - 1, MAX_POINTS)).astype(np.int64))

@@ -46,26 +46,27 @@ def intervals(p: np.ndarray, y: np.ndarray, mass_bins: np.ndarray, rng: np.rando
     one_hot = np.eye(N_BINS)
     width, mass = one_hot[width_bin], one_hot[mass_bin]  # cells x bins
 
+    # per cell: its contribution to a bin's count, sum of events and sum of probabilities
+    width_sums = np.stack([width, width * label[:, None], width * mean_p[:, None]])  # 3 x cells x bins
+    mass_sums = np.stack([mass, mass * label[:, None], mass * mean_p[:, None]])
+
     ece, ece_mass, debiased, mce = [], [], [], []
     for start in range(0, resamples, _BLOCK):
         b = min(_BLOCK, resamples - start)
         drawn = rng.multinomial(n, count / n, size=b).astype(np.float64)  # b x cells
-        for kind, matrix in (("width", width), ("mass", mass)):
-            counts = drawn @ matrix
-            gaps = np.abs(drawn @ (matrix * label[:, None]) - drawn @ (matrix * mean_p[:, None]))  # |sum y - sum p|
-            if kind == "width":
-                ece.append(gaps.sum(axis=1) / n)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mce.append(np.nanmax(np.where(counts > 0, gaps / counts, np.nan), axis=1))
-            else:
-                ece_mass.append(gaps.sum(axis=1) / n)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean_y = np.where(counts > 0, (drawn @ (matrix * label[:, None])) / counts, 0.0)
-                    mean_pb = np.where(counts > 0, (drawn @ (matrix * mean_p[:, None])) / counts, 0.0)
-                weight = counts / n
-                scale = np.sqrt(np.clip(mean_y * (1 - mean_y), 0, None) / np.maximum(counts, 1))
-                plug_in = gaps.sum(axis=1) / n
-                debiased.append(2 * plug_in - np.sum(weight * expected_abs(mean_y, scale, mean_pb), axis=1))
+        counts, sum_y, sum_p = drawn @ width_sums  # each b x bins
+        gaps = np.abs(sum_y - sum_p)
+        ece.append(gaps.sum(axis=1) / n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mce.append(np.nanmax(np.where(counts > 0, gaps / counts, np.nan), axis=1))
+        counts, sum_y, sum_p = drawn @ mass_sums
+        plug_in = np.abs(sum_y - sum_p).sum(axis=1) / n
+        ece_mass.append(plug_in)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_y = np.where(counts > 0, sum_y / counts, 0.0)
+            mean_pb = np.where(counts > 0, sum_p / counts, 0.0)
+        scale = np.sqrt(np.clip(mean_y * (1 - mean_y), 0, None) / np.maximum(counts, 1))
+        debiased.append(2 * plug_in - np.sum(counts / n * expected_abs(mean_y, scale, mean_pb), axis=1))
     tail = (1 - confidence) / 2
 
     def bounds(values: list[np.ndarray]) -> tuple[float, float]:

@@ -48,8 +48,8 @@ class TokenRun(ExplainRun):
         self._check_repeatable(explained, self.sample, batch)
         with ctx.progress("Explaining: each token replaced by padding", rows.size) as advance, \
                 seeded(ctx.seed, self.device):
-            found = occlusion(ctx.model.module, self.task, ids, self.targets[rows], text.pad_id, self.device,
-                              batch, on_progress=advance)
+            found = occlusion(ctx.model.module, self.task, ids, self.targets[rows], self.explained_one_pass[rows],
+                              text.pad_id, self.device, batch, on_progress=advance)
         n = self.sample.size
         values = found.values[:n]
         self.notes.append(
