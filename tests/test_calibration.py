@@ -251,3 +251,40 @@ def test_a_multiclass_model_gets_top_label_and_class_wise_calibration(wine, tmp_
     top_label = np.sum(counts[counts > 0] / y.size * np.abs(prob_true - prob_pred))
     assert audit["metrics"]["ece"]["value"] == pytest.approx(top_label, abs=1e-4)
     assert "thresholds" not in {t["name"] for t in audit["tables"]}
+
+
+def test_data_of_one_class_get_calibration_but_no_thresholds(breast_cancer, tmp_path):
+    """A student's test set of one class only: the calibration figures, no threshold table
+    (precision, recall and FPR need both classes), and no audit error."""
+    frame = breast_cancer.frame
+    frame[frame[breast_cancer.target] == 1].to_csv(tmp_path / "ones.csv", index=False)
+    result = invoke(breast_cancer.folder / "model.pt", "--data", tmp_path / "ones.csv", "--audits", "calibration",
+                    "--out", tmp_path / "out", "--format", "json,html", "-q", "--fail-on", "never")
+    assert result.exit_code == 0, result.stderr
+    audit = read_report(tmp_path / "out")["audits"]["calibration"]
+    assert audit["status"] in ("pass", "warn") and audit["metrics"]["ece"]["value"] is not None
+    assert "thresholds" not in {t["name"] for t in audit["tables"]}
+    assert any("only positive rows" in note for note in audit["notes"])
+
+
+def test_a_long_text_shows_the_window_around_its_strongest_token():
+    from auditor_plugins.explain.token_views import SHOWN, _window
+
+    values = np.zeros(3 * SHOWN)
+    values[2 * SHOWN] = -1.0
+    start = _window(values)
+    assert start <= 2 * SHOWN < start + SHOWN and start + SHOWN <= values.size
+    assert _window(np.zeros(SHOWN)) == 0
+    values[-1] = 5.0
+    assert _window(values) == 2 * SHOWN
+
+
+def test_a_regression_of_three_rows_claims_no_residual_spread(diabetes, tmp_path):
+    diabetes.frame.head(3).to_csv(tmp_path / "three.csv", index=False)
+    result = invoke(diabetes.folder / "model.pt", "--data", tmp_path / "three.csv", "--audits", "calibration",
+                    "--out", tmp_path / "out", "--format", "json,md", "-q", "--fail-on", "never")
+    assert result.exit_code == 0, result.stderr
+    audit = read_report(tmp_path / "out")["audits"]["calibration"]
+    deciles = next(t for t in audit["tables"] if t["name"] == "deciles")["rows"]
+    assert [row[5] for row in deciles] == [None, None, None]  # one row a decile: no SD
+    assert "too few rows for the residual SD" in audit["summary"] and not audit["findings"]

@@ -185,9 +185,9 @@ class _Run:
                 "warning", "miscalibrated",
                 f"{self.event[0].upper()}{self.event[1:]} is miscalibrated: ECE {sentence_number(whole['ece'])} "
                 f"(interval {sentence_number(found.ece[0])}–{sentence_number(found.ece[1])}) lies above "
-                f"{maximum:g}. The reliability diagram shows where; recalibration (isotonic or Platt) on held-out "
-                "data would remove up to the Brier miscalibration "
-                f"({sentence_number(parts.mcb)}).",
+                f"{maximum:g}. The reliability diagram shows where. On these data, the isotonic recalibration "
+                f"lowers the Brier score by {sentence_number(parts.mcb)} (the miscalibration term); fit a "
+                "recalibration (isotonic or Platt) on held-out data, not on these.",
             ))
         self._groups(maximum)
         if self.binary:
@@ -296,11 +296,15 @@ class _Run:
 
     def _thresholds(self) -> None:
         s = th.sweep(self.p, self.y, self.order[::-1])
+        if s.positives == 0 or s.negatives == 0:
+            self.notes.append(f"No thresholds: the data hold only {'negative' if s.positives == 0 else 'positive'} "
+                              f"rows ({s.n:,}), and precision, recall and FPR need both classes.")
+            return
         rates = s.rates()
         fp_cost, fn_cost = self.costs
         cost = (fp_cost * s.fp + fn_cost * (s.positives - s.tp)) / s.n
         chosen: list[tuple[str, int | None]] = [
-            ("0.5 (the model's labels)", th.at(s, 0.5)),
+            ("0.5", th.at(s, 0.5)),
             ("largest F1", th.best(rates["f1"])),
             ("largest Youden's J (TPR − FPR)", th.best(rates["tpr"] - rates["fpr"])),
             (f"least expected cost (fp {fp_cost:g}, fn {fn_cost:g})", int(np.argmin(cost))),
@@ -320,7 +324,8 @@ class _Run:
         self.tables.append(Table(
             "thresholds", "Decision thresholds",
             ["Goal", "Threshold", "Precision", "Recall", "F1", "FPR", "Selection rate", "Expected cost"], table,
-            caption=f"A row is predicted positive when {self.event} is at least the threshold. Expected cost per row "
+            caption=f"A row is predicted positive when {self.event} is at least the threshold (at 0.5 these are the "
+            "model's own labels but for rows at exactly 0.5, which its labels count negative). Expected cost per row "
             f"under the costs given (calibration.costs). Point estimates on these data: no intervals yet.",
         ))
         self.metrics["best_f1_threshold"] = Metric(
@@ -363,9 +368,11 @@ def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         return np.bincount(decile, weights=values, minlength=n_bins) / count
 
     centred = residual - mean(residual)[decile]
-    spread = np.sqrt(np.bincount(decile, weights=centred * centred, minlength=n_bins) / np.maximum(count - 1, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a decile of one row has no SD (NaN)
+        spread = np.sqrt(np.bincount(decile, weights=centred * centred, minlength=n_bins) / (count - 1))
+    defined = spread[np.isfinite(spread)]
     slope = float(np.polyfit(pred, actual, 1)[0]) if np.ptp(pred) > 0 else None
-    ratio = float(spread.max() / spread.min()) if n_bins > 1 and spread.min() > 0 else None
+    ratio = float(defined.max() / defined.min()) if defined.size > 1 and defined.min() > 0 else None
     metrics = {
         "mean_residual": Metric(float(residual.mean()), "Mean residual (actual − predicted)", direction="none",
                                 headline=True, description="Calibration in the large: 0 when the predictions are "
@@ -381,7 +388,7 @@ def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         "deciles", "Calibration by prediction decile",
         ["Decile", "Rows", "Mean prediction", "Mean actual", "Mean residual", "Residual SD"],
         [[k + 1, int(count[k]), float(mean(pred)[k]), float(mean(actual)[k]), float(mean(residual)[k]),
-          float(spread[k])] for k in range(n_bins)],
+          float(spread[k]) if np.isfinite(spread[k]) else None] for k in range(n_bins)],
         caption="Rows in ten equal-size groups by their prediction; residual = actual − predicted.",
     )]
     group_rows = []
@@ -397,12 +404,12 @@ def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
                                                                   "Residual SD"], group_rows,
                             caption="A group whose mean residual is far from 0 is predicted too high or too low."))
     findings = []
-    if ratio is not None and ratio > SPREAD_RATIO:
-        widest, narrowest = int(np.argmax(spread)) + 1, int(np.argmin(spread)) + 1
+    if ratio is not None and ratio > SPREAD_RATIO and pred.size >= MIN_JUDGED_ROWS:
+        widest, narrowest = int(np.nanargmax(spread)) + 1, int(np.nanargmin(spread)) + 1
         findings.append(Finding(
             "warning", "heteroscedastic",
-            f"The errors' spread depends on the prediction: the residual SD is {sentence_number(float(spread.max()))} "
-            f"in prediction decile {widest} and {sentence_number(float(spread.min()))} in decile {narrowest} "
+            f"The errors' spread depends on the prediction: the residual SD is {sentence_number(float(defined.max()))} "
+            f"in prediction decile {widest} and {sentence_number(float(defined.min()))} in decile {narrowest} "
             f"({ratio:.1f} times). One RMSE does not describe every prediction; report errors by range.",
         ))
     chart = Chart(
@@ -413,9 +420,10 @@ def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
         caption="On the diagonal the predictions are right on average along their whole range.",
     )
     summary = (f"Mean residual {sentence_number(float(residual.mean()))}, calibration slope "
-               f"{sentence_number(slope) if slope is not None else 'undefined'}; residual SD from "
-               f"{sentence_number(float(spread.min()))} to {sentence_number(float(spread.max()))} across the prediction "
-               "deciles.")
+               f"{sentence_number(slope) if slope is not None else 'undefined'}")
+    summary += (f"; residual SD from {sentence_number(float(defined.min()))} to {sentence_number(float(defined.max()))} "
+                "across the prediction deciles." if defined.size > 1 else
+                "; too few rows for the residual SD of more than one prediction decile.")
     return AuditResult(audit=CalibrationAudit.name, title=CalibrationAudit.title, status=status_from_findings(findings),
                        summary=summary, metrics=metrics, findings=findings, tables=tables, charts=[chart],
                        options=dict(options))

@@ -23,6 +23,9 @@ from auditor_plugins.explain.tokens import (
     token_importance,
 )
 
+#: Texts the deletion check needs before it can raise a finding.
+MIN_JUDGED_TEXTS = 30
+
 
 class TokenRun(ExplainRun):
     """A model that takes token ids from a text column: occlusion per token
@@ -108,6 +111,9 @@ class TokenRun(ExplainRun):
         )
         if deletion.top is None or deletion.random is None:
             self.notes.append(f"The deletion check needs texts of at least {2 * DELETED} tokens; the sample has none.")
+        elif deletion.rows < MIN_JUDGED_TEXTS:
+            self.notes.append(f"The deletion check is shown but not judged on {deletion.rows} texts (fewer than "
+                              f"{MIN_JUDGED_TEXTS}): one random draw of tokens per text is too noisy on so few.")
         elif deletion.top <= deletion.random:
             self.findings.append(Finding(
                 "warning", "attributions-not-faithful",

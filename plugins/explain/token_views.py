@@ -19,6 +19,17 @@ if TYPE_CHECKING:
 
 #: Tokens named per example in the individual explanations table (each way).
 NAMED = 3
+#: Tokens of one text shown as highlighted text, at most: a longer text shows the window around
+#: its token of largest |attribution|.
+SHOWN = 400
+
+
+def _window(values: np.ndarray) -> int:
+    """The first token of the :data:`SHOWN`-token window centred on the largest |attribution|."""
+    if values.size <= SHOWN:
+        return 0
+    centre = int(np.argmax(np.abs(values)))
+    return min(max(0, centre - SHOWN // 2), values.size - SHOWN)
 
 
 def token_name(text: TokenText, token_id: int) -> str:
@@ -76,11 +87,13 @@ def examples_views(run: ExplainRun, found: TokenAttributions, ids: np.ndarray, p
         rows.append([kind, row + 1, actual, predicted, confidence, float(found.outputs[i]),
                      "; ".join(up) or "none", "; ".join(down) or "none"])
         truth = f"actual {actual}, " if actual is not None else ""
+        start = _window(values)
+        part = f" (tokens {start + 1:,}–{start + SHOWN:,} of {len(tokens):,})" if len(tokens) > SHOWN else ""
         shown.append({
-            "title": f"{kind[0].upper()}{kind[1:]}: row {row + 1}",
+            "title": f"{kind[0].upper()}{kind[1:]}: row {row + 1}{part}",
             "subtitle": f"{truth}predicted {predicted}; {run.output_name} = {number_text(float(found.outputs[i]))}",
-            "tokens": tokens,
-            "values": [float(v) for v in values],
+            "tokens": tokens[start:start + SHOWN],
+            "values": [float(v) for v in values[start:start + SHOWN]],
         })
     run.tables.append(Table(
         "examples", "Individual explanations",
@@ -94,7 +107,8 @@ def examples_views(run: ExplainRun, found: TokenAttributions, ids: np.ndarray, p
         "examples_text", "Individual explanations: each token shaded by its attribution", "tokens",
         {"examples": shown, "value_label": f"attribution to {run.output_name}"},
         caption="Vermillion tokens raise the explained output, blue ones lower it (one scale for every example); "
-        "hover a token for its value. Padding is not shown.",
+        f"hover a token for its value. Padding is not shown; a text of more than {SHOWN} tokens shows the {SHOWN} "
+        "around its token of largest |attribution|.",
     ))
 
 
