@@ -15,6 +15,8 @@ from sklearn.metrics import brier_score_loss, f1_score, roc_curve
 
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
+from auditor_plugins.calibration.intervals import intervals, reaching_zero
+from auditor_plugins.calibration.threshold_intervals import threshold_intervals
 
 
 def _data(n: int, seed: int, distort: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +74,74 @@ def test_the_debiased_ece_against_the_truth_of_known_calibration_curves():
             assert abs(np.mean(debiased) - truth) <= bound
 
 
+def _binned_truth(curve) -> float:
+    """The population's ECE over the 15 equal-mass bins of Beta(2, 3), by integration."""
+    from scipy import integrate, stats
+
+    beta = stats.beta(2, 3)
+    edges = beta.ppf(np.linspace(0, 1, cal.N_BINS + 1))
+    return sum(abs(integrate.quad(lambda t: (curve(t) - t) * beta.pdf(t), a, b)[0]) for a, b in zip(edges, edges[1:]))
+
+
+def test_the_calibration_test_is_its_formula_with_scipys_chi_squared_tail():
+    from scipy import stats
+
+    p, y = _data(2_000, 4, distort=1.1)
+    bins = cal.equal_mass_bins(p)
+    found = cal.calibration_test(p, y, bins, cal.N_BINS)
+    by_bin = [(y[bins == b].sum() - p[bins == b].sum()) ** 2 / np.sum(p[bins == b] * (1 - p[bins == b]))
+              for b in range(cal.N_BINS)]
+    assert found.statistic == pytest.approx(sum(by_bin), rel=1e-12) and found.dof == cal.N_BINS
+    assert found.p_value == pytest.approx(stats.chi2.sf(found.statistic, cal.N_BINS), rel=1e-9)
+    for dof in (1, 2, 7, 15, 30):
+        for x in (0.1, 3.0, 14.0, 60.0):
+            assert cal.chi2_sf(x, dof) == pytest.approx(stats.chi2.sf(x, dof), rel=1e-9, abs=1e-300)
+
+
+def test_the_calibration_test_rejects_calibrated_data_at_its_level():
+    rejected = [cal.calibration_test(p, y, cal.equal_mass_bins(p), cal.N_BINS).p_value <= 0.05
+                for p, y in (_data(500, 300 + seed) for seed in range(400))]
+    assert 0.025 <= np.mean(rejected) <= 0.08
+
+
+@pytest.mark.parametrize("distort", [1.0, 1.15, 1.3])
+def test_the_debiased_eces_interval_covers_the_true_error(distort):
+    """The suite's short version of benchmarks/bench_calibration.py (500 runs, in its README):
+    over 120 seeded samples of 1,000 rows, the audit's 95% interval of the debiased ECE covers
+    the population's binned ECE at least 90% of the time: on calibrated data (truth 0) too,
+    where the interval reaches 0 when the calibration test does not reject."""
+    truth = _binned_truth(lambda t: t ** distort)
+    covered = 0
+    for seed in range(120):
+        p, y = _data(1_000, 2_000 + seed, distort)
+        ranked, bounds = cal.rank(p, y), cal.mass_bounds(p.size)
+        found = intervals(ranked, bounds, np.random.default_rng(seed), 400, 0.95)
+        low, high = reaching_zero(found.ece_debiased, cal.ranked_test(ranked, bounds), 0.95)
+        covered += low <= truth <= high
+    assert covered / 120 >= 0.9
+
+
+def test_the_ranked_rows_give_the_row_level_figures():
+    """The audit reads every figure off one sort (prefix sums over the sorted rows); the same
+    figures from the rows themselves, bin by bin (ties at a bin's edge included)."""
+    p, y = _data(5_000, 6, distort=1.2)
+    p[::3] = np.round(p[::3], 2)
+    ranked = cal.rank(p, y)
+    for rows, by_rank in ((cal.equal_width_bins(p), ranked.runs(cal.width_bounds(ranked))),
+                          (cal.equal_mass_bins(p), ranked.runs(cal.mass_bounds(p.size)))):
+        by_row = cal.binned(p, y, rows, cal.N_BINS)
+        assert np.allclose(by_rank.count, by_row.count) and np.allclose(by_rank.mean_y, by_row.mean_y, atol=1e-12)
+        assert np.allclose(by_rank.mean_p, by_row.mean_p, atol=1e-12)
+    test = cal.ranked_test(ranked, cal.mass_bounds(p.size))
+    assert test.statistic == pytest.approx(cal.calibration_test(p, y, cal.equal_mass_bins(p), cal.N_BINS).statistic)
+    parts, values, fitted = cal.ranked_decomposition(ranked)
+    row_level = cal.decomposition(p, y, cal.isotonic(p, y))
+    assert parts.brier == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+    for key in ("mcb", "dsc", "unc"):
+        assert getattr(parts, key) == pytest.approx(getattr(row_level, key), abs=1e-12)
+    assert np.allclose(np.interp(p, values, fitted), cal.isotonic(p, y))
+
+
 def test_the_debiased_ece_is_kumar_et_als_redraws_in_the_limit():
     """Their estimator averages random redraws of the bins' mean labels; the exact expectation
     used here is what 200,000 redraws converge to."""
@@ -102,12 +172,59 @@ def test_threshold_rates_equal_scikit_learns_at_the_chosen_thresholds():
     assert rates["recall"][k] >= 0.9 > rates["recall"][k - 1]
 
 
+def test_threshold_intervals_equal_a_row_bootstrap_that_chooses_again_each_time():
+    """Fewer distinct probabilities than runs: the cell bootstrap is a row bootstrap. Against a
+    plain loop over 2,000 redraws of the rows, each choosing its threshold by brute force."""
+    rng = np.random.default_rng(5)
+    n = 400
+    p = np.round(rng.beta(2, 3, n), 2)
+    y = (rng.random(n) < p ** 1.2).astype(np.float64)
+    found = threshold_intervals(th.sweep(p, y), (1.0, 5.0), {"recall": 0.9}, np.random.default_rng(0), 2_000, 0.95)
+    best_f1, best_t, least_cost, cost_t, at_recall = [], [], [], [], []
+    loop = np.random.default_rng(1)
+    for _ in range(2_000):
+        rows = loop.integers(0, n, n)
+        pp, yy = p[rows], y[rows]
+        candidates = np.unique(pp)[::-1]
+        tp = np.array([yy[pp >= t].sum() for t in candidates])
+        fp = np.array([(pp >= t).sum() for t in candidates]) - tp
+        f1 = 2 * tp / (tp + fp + yy.sum())
+        if not best_f1:  # the formula is scikit-learn's F1
+            assert np.allclose(f1, [f1_score(yy, pp >= t) for t in candidates])
+        best_f1.append(f1.max())
+        best_t.append(candidates[f1.argmax()])
+        cost = (fp + 5 * (yy.sum() - tp)) / n
+        least_cost.append(cost.min())
+        cost_t.append(candidates[cost.argmin()])
+        first = np.flatnonzero(tp / yy.sum() >= 0.9)[0]
+        at_recall.append(tp[first] / (tp[first] + fp[first]))
+
+    def q(values):
+        return np.quantile(values, [0.025, 0.975])
+
+    assert np.allclose(found["f1"].value, q(best_f1), atol=0.012)
+    assert np.allclose(found["f1"].threshold, q(best_t), atol=0.021)
+    assert np.allclose(found["cost"].value, q(least_cost), atol=0.012)
+    assert np.allclose(found["cost"].threshold, q(cost_t), atol=0.021)
+    assert np.allclose(found["recall"].value, q(at_recall), atol=0.015)
+
+
+def _save_logistic(path) -> None:
+    """The logistic model sigmoid(1.5 x0 − x1) as TorchScript with its auditor.json."""
+    import json
+
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.5, -1.0]]))
+        model.bias.zero_()
+    meta = {"feature_names": ["x0", "x1"], "class_names": ["0", "1"], "target": "target"}
+    torch.jit.save(torch.jit.script(model), str(path), _extra_files={"auditor.json": json.dumps(meta)})
+
+
 def test_the_audit_finds_the_group_whose_probabilities_mean_something_else(tmp_path):
     """A logistic model scored on two sites: site b's events happen far less often than its
     probabilities say. The audit's figures equal the formulas', and site b is the finding."""
-    import json
 
-    import torch
 
     rng = np.random.default_rng(3)
     n = 4_000
@@ -118,12 +235,7 @@ def test_the_audit_finds_the_group_whose_probabilities_mean_something_else(tmp_p
     event = rng.random(n) < np.where(site == "a", p, p ** 3)
     frame = pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "site": site, "target": event.astype(int)})
     frame.to_csv(tmp_path / "test.csv", index=False)
-    model = torch.nn.Linear(2, 1)
-    with torch.no_grad():
-        model.weight.copy_(torch.tensor([[1.5, -1.0]]))
-        model.bias.zero_()
-    meta = {"feature_names": ["x0", "x1"], "class_names": ["0", "1"], "target": "target"}
-    torch.jit.save(torch.jit.script(model), str(tmp_path / "model.pt"), _extra_files={"auditor.json": json.dumps(meta)})
+    _save_logistic(tmp_path / "model.pt")
     result = invoke(tmp_path / "model.pt", "--data", tmp_path / "test.csv", "--sensitive", "site", "--audits",
                     "calibration", "--out", tmp_path / "out", "--format", "json,html", "-q", "--fail-on", "never",
                     "-o", "calibration.costs=fp:1,fn:5", "-o", "calibration.target_recall=0.9")
@@ -137,7 +249,7 @@ def test_the_audit_finds_the_group_whose_probabilities_mean_something_else(tmp_p
     low, high = audit["metrics"]["ece"]["ci"]
     assert low < audit["metrics"]["ece"]["value"] < high
     groups = {row[1]: row for row in next(t for t in audit["tables"] if t["name"] == "groups")["rows"]}
-    assert groups["a"][5] < 0.05 < groups["b"][4]
+    assert groups["a"][6] < 0.05 < groups["b"][5]  # debiased ECE's interval: a's high, b's low
     codes = [f["code"] for f in audit["findings"]]
     assert "group-miscalibrated" in codes and "site = b" in next(
         f["message"] for f in audit["findings"] if f["code"] == "group-miscalibrated")
@@ -145,8 +257,36 @@ def test_the_audit_finds_the_group_whose_probabilities_mean_something_else(tmp_p
     cost = goals["least expected cost (fp 1, fn 5)"]
     assert cost[1] < goals["largest F1"][1]  # false negatives cost more: a lower threshold
     assert goals["recall at least 0.9"][3] >= 0.9
+    spread = {row[0]: row for row in next(t for t in audit["tables"] if t["name"] == "threshold_intervals")["rows"]}
+    for goal in ("largest F1", "least expected cost (fp 1, fn 5)", "recall at least 0.9"):
+        name, threshold, low, high, _, value, value_low, value_high = spread[goal]
+        assert low <= threshold <= high and value_low <= value <= value_high
+    assert spread["largest F1"][5] == goals["largest F1"][4] == audit["metrics"]["best_f1"]["value"]
+    assert audit["metrics"]["best_f1_threshold"]["ci"] == spread["largest F1"][2:4]
     assert {c["name"] for c in audit["charts"]} == {"reliability", "thresholds"}
     assert "Calibration and thresholds" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_calibrated_model_on_few_rows_is_not_called_miscalibrated(tmp_path):
+    """300 rows whose events are drawn from the model's own probabilities: the plug-in ECE
+    reads about 0.08 (its 15 bins hold 20 rows each) and its whole interval lies above 0.05,
+    but the judgement is the debiased ECE's, whose interval reaches 0 as the test does not
+    reject calibration."""
+    rng = np.random.default_rng(11)
+    n = 300
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    p = 1 / (1 + np.exp(-(1.5 * x[:, 0].astype(np.float64) - x[:, 1])))
+    frame = pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "target": (rng.random(n) < p).astype(int)})
+    frame.to_csv(tmp_path / "test.csv", index=False)
+    _save_logistic(tmp_path / "model.pt")
+    result = invoke(tmp_path / "model.pt", "--data", tmp_path / "test.csv", "--audits", "calibration",
+                    "--out", tmp_path / "out", "--format", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    audit = read_report(tmp_path / "out")["audits"]["calibration"]
+    metrics = audit["metrics"]
+    assert metrics["ece"]["ci"][0] > 0.05  # the plug-in's interval alone would have judged it miscalibrated
+    assert metrics["ece_debiased"]["ci"][0] == 0.0 and metrics["calibration_p_value"]["value"] > 0.05
+    assert audit["findings"] == [] and audit["status"] == "pass"
 
 
 def test_a_regression_gets_its_calibration_by_decile_and_slope(diabetes, tmp_path):

@@ -22,6 +22,11 @@ probability and whether the prediction was right.
   ``IsotonicRegression``) and ``ȳ`` the mean label: miscalibration ``MCB = S(p) − S(r)``,
   discrimination ``DSC = S(ȳ) − S(r)``, uncertainty ``UNC = S(ȳ)``, ``S`` the mean Brier score;
   ``Brier = MCB − DSC + UNC`` exactly. The isotonic fit is also the reliability diagram's curve.
+- **Calibration test** (:func:`calibration_test`): over the equal-mass bins, the events'
+  count less the probabilities' sum, squared, over the variance the count would have if the
+  probabilities were right (``Σ p (1 − p)``), summed: chi-squared with one degree of freedom
+  a bin when the model is calibrated (the Hosmer–Lemeshow statistic of a model scored on data
+  it was not fitted to, with the variance of each bin's rows rather than of their mean).
 """
 
 from __future__ import annotations
@@ -42,8 +47,23 @@ def equal_width_bins(p: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
 
 
 def ascending(p: np.ndarray) -> np.ndarray:
-    """The rows in the order of ``p`` (ties by row order): the one sort the functions here share."""
-    return np.argsort(p, kind="stable")
+    """The rows in the order of ``p`` (ties by row order): the one sort the functions here share.
+
+    NumPy's default sort (vectorised, 0.07 s at 10^6 float64 values against 0.13 s for its
+    stable sort) leaves tied rows in an order that may depend on the machine, so the rows of
+    each run of ties are then put in row order (a sort of the tied rows alone): the stable
+    order, exactly."""
+    order = np.argsort(p)
+    if p.size < 2:
+        return order
+    sorted_p = p[order]
+    tied = sorted_p[1:] == sorted_p[:-1]
+    if tied.any():
+        member = np.r_[tied, False] | np.r_[False, tied]  # rows in a run of ties
+        where = np.flatnonzero(member)
+        run = np.cumsum(np.r_[True, ~tied][where])  # a new run wherever the value changes
+        order[where] = order[where][np.lexsort((order[where], run))]
+    return order
 
 
 def equal_mass_bins(p: np.ndarray, n_bins: int = N_BINS, order: np.ndarray | None = None) -> np.ndarray:
@@ -57,6 +77,67 @@ def equal_mass_bins(p: np.ndarray, n_bins: int = N_BINS, order: np.ndarray | Non
     out = np.empty(n, dtype=np.int64)
     out[order] = np.repeat(np.arange(bins), sizes)
     return out
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The rows in increasing order of ``p`` (ties by row order), with prefix sums, so that the
+    counts and sums of any run of sorted rows (a bin, a distinct value) cost two lookups: what
+    the audit computes every figure from at any number of rows, after the one sort."""
+
+    order: np.ndarray
+    p: np.ndarray  # sorted
+    cum_p: np.ndarray  # prefix sums, n + 1 long: Σ p, Σ y, Σ p·y, Σ p·(1 − p) of the first i rows
+    cum_y: np.ndarray
+    cum_py: np.ndarray
+    cum_var: np.ndarray
+    starts: np.ndarray  # the first sorted row of each distinct value of p
+
+    @property
+    def n(self) -> int:
+        return int(self.p.size)
+
+    def runs(self, bounds: np.ndarray) -> Bins:
+        """The bins of the sorted rows cut at ``bounds`` (first rows of each bin, then n)."""
+        start, end = bounds[:-1], bounds[1:]
+        count = (end - start).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return Bins(count, (self.cum_p[end] - self.cum_p[start]) / count,
+                        (self.cum_y[end] - self.cum_y[start]) / count)
+
+    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each distinct probability, ascending, with its rows and events."""
+        bounds = np.r_[self.starts, self.n]
+        return self.p[self.starts], np.diff(bounds).astype(np.float64), self.cum_y[bounds[1:]] - self.cum_y[bounds[:-1]]
+
+
+def rank(p: np.ndarray, y: np.ndarray, order: np.ndarray | None = None) -> Ranked:
+    order = ascending(p) if order is None else order
+    sorted_p, sorted_y = p[order], y[order].astype(np.float64)
+
+    def prefix(values: np.ndarray) -> np.ndarray:
+        out = np.empty(values.size + 1)
+        out[0] = 0.0
+        np.cumsum(values, out=out[1:])
+        return out
+
+    starts = np.r_[0, np.flatnonzero(sorted_p[1:] != sorted_p[:-1]) + 1] if sorted_p.size else np.zeros(0, np.int64)
+    return Ranked(order, sorted_p, prefix(sorted_p), prefix(sorted_y), prefix(sorted_p * sorted_y),
+                  prefix(sorted_p * (1.0 - sorted_p)), starts)
+
+
+def width_bounds(r: Ranked, n_bins: int = N_BINS) -> np.ndarray:
+    """The equal-width bins' bounds in the sorted rows (:func:`equal_width_bins`' bins)."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.r_[0, np.searchsorted(r.p, edges[1:-1], side="left"), r.n]
+
+
+def mass_bounds(n: int, n_bins: int = N_BINS) -> np.ndarray:
+    """The equal-mass bins' bounds in the sorted rows (:func:`equal_mass_bins`' bins)."""
+    bins = min(n_bins, max(n, 1))
+    sizes = np.full(bins, n // bins)
+    sizes[: n % bins] += 1
+    return np.r_[0, np.cumsum(sizes)]
 
 
 @dataclass(frozen=True)
@@ -123,6 +204,61 @@ def debiased_ece(b: Bins) -> float:
     return 2.0 * plug_in - float(np.sum(weight * expected_abs(mean_y, scale, mean_p)))
 
 
+@dataclass(frozen=True)
+class Test:
+    """A test of "the probabilities are right": its statistic, degrees of freedom and p-value."""
+
+    statistic: float
+    dof: int
+    p_value: float
+
+
+def calibration_test(p: np.ndarray, y: np.ndarray, bins: np.ndarray, n_bins: int) -> Test:
+    """``Σ_b (Σ y − Σ p)² / Σ p (1 − p)`` over the bins, against chi-squared with one degree of
+    freedom per bin whose variance is not 0 (a bin of probabilities all 0 or 1 whose events
+    differ from them makes the statistic infinite: p-value 0)."""
+    return _test(np.bincount(bins, weights=y, minlength=n_bins), np.bincount(bins, weights=p, minlength=n_bins),
+                 np.bincount(bins, weights=p * (1.0 - p), minlength=n_bins))
+
+
+def ranked_test(r: Ranked, bounds: np.ndarray) -> Test:
+    """:func:`calibration_test` over the sorted rows' bins cut at ``bounds``."""
+    start, end = bounds[:-1], bounds[1:]
+    observed, expected = r.cum_y[end] - r.cum_y[start], r.cum_p[end] - r.cum_p[start]
+    return _test(observed, expected, r.cum_var[end] - r.cum_var[start])
+
+
+def _test(observed: np.ndarray, expected: np.ndarray, variance: np.ndarray) -> Test:
+    certain = variance <= 1e-12 * np.maximum(np.abs(expected), 1.0)
+    if np.any(certain & (np.abs(observed - expected) > 1e-9)):
+        return Test(float("inf"), int(np.sum(~certain)), 0.0)
+    dof = int(np.sum(~certain))
+    if dof == 0:
+        return Test(0.0, 0, 1.0)
+    statistic = float(np.sum((observed[~certain] - expected[~certain]) ** 2 / variance[~certain]))
+    return Test(statistic, dof, chi2_sf(statistic, dof))
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X ≥ x) for X chi-squared with a whole number ``dof`` of degrees of freedom, in closed
+    form (even: the Poisson sum; odd: erfc and the odd series), without SciPy's import."""
+    if x <= 0:
+        return 1.0
+    half = x / 2.0
+    if dof % 2 == 0:
+        term = total = 1.0
+        for j in range(1, dof // 2):
+            term *= half / j
+            total += term
+        return float(min(1.0, math.exp(-half) * total))
+    root = math.sqrt(x)
+    total, term = 0.0, root * math.sqrt(2.0 / math.pi) * math.exp(-half)  # the j = 1 term of the odd series
+    for j in range(1, (dof - 1) // 2 + 1):
+        total += term
+        term *= x / (2 * j + 1)
+    return float(min(1.0, math.erfc(root / math.sqrt(2.0)) + total))
+
+
 def debiased_l2(b: Bins) -> float:
     """Kumar et al.'s debiased L2 calibration error (``unbiased_l2_ce``); bins of one row add 0."""
     n = b.count.sum()
@@ -169,6 +305,31 @@ class Decomposition:
     unc: float
 
 
+def isotonic_fit(mean_y: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The weighted isotonic fit of distinct values' event shares, clipped to [0, 1]."""
+    if mean_y.size <= SMALL_PAVA:
+        return np.clip(_pava(mean_y, count), 0.0, 1.0)
+    from scipy.optimize import isotonic_regression
+
+    return np.clip(isotonic_regression(mean_y, weights=count, increasing=True).x, 0.0, 1.0)
+
+
+def ranked_decomposition(r: Ranked) -> tuple[Decomposition, np.ndarray, np.ndarray]:
+    """The CORP decomposition from the distinct values alone (the Brier score of a distinct
+    value's rows is ``count·v² − 2 v·events + events``), with the distinct values and their
+    isotonic fit: :func:`decomposition` of :func:`isotonic`, without a pass over the rows."""
+    values, count, events = r.distinct()
+    fitted = isotonic_fit(events / count, count) if values.size else values
+
+    def score(v: np.ndarray) -> float:
+        return float(np.sum(count * v * v - 2.0 * v * events + events) / r.n)
+
+    mean = float(r.cum_y[-1] / r.n)
+    brier, best = score(values), score(fitted)
+    unc = mean * (1.0 - mean)
+    return Decomposition(brier=brier, mcb=brier - best, dsc=unc - best, unc=unc), values, fitted
+
+
 def isotonic(p: np.ndarray, y: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """The isotonic (non-decreasing) regression of ``y`` on ``p`` at every row: the CORP
     recalibrated probabilities. As scikit-learn's ``IsotonicRegression().fit(p, y).predict(p)``
@@ -180,12 +341,7 @@ def isotonic(p: np.ndarray, y: np.ndarray, order: np.ndarray | None = None) -> n
     first = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]  # the first row of each distinct value
     count = np.diff(np.r_[first, sorted_p.size]).astype(np.float64)
     mean_y = np.add.reduceat(y[order].astype(np.float64), first) / count if sorted_p.size else count
-    if mean_y.size <= SMALL_PAVA:
-        fitted = np.clip(_pava(mean_y, count), 0.0, 1.0)
-    else:
-        from scipy.optimize import isotonic_regression
-
-        fitted = np.clip(isotonic_regression(mean_y, weights=count, increasing=True).x, 0.0, 1.0)
+    fitted = isotonic_fit(mean_y, count)
     out = np.empty_like(p, dtype=np.float64)
     out[order] = np.repeat(fitted, count.astype(np.int64))
     return out

@@ -50,6 +50,17 @@ def sweep(p: np.ndarray, y: np.ndarray, descending: np.ndarray | None = None) ->
                  positives=positives, negatives=int(scores.size - positives))
 
 
+def from_distinct(values: np.ndarray, count: np.ndarray, events: np.ndarray) -> Sweep:
+    """The sweep from each distinct probability (ascending) with its rows and events: what
+    :class:`auditor.stats.calibration.Ranked` gives after its one sort."""
+    tp = np.cumsum(events[::-1]).astype(np.int64) if values.size else np.zeros(0, np.int64)
+    fp = np.cumsum(count[::-1]).astype(np.int64) - tp if values.size else tp
+    positives = int(tp[-1]) if tp.size else 0
+    negatives = int(fp[-1]) if fp.size else 0
+    return Sweep(thresholds=np.r_[np.inf, values[::-1]], tp=np.r_[0, tp], fp=np.r_[0, fp],
+                 positives=positives, negatives=negatives)
+
+
 def at(s: Sweep, threshold: float) -> int:
     """The index of the sweep's confusion matrix for ``threshold`` (rows with p >= threshold)."""
     return int(np.searchsorted(-s.thresholds, -threshold, side="right") - 1)

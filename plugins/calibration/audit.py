@@ -35,7 +35,8 @@ from auditor.contract.vocabulary import sentence_number
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
 from auditor.stats.bootstrap import make_rng
-from auditor_plugins.calibration.intervals import intervals
+from auditor_plugins.calibration.intervals import intervals, reaching_zero
+from auditor_plugins.calibration.threshold_intervals import GROUPS, threshold_intervals
 
 if TYPE_CHECKING:
     from auditor.contract.context import AuditContext
@@ -120,29 +121,39 @@ class _Run:
             self.p = np.asarray(pred.proba.max(axis=1), dtype=np.float64)
             self.y = (pred.label == y).astype(np.float64)
             self.event = "the predicted class's probability"
-        self.order = cal.ascending(self.p)  # the one sort of the probabilities every part shares
+        self.ranked = cal.rank(self.p, self.y)  # the one sort of the probabilities every part shares
         self.metrics: dict[str, Metric] = {}
         self.findings: list[Finding] = []
         self.tables: list[Table] = []
         self.charts: list[Chart] = []
         self.notes: list[str] = []
 
-    def _ci(self, values: tuple[float, float]) -> dict[str, Any]:
-        return {"ci": values, "ci_method": f"bootstrap of the rows pooled in cells, {int(self.options['n_resamples'])} "
-                f"resamples, seed {self.ctx.seed}, percentile"}
+    def _ci(self, values: tuple[float, float], debiased: bool = False) -> dict[str, Any]:
+        method = (f"bootstrap of the rows pooled in cells, {int(self.options['n_resamples'])} resamples, seed "
+                  f"{self.ctx.seed}, ")
+        if debiased:
+            method += ("percentiles centred on the estimate, clipped at 0, and down to 0 when the calibration test "
+                       "does not reject calibration")
+        else:
+            method += ("percentile: the plug-in estimate's own spread, which lies above the true error by the "
+                       "estimate's bias (read the debiased ECE for the true error)")
+        return {"ci": values, "ci_method": method}
 
-    def figures(self, p: np.ndarray, y: np.ndarray, stream: int, order: np.ndarray | None = None) -> dict[str, Any]:
-        width = cal.binned(p, y, cal.equal_width_bins(p), cal.N_BINS)
-        mass_bins = cal.equal_mass_bins(p, order=order)
-        mass = cal.binned(p, y, mass_bins, cal.N_BINS)
+    def figures(self, r: cal.Ranked, stream: int) -> dict[str, Any]:
+        width = r.runs(cal.width_bounds(r))
+        mass_bounds = cal.mass_bounds(r.n)
+        mass = r.runs(mass_bounds)
         rng = make_rng(self.ctx.seed, 40, stream)
-        found = intervals(p, y, mass_bins, rng, int(self.options["n_resamples"]), float(self.options["confidence"]))
+        confidence = float(self.options["confidence"])
+        found = intervals(r, mass_bounds, rng, int(self.options["n_resamples"]), confidence)
+        test = cal.ranked_test(r, mass_bounds)
+        debiased = reaching_zero(found.ece_debiased, test, confidence)
         return {"width": width, "mass": mass, "ece": cal.ece(width), "ece_equal_mass": cal.ece(mass),
-                "ece_debiased": cal.debiased_ece(mass),
+                "ece_debiased": cal.debiased_ece(mass), "debiased_ci": debiased, "test": test,
                 "l2_debiased": cal.debiased_l2(mass), "mce": cal.mce(width), "intervals": found}
 
     def result(self) -> AuditResult:
-        whole = self.figures(self.p, self.y, 0, self.order)
+        whole = self.figures(self.ranked, 0)
         found = whole["intervals"]
         units = "probability"
         self.metrics["ece"] = Metric(
@@ -153,9 +164,16 @@ class _Run:
             whole["ece_equal_mass"], "ECE, equal-mass bins", direction="lower", **self._ci(found.ece_equal_mass),
             description="The same over 15 bins holding equal numbers of rows.")
         self.metrics["ece_debiased"] = Metric(
-            whole["ece_debiased"], "ECE, debiased", direction="lower", **self._ci(found.ece_debiased),
+            whole["ece_debiased"], "ECE, debiased", direction="lower", **self._ci(whole["debiased_ci"], debiased=True),
             description="The equal-mass ECE less its estimated bias from noisy bin means (Kumar, Liang & Ma 2019: "
-            "2 ECE − the expected ECE over bin means redrawn from their normal approximation).")
+            "2 ECE − the expected ECE over bin means redrawn from their normal approximation). The estimate of "
+            "the true error: the plug-in ECEs over-state it, most on few rows.")
+        test: cal.Test = whole["test"]
+        self.metrics["calibration_p_value"] = Metric(
+            test.p_value, "Calibration test p-value", direction="higher",
+            description=f"Whether the events could have come from these probabilities: over the 15 equal-mass bins, "
+            f"Σ (events − Σ p)² / Σ p(1 − p) = {test.statistic:.4g} against chi-squared with {test.dof} degrees of "
+            "freedom (Hosmer–Lemeshow on data the model was not fitted to). Small: the probabilities are off.")
         self.metrics["l2_debiased"] = Metric(
             whole["l2_debiased"], "L2 calibration error, debiased", direction="lower",
             description="Kumar et al.'s debiased estimate of the root mean squared calibration error over the "
@@ -163,8 +181,7 @@ class _Run:
         self.metrics["mce"] = Metric(
             whole["mce"], "Maximum calibration error (MCE)", direction="lower", **self._ci(found.mce),
             description="The largest |share of events − mean probability| over the equal-width bins that hold rows.")
-        recalibrated = cal.isotonic(self.p, self.y, self.order)
-        parts = cal.decomposition(self.p, self.y, recalibrated)
+        parts, values, fitted = cal.ranked_decomposition(self.ranked)
         for key, value, label, text in (
             ("brier_miscalibration", parts.mcb, "Brier miscalibration (MCB)", "The Brier score less that of the "
              "isotonic recalibration of the probabilities (CORP): what recalibrating would gain."),
@@ -175,17 +192,18 @@ class _Run:
         ):
             self.metrics[key] = Metric(value, label, direction="lower" if key == "brier_miscalibration" else "none",
                                        description=text + " Brier = MCB − DSC + UNC.")
-        self._reliability(whole, recalibrated, parts)
+        self._reliability(whole, values, fitted, parts)
         maximum = float(self.options["max_ece"])
         if self.p.size < MIN_JUDGED_ROWS:
             self.notes.append(f"Calibration is not judged on {self.p.size:,} rows (fewer than {MIN_JUDGED_ROWS}): the "
                               "ECE of few rows is biased upward, and so is its interval.")
-        elif found.ece[0] > maximum:
+        elif whole["debiased_ci"][0] > maximum:
+            low, high = whole["debiased_ci"]
             self.findings.append(Finding(
                 "warning", "miscalibrated",
-                f"{self.event[0].upper()}{self.event[1:]} is miscalibrated: ECE {sentence_number(whole['ece'])} "
-                f"(interval {sentence_number(found.ece[0])}–{sentence_number(found.ece[1])}) lies above "
-                f"{maximum:g}. The reliability diagram shows where. On these data, the isotonic recalibration "
+                f"{self.event[0].upper()}{self.event[1:]} is miscalibrated: debiased ECE "
+                f"{sentence_number(whole['ece_debiased'])} (interval {sentence_number(low)}–{sentence_number(high)}) "
+                f"lies above {maximum:g}. The reliability diagram shows where. On these data, the isotonic recalibration "
                 f"lowers the Brier score by {sentence_number(parts.mcb)} (the miscalibration term); fit a "
                 "recalibration (isotonic or Platt) on held-out data, not on these.",
             ))
@@ -196,9 +214,10 @@ class _Run:
             self._classwise()
             self.notes.append("Thresholds are chosen for a binary model; a multiclass model's predicted class is "
                               "its most probable one.")
-        summary = (f"ECE {sentence_number(whole['ece'])} ({sentence_number(found.ece[0])}–"
-                   f"{sentence_number(found.ece[1])}), debiased {sentence_number(whole['ece_debiased'])}, of "
-                   f"{self.event}; the Brier score {sentence_number(parts.brier)} = miscalibration "
+        low, high = whole["debiased_ci"]
+        summary = (f"ECE {sentence_number(whole['ece'])}, debiased {sentence_number(whole['ece_debiased'])} "
+                   f"({sentence_number(low)}–{sentence_number(high)}), of {self.event}; calibration test p = "
+                   f"{sentence_number(test.p_value)}; the Brier score {sentence_number(parts.brier)} = miscalibration "
                    f"{sentence_number(parts.mcb)} − discrimination {sentence_number(parts.dsc)} + uncertainty "
                    f"{sentence_number(parts.unc)}.")
         return AuditResult(audit=CalibrationAudit.name, title=CalibrationAudit.title,
@@ -206,15 +225,18 @@ class _Run:
                            findings=self.findings, tables=self.tables, charts=self.charts, notes=self.notes,
                            options=dict(self.options))
 
-    def _reliability(self, whole: dict[str, Any], recalibrated: np.ndarray, parts: cal.Decomposition) -> None:
-        keep = self.order[np.unique(np.linspace(0, self.order.size - 1, min(self.order.size, MAX_POINTS)).astype(np.int64))]
+    def _reliability(self, whole: dict[str, Any], values: np.ndarray, fitted: np.ndarray,
+                     parts: cal.Decomposition) -> None:
+        r = self.ranked
+        rows = np.unique(np.linspace(0, r.n - 1, min(r.n, MAX_POINTS)).astype(np.int64))  # sorted rows, evenly
+        keep = np.unique(np.searchsorted(r.starts, rows, side="right") - 1)  # their distinct values
         mass: cal.Bins = whole["mass"]
         filled = mass.count > 0
         self.charts.append(Chart(
             "reliability", f"Reliability of {self.event}", "curve",
             {"x_label": "Predicted probability", "y_label": "Share of events", "diagonal": True,
-             "series": [{"name": "isotonic recalibration (CORP)", "x": [float(v) for v in self.p[keep]],
-                         "y": [float(v) for v in recalibrated[keep]]},
+             "series": [{"name": "isotonic recalibration (CORP)", "x": [float(v) for v in values[keep]],
+                         "y": [float(v) for v in fitted[keep]]},
                         {"name": "equal-mass bins", "x": [float(v) for v in mass.mean_p[filled]],
                          "y": [float(v) for v in mass.mean_y[filled]]}]},
             caption="On the diagonal, a predicted probability comes true as often as it says. The isotonic curve is "
@@ -265,15 +287,16 @@ class _Run:
             for code, label in enumerate(groups.labels):
                 members = np.flatnonzero(groups.codes == code)
                 if members.size < MIN_GROUP_ROWS:
-                    rows.append([column, label, int(members.size), None, None, None, None])
+                    rows.append([column, label, int(members.size), None, None, None, None, None])
                     continue
-                found = self.figures(self.p[members], self.y[members], 1 + len(rows))
-                low, high = found["intervals"].ece
-                rows.append([column, label, int(members.size), found["ece"], low, high, found["ece_debiased"]])
+                found = self.figures(cal.rank(self.p[members], self.y[members]), 1 + len(rows))
+                low, high = found["debiased_ci"]
+                rows.append([column, label, int(members.size), found["ece"], found["ece_debiased"], low, high,
+                             found["test"].p_value])
                 if members.size < MIN_JUDGED_ROWS:
                     continue
                 if low > maximum:
-                    above.append(f"{column} = {label} (ECE {sentence_number(found['ece'])})")
+                    above.append(f"{column} = {label} (debiased ECE {sentence_number(found['ece_debiased'])})")
                 elif high <= maximum:
                     below.append(f"{column} = {label}")
         if not rows:
@@ -281,9 +304,11 @@ class _Run:
         level = f"{float(self.options['confidence']):.0%}"
         self.tables.append(Table(
             "groups", "Calibration within groups",
-            ["Column", "Group", "Rows", "ECE", f"ECE {level} low", f"ECE {level} high", "ECE, debiased"], rows,
-            caption=f"ECE of {self.event} within each group (15 equal-width bins); groups under {MIN_GROUP_ROWS} rows "
-            f"are not binned, and groups under {MIN_JUDGED_ROWS} are shown but not judged (the ECE of few rows is "
+            ["Column", "Group", "Rows", "ECE", "ECE, debiased", f"Debiased {level} low", f"Debiased {level} high",
+             "Test p-value"], rows,
+            caption=f"ECE of {self.event} within each group (15 equal-width bins), the debiased ECE (15 equal-mass "
+            f"bins) with its interval, and the calibration test's p-value; groups under {MIN_GROUP_ROWS} rows are "
+            f"not binned, and groups under {MIN_JUDGED_ROWS} are shown but not judged (the ECE of few rows is "
             "biased upward).",
         ))
         if above and below:
@@ -295,7 +320,7 @@ class _Run:
             ))
 
     def _thresholds(self) -> None:
-        s = th.sweep(self.p, self.y, self.order[::-1])
+        s = th.from_distinct(*self.ranked.distinct())
         if s.positives == 0 or s.negatives == 0:
             self.notes.append(f"No thresholds: the data hold only {'negative' if s.positives == 0 else 'positive'} "
                               f"rows ({s.n:,}), and precision, recall and FPR need both classes.")
@@ -326,15 +351,58 @@ class _Run:
             ["Goal", "Threshold", "Precision", "Recall", "F1", "FPR", "Selection rate", "Expected cost"], table,
             caption=f"A row is predicted positive when {self.event} is at least the threshold (at 0.5 these are the "
             "model's own labels but for rows at exactly 0.5, which its labels count negative). Expected cost per row "
-            f"under the costs given (calibration.costs). Point estimates on these data: no intervals yet.",
+            "under the costs given (calibration.costs). Intervals: the next table.",
         ))
+        targets = {goal: float(self.options[key]) for key, goal in (("target_recall", "recall"),
+                                                                   ("target_precision", "precision"))
+                   if float(self.options[key]) > 0}
+        confidence = float(self.options["confidence"])
+        resamples = int(self.options["n_resamples"])
+        spread = threshold_intervals(s, self.costs, targets, make_rng(self.ctx.seed, 41, 0), resamples, confidence)
+        j = rates["tpr"] - rates["fpr"]
+        figures = {"0.5": ("F1", rates["f1"]), "f1": ("F1", rates["f1"]), "youden": ("Youden's J", j),
+                   "cost": ("Expected cost", cost), "recall": ("Precision", rates["precision"]),
+                   "precision": ("Recall", rates["recall"])}
+        goals = ["0.5", "f1", "youden", "cost", *targets]
+        level = f"{confidence:.0%}"
+        rows: list[list[Any]] = []
+        for goal, (name, i) in zip(goals, chosen):
+            found = spread[goal]
+            label, values = figures[goal]
+            threshold = table[len(rows)][1]
+            rows.append([name, threshold, *(found.threshold or (None, None)), label,
+                         None if i is None else float(values[i]), *(found.value or (None, None))])
+        self.tables.append(Table(
+            "threshold_intervals", "How firmly the data fix each threshold",
+            ["Goal", "Threshold", f"Threshold {level} low", f"Threshold {level} high", "Figure", "Value",
+             f"Value {level} low", f"Value {level} high"], rows,
+            caption=f"Bootstrap: {resamples} redraws of the rows, each choosing its own threshold for the goal "
+            f"(resolved to 1/{GROUPS} of the rows), seed {self.ctx.seed}, percentile intervals. A wide threshold "
+            "interval: other data would put the line elsewhere. The largest F1 and J and the least cost are chosen "
+            "on the rows they are scored on: optimistic for new data. Target rows: the precision (or recall) "
+            "reached at the threshold meeting the target. No interval where most redraws never reach the goal.",
+        ))
+        ci_method = (f"bootstrap of the rows pooled in {GROUPS} runs by probability, {resamples} resamples, seed "
+                     f"{self.ctx.seed}, the threshold chosen again in each, percentile")
+
+        def ci(found: Any) -> dict[str, Any]:
+            return {"ci": found, "ci_method": ci_method} if found is not None else {}
+
         self.metrics["best_f1_threshold"] = Metric(
-            _threshold(s, chosen[1][1]), "Threshold of largest F1",
-            direction="none", description="The threshold at which F1 is largest on these data.")
+            _threshold(s, chosen[1][1]), "Threshold of largest F1", direction="none",
+            description="The threshold at which F1 is largest on these data.", **ci(spread["f1"].threshold))
+        self.metrics["best_f1"] = Metric(
+            float(rates["f1"][chosen[1][1]]), "Largest F1 over thresholds", direction="higher",
+            description="F1 at the threshold that maximises it on these data (optimistic for new data).",
+            **ci(spread["f1"].value))
         self.metrics["least_cost_threshold"] = Metric(
             _threshold(s, chosen[3][1]), "Threshold of least expected cost", direction="none",
             description=f"The threshold minimising fp {fp_cost:g} × false positives + fn {fn_cost:g} × false "
-            "negatives on these data.")
+            "negatives on these data.", **ci(spread["cost"].threshold))
+        self.metrics["least_expected_cost"] = Metric(
+            float(cost[chosen[3][1]]), "Least expected cost per row", direction="lower",
+            description=f"fp {fp_cost:g} × false positives + fn {fn_cost:g} × false negatives, per row, at the "
+            "least-cost threshold.", **ci(spread["cost"].value))
         keep = np.unique(np.linspace(1, s.thresholds.size - 1, min(s.thresholds.size - 1, MAX_POINTS)).astype(np.int64))
         x = [float(v) for v in s.thresholds[keep][::-1]]
         self.charts.append(Chart(
