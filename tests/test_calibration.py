@@ -15,7 +15,7 @@ from sklearn.metrics import brier_score_loss, f1_score, roc_curve
 
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
-from auditor_plugins.calibration.intervals import intervals, reaching_zero
+from auditor_plugins.calibration.intervals import brier_intervals, intervals, reaching_zero
 from auditor_plugins.calibration.threshold_intervals import threshold_intervals
 
 
@@ -142,6 +142,55 @@ def test_the_ranked_rows_give_the_row_level_figures():
     assert np.allclose(np.interp(p, values, fitted), cal.isotonic(p, y))
 
 
+def test_the_consistency_band_is_corps_redraw_of_every_row_and_refit():
+    """CORP's consistency band, by its definition: each row's event redrawn from its own
+    probability, scikit-learn's isotonic regression refitted on the rows, pointwise 2.5% and
+    97.5% quantiles. With 19 distinct probabilities every run is one of them, so the band's
+    Binomial draw per run is that same redraw, summed."""
+    rng = np.random.default_rng(8)
+    n = 2_000
+    p = rng.choice(np.linspace(0.05, 0.95, 19), n)
+    y = (rng.random(n) < p).astype(np.float64)
+    band = cal.consistency_band(cal.rank(p, y), np.random.default_rng(0), 0.95, replicates=1_000)
+    values = np.unique(p)
+    assert np.allclose(band.x, values)
+    redraws = np.random.default_rng(1)
+    refits = []
+    for _ in range(1_000):
+        events = (redraws.random(n) < p).astype(np.float64)
+        fit = IsotonicRegression(y_min=0, y_max=1).fit(p, events)
+        refits.append(fit.predict(values))
+    low, high = np.quantile(refits, [0.025, 0.975], axis=0)
+    assert np.allclose(band.low, low, atol=0.025) and np.allclose(band.high, high, atol=0.025)
+    assert np.allclose(band.fitted, IsotonicRegression(y_min=0, y_max=1).fit(p, y).predict(values))
+
+
+def test_the_consistency_band_holds_calibrated_curves_and_not_miscalibrated_ones():
+    calibrated = cal.consistency_band(cal.rank(*_data(5_000, 12)), np.random.default_rng(0), 0.95)
+    assert calibrated.outside() < 0.25
+    off = cal.consistency_band(cal.rank(*_data(5_000, 12, distort=1.6)), np.random.default_rng(0), 0.95)
+    assert off.outside() > 0.6
+
+
+def test_the_brier_terms_intervals_equal_a_row_bootstrap_of_the_decomposition():
+    """The cell bootstrap (50 runs x label, the isotonic curve refitted on runs, centred)
+    against the plain one: 1,000 redraws of the rows, each decomposed by scikit-learn-equal
+    isotonic regression on its rows."""
+    p, y = _data(2_000, 14, distort=1.3)
+    ranked = cal.rank(p, y)
+    estimate, _, _ = cal.ranked_decomposition(ranked)
+    found = brier_intervals(ranked, estimate, np.random.default_rng(0), 1_000, 0.95)
+    loop, terms = np.random.default_rng(1), []
+    for _ in range(1_000):
+        rows = loop.integers(0, p.size, p.size)
+        parts = cal.decomposition(p[rows], y[rows], cal.isotonic(p[rows], y[rows]))
+        terms.append((parts.mcb, parts.dsc, parts.unc))
+    low, high = np.quantile(terms, [0.025, 0.975], axis=0)
+    for k, key in enumerate(("mcb", "dsc", "unc")):
+        assert getattr(found, key) == pytest.approx((low[k], high[k]), abs=0.0015), key
+        assert getattr(found, key)[0] < getattr(estimate, key) < getattr(found, key)[1]
+
+
 def test_the_debiased_ece_is_kumar_et_als_redraws_in_the_limit():
     """Their estimator averages random redraws of the bins' mean labels; the exact expectation
     used here is what 200,000 redraws converge to."""
@@ -264,6 +313,9 @@ def test_the_audit_finds_the_group_whose_probabilities_mean_something_else(tmp_p
     assert spread["largest F1"][5] == goals["largest F1"][4] == audit["metrics"]["best_f1"]["value"]
     assert audit["metrics"]["best_f1_threshold"]["ci"] == spread["largest F1"][2:4]
     assert {c["name"] for c in audit["charts"]} == {"reliability", "thresholds"}
+    band = next(c for c in audit["charts"] if c["name"] == "reliability")["data"]["band"]
+    assert len(band["x"]) == 100 and all(lo <= hi for lo, hi in zip(band["low"], band["high"]))
+    assert audit["metrics"]["outside_consistency_band"]["value"] > 0.3  # half the rows are site b's
     assert "Calibration and thresholds" in (tmp_path / "out" / "report.html").read_text()
 
 

@@ -216,7 +216,9 @@ class Chart:
       ``"y_scale": "linear"|"log"`` (log: base-10 axis ticked at decades; values <= 0 are
       not drawn and split the line, like None) and ``"markers": [{"x": number, "label":
       str}]``, each drawn as a labelled vertical dashed line (e.g. the best epoch), and
-      ``"y_from_zero": true`` (a linear y axis that includes 0, for magnitudes such as importance)
+      ``"y_from_zero": true`` (a linear y axis that includes 0, for magnitudes such as importance),
+      and ``"band": {"name", "x": [...], "low": [...], "high": [...]}``, a shaded region
+      between two lines (e.g. the reliability diagram's consistency band; linear axis only)
     - ``scatter``: ``{"x_label", "y_label", "x": [...], "y": [...], "reference": "y=0"|"y=x"|None}``
     - ``bar``: ``{"x_label", "y_label", "labels": [...], "values": [...], "errors": [[low, high]]|None}``
       (``errors`` are absolute interval bounds, like ``Metric.ci``, not offsets); optional

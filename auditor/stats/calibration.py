@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -105,6 +106,16 @@ class Ranked:
             return Bins(count, (self.cum_p[end] - self.cum_p[start]) / count,
                         (self.cum_y[end] - self.cum_y[start]) / count)
 
+    def equal_runs(self, runs: int) -> np.ndarray:
+        """Bounds of about ``runs`` runs of equal size in the sorted rows, never splitting a
+        distinct value (fewer runs where ties are heavy)."""
+        values, count, _ = self.distinct
+        rows_before = np.cumsum(count)
+        ends = np.unique(np.minimum(np.searchsorted(rows_before, np.linspace(0, self.n, runs + 1)[1:], side="left"),
+                                    values.size - 1))
+        return np.r_[0, rows_before[ends]].astype(np.int64)
+
+    @cached_property
     def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each distinct probability, ascending, with its rows and events."""
         bounds = np.r_[self.starts, self.n]
@@ -318,7 +329,7 @@ def ranked_decomposition(r: Ranked) -> tuple[Decomposition, np.ndarray, np.ndarr
     """The CORP decomposition from the distinct values alone (the Brier score of a distinct
     value's rows is ``count·v² − 2 v·events + events``), with the distinct values and their
     isotonic fit: :func:`decomposition` of :func:`isotonic`, without a pass over the rows."""
-    values, count, events = r.distinct()
+    values, count, events = r.distinct
     fitted = isotonic_fit(events / count, count) if values.size else values
 
     def score(v: np.ndarray) -> float:
@@ -328,6 +339,48 @@ def ranked_decomposition(r: Ranked) -> tuple[Decomposition, np.ndarray, np.ndarr
     brier, best = score(values), score(fitted)
     unc = mean * (1.0 - mean)
     return Decomposition(brier=brier, mcb=brier - best, dsc=unc - best, unc=unc), values, fitted
+
+
+#: Points at which the consistency band is drawn, and replicates that draw it.
+BAND_POINTS = 100
+BAND_REPLICATES = 200
+
+
+@dataclass(frozen=True)
+class Band:
+    """The consistency band of a reliability diagram at ``x`` (each run's mean probability):
+    where the isotonic curve of calibrated probabilities falls (``low``–``high``), and the
+    data's own curve over the same runs (``fitted``), with each run's rows."""
+
+    x: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    fitted: np.ndarray
+    rows: np.ndarray
+
+    def outside(self) -> float:
+        """The share of rows whose run's recalibrated probability lies outside the band."""
+        out = (self.fitted < self.low - 1e-12) | (self.fitted > self.high + 1e-12)
+        return float(self.rows[out].sum() / self.rows.sum()) if self.rows.size else 0.0
+
+
+def consistency_band(r: Ranked, rng: np.random.Generator, confidence: float,
+                     points: int = BAND_POINTS, replicates: int = BAND_REPLICATES) -> Band:
+    """CORP's consistency band (Dimitriadis, Gneiting & Jordan 2021, their ``reliabilitydiag``):
+    events redrawn as if the probabilities were right, and the isotonic curve refitted, each
+    replicate; pointwise ``confidence`` quantiles. A recalibrated curve outside the band is
+    miscalibration beyond chance there. The rows are pooled into about ``points`` runs of
+    equal size (ties never split), each run's events drawn Binomial(rows, mean probability)."""
+    if r.n == 0:
+        return Band(*(np.zeros(0),) * 5)
+    runs = r.runs(r.equal_runs(points))
+    drawn = rng.binomial(runs.count.astype(np.int64), np.clip(runs.mean_p, 0.0, 1.0),
+                         size=(replicates, runs.count.size)) / runs.count
+    refitted = np.stack([_pava(shares, runs.count) for shares in drawn])  # ~50 µs each
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(refitted, [tail, 1 - tail], axis=0)
+    fitted = _pava(runs.mean_y, runs.count)
+    return Band(runs.mean_p, low, high, fitted, runs.count)
 
 
 def isotonic(p: np.ndarray, y: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:

@@ -35,7 +35,7 @@ from auditor.contract.vocabulary import sentence_number
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
 from auditor.stats.bootstrap import make_rng
-from auditor_plugins.calibration.intervals import intervals, reaching_zero
+from auditor_plugins.calibration.intervals import BRIER_RUNS, brier_intervals, intervals, reaching_zero
 from auditor_plugins.calibration.threshold_intervals import GROUPS, threshold_intervals
 
 if TYPE_CHECKING:
@@ -182,16 +182,21 @@ class _Run:
             whole["mce"], "Maximum calibration error (MCE)", direction="lower", **self._ci(found.mce),
             description="The largest |share of events − mean probability| over the equal-width bins that hold rows.")
         parts, values, fitted = cal.ranked_decomposition(self.ranked)
-        for key, value, label, text in (
-            ("brier_miscalibration", parts.mcb, "Brier miscalibration (MCB)", "The Brier score less that of the "
+        spread = brier_intervals(self.ranked, parts, make_rng(self.ctx.seed, 43, 0), int(self.options["n_resamples"]),
+                                 float(self.options["confidence"]))
+        brier_ci = (f"bootstrap of the rows pooled in cells ({BRIER_RUNS} runs by probability x label), "
+                    f"{int(self.options['n_resamples'])} resamples, seed {self.ctx.seed}, the isotonic curve refitted "
+                    "on the runs in each, percentiles centred on the estimate")
+        for key, value, ci, label, text in (
+            ("brier_miscalibration", parts.mcb, spread.mcb, "Brier miscalibration (MCB)", "The Brier score less that of the "
              "isotonic recalibration of the probabilities (CORP): what recalibrating would gain."),
-            ("brier_discrimination", parts.dsc, "Brier discrimination (DSC)", "The Brier score of always predicting "
+            ("brier_discrimination", parts.dsc, spread.dsc, "Brier discrimination (DSC)", "The Brier score of always predicting "
              "the events' share less that of the isotonic recalibration: what the model's ranking is worth."),
-            ("brier_uncertainty", parts.unc, "Brier uncertainty (UNC)", "The Brier score of always predicting the "
+            ("brier_uncertainty", parts.unc, spread.unc, "Brier uncertainty (UNC)", "The Brier score of always predicting the "
              "events' share: what the data leave to predict."),
         ):
             self.metrics[key] = Metric(value, label, direction="lower" if key == "brier_miscalibration" else "none",
-                                       description=text + " Brier = MCB − DSC + UNC.")
+                                       description=text + " Brier = MCB − DSC + UNC.", ci=ci, ci_method=brier_ci)
         self._reliability(whole, values, fitted, parts)
         maximum = float(self.options["max_ece"])
         if self.p.size < MIN_JUDGED_ROWS:
@@ -232,16 +237,29 @@ class _Run:
         keep = np.unique(np.searchsorted(r.starts, rows, side="right") - 1)  # their distinct values
         mass: cal.Bins = whole["mass"]
         filled = mass.count > 0
+        confidence = float(self.options["confidence"])
+        band = cal.consistency_band(r, make_rng(self.ctx.seed, 42, 0), confidence)
+        level = f"{confidence:.0%}"
+        self.metrics["outside_consistency_band"] = Metric(
+            band.outside(), "Rows outside the consistency band", direction="lower",
+            description=f"The share of rows where the isotonic recalibration leaves the {level} consistency band: "
+            "where the miscalibration is larger than chance would make it (pointwise, so calibrated "
+            f"probabilities leave it at about {1 - confidence:.0%} of the points too).")
         self.charts.append(Chart(
             "reliability", f"Reliability of {self.event}", "curve",
             {"x_label": "Predicted probability", "y_label": "Share of events", "diagonal": True,
+             "band": {"name": f"consistency band ({level}, if calibrated)", "x": [float(v) for v in band.x],
+                      "low": [float(v) for v in band.low], "high": [float(v) for v in band.high]},
              "series": [{"name": "isotonic recalibration (CORP)", "x": [float(v) for v in values[keep]],
                          "y": [float(v) for v in fitted[keep]]},
                         {"name": "equal-mass bins", "x": [float(v) for v in mass.mean_p[filled]],
                          "y": [float(v) for v in mass.mean_y[filled]]}]},
             caption="On the diagonal, a predicted probability comes true as often as it says. The isotonic curve is "
             "the best non-decreasing recalibration of the probabilities (pool-adjacent-violators); the points are "
-            "the 15 equal-mass bins' mean probability and share of events.",
+            "the 15 equal-mass bins' mean probability and share of events. The shaded band is where the isotonic "
+            f"curve of calibrated probabilities falls {level} of the time, point by point (CORP's consistency band: "
+            f"{cal.BAND_REPLICATES} redraws of the events from the probabilities, over {band.x.size} runs of rows): "
+            f"the curve leaves it at {band.outside():.0%} of the rows.",
         ))
         width: cal.Bins = whole["width"]
         self.tables.append(Table(
@@ -320,7 +338,7 @@ class _Run:
             ))
 
     def _thresholds(self) -> None:
-        s = th.from_distinct(*self.ranked.distinct())
+        s = th.from_distinct(*self.ranked.distinct)
         if s.positives == 0 or s.negatives == 0:
             self.notes.append(f"No thresholds: the data hold only {'negative' if s.positives == 0 else 'positive'} "
                               f"rows ({s.n:,}), and precision, recall and FPR need both classes.")

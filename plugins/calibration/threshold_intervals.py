@@ -25,7 +25,7 @@ import numpy as np
 from auditor.stats.thresholds import Sweep
 
 #: Runs of rows a replicate's thresholds choose between.
-GROUPS = 400
+GROUPS = 250
 #: Replicates drawn at once.
 _BLOCK = 250
 

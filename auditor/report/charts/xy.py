@@ -55,9 +55,33 @@ def _markers(
     return out
 
 
+def _curve_band(data: dict[str, Any]) -> tuple[str, list[tuple[float, float, float]]] | None:
+    """A curve chart's optional shaded ``band``: ``{"name", "x": [...], "low": [...],
+    "high": [...]}`` (points where any of the three is undefined are dropped)."""
+    band = data.get("band")
+    if band is None:
+        return None
+    if not isinstance(band, dict):
+        raise ChartDataError("'band' must be null or {name, x, low, high}")
+    xs, lows, highs = _numbers(band, "x"), _numbers(band, "low"), _numbers(band, "high")
+    if not len(xs) == len(lows) == len(highs):
+        raise ChartDataError(f"'band' has {len(xs)} x values, {len(lows)} low and {len(highs)} high")
+    points = sorted((a, min(b, c), max(b, c)) for a, b, c in zip(xs, lows, highs)
+                    if a is not None and b is not None and c is not None)
+    return str(band.get("name") or "band"), points
+
+
+def _band_polygon(points: list[tuple[float, float]], tooltip: str) -> Markup:
+    """A shaded region: a closed, filled polyline (the report's SVG keeps to a few element kinds)."""
+    title = Markup("<title>{}</title>").format(tooltip) if tooltip else Markup("")
+    return Markup('<polyline points="{}" fill="#000000" fill-opacity="0.10" stroke="none">{}</polyline>').format(
+        " ".join(f"{_px(a)},{_px(b)}" for a, b in [*points, points[0]]), title
+    )
+
+
 def draw_curve(data: dict[str, Any]) -> Drawing:
     """Lines through each series' points (a gap where a value is undefined), on a linear or
-    log y axis, with an optional y = x diagonal and labelled vertical markers."""
+    log y axis, with an optional y = x diagonal, labelled vertical markers and a shaded band."""
     series = _field(data, "series")
     if not isinstance(series, list) or not series or not all(isinstance(s, dict) for s in series):
         raise ChartDataError("'series' must be a non-empty list of {name, x, y}")
@@ -67,6 +91,9 @@ def draw_curve(data: dict[str, Any]) -> Drawing:
     y_log = y_scale == "log"
     from_zero = bool(data.get("y_from_zero")) and not y_log  # magnitudes: the axis starts at 0
     markers = _markers(data)
+    band = _curve_band(data)
+    if band is not None and y_log:
+        raise ChartDataError("'band' is drawn on a linear y axis only")
     lines = []
     for s in series:
         xs, ys = _numbers(s, "x"), _numbers(s, "y")
@@ -77,15 +104,23 @@ def draw_curve(data: dict[str, Any]) -> Drawing:
             ys = [v if v is not None and v > 0 else None for v in ys]
         lines.append((str(s.get("name", "")), xs, ys))
     x_label, y_label = _axis_label(data, "x_label"), _axis_label(data, "y_label")
+    shaded = band[1] if band is not None else []
     plot = _plot(
-        [v for _, xs, _ in lines for v in _finite(xs)] + [mx for mx, _ in markers],
-        [v for _, _, ys in lines for v in _finite(ys)] + ([0.0] if from_zero else []),
+        [v for _, xs, _ in lines for v in _finite(xs)] + [mx for mx, _ in markers] + [a for a, _, _ in shaded],
+        [v for _, _, ys in lines for v in _finite(ys)] + ([0.0] if from_zero else [])
+        + [v for _, low, high in shaded for v in (low, high)],
         x_label,
         y_label,
         y_log=y_log,
     )
     x, y, body = plot.x, plot.y, list(plot.axes)
     entries: list[tuple[str, str, str]] = []
+    samples: list[Callable[[float, float], Body]] = []
+    if band is not None and len(shaded) >= 2:
+        outline = [(x(a), y(high)) for a, _, high in shaded] + [(x(a), y(low)) for a, low, _ in reversed(shaded)]
+        body.append(_band_polygon(outline, band[0]))
+        entries.append((band[0], "#000000", "none"))
+        samples.append(lambda lx, ly: [_band_rect(lx, ly - 5, 26, 10)])
     for i, (name, xs, ys) in enumerate(lines):
         colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
         segment: list[tuple[float, float]] = []
@@ -110,7 +145,7 @@ def draw_curve(data: dict[str, Any]) -> Drawing:
             _label(px - 4 if right else px + 4, top + 12 + 14 * i, text, max(room, 60.0),
                    anchor="end" if right else "start", css="legend")
         )
-    legend, legend_height = _legend(entries, x.start, plot.bottom, _PLOT_WIDTH)
+    legend, legend_height = _legend(entries, x.start, plot.bottom, _PLOT_WIDTH, samples)
     names = ", ".join(name for name, _, _ in entries)
     extras = " Logarithmic y axis." if y_log else ""
     if markers:
