@@ -312,7 +312,13 @@ def test_the_audit_finds_the_group_whose_probabilities_mean_something_else(tmp_p
         assert low <= threshold <= high and value_low <= value <= value_high
     assert spread["largest F1"][5] == goals["largest F1"][4] == audit["metrics"]["best_f1"]["value"]
     assert audit["metrics"]["best_f1_threshold"]["ci"] == spread["largest F1"][2:4]
-    assert {c["name"] for c in audit["charts"]} == {"reliability", "thresholds"}
+    assert {c["name"] for c in audit["charts"]} == {"reliability", "thresholds", "group_reliability_site"}
+    bins = [row for row in next(t for t in audit["tables"] if t["name"] == "group_bins")["rows"] if row[1] == "b"]
+    in_b = site == "b"
+    by_pandas = pd.DataFrame({"bin": np.clip(np.floor(scores[in_b] * 15), 0, 14), "event": event[in_b]}).groupby("bin")
+    assert [row[3] for row in bins] == by_pandas.size().tolist()
+    assert np.allclose([row[5] for row in bins], by_pandas["event"].mean(), atol=1e-12)
+    assert all(low <= share <= high for *_, share, low, high in bins)
     band = next(c for c in audit["charts"] if c["name"] == "reliability")["data"]["band"]
     assert len(band["x"]) == 100 and all(lo <= hi for lo, hi in zip(band["low"], band["high"]))
     assert audit["metrics"]["outside_consistency_band"]["value"] > 0.3  # half the rows are site b's
@@ -354,6 +360,43 @@ def test_a_regression_gets_its_calibration_by_decile_and_slope(diabetes, tmp_pat
     assert sum(row[1] for row in deciles) == actual.size and len(deciles) == 10
     first = np.argsort(pred, kind="stable")[: deciles[0][1]]
     assert deciles[0][3] == pytest.approx(actual[first].mean(), abs=1e-4)
+    from scipy import stats
+
+    residual = actual - pred
+    expected = stats.t.interval(0.95, residual.size - 1, loc=residual.mean(), scale=stats.sem(residual))
+    assert audit["metrics"]["mean_residual"]["ci"] == pytest.approx(expected, abs=1e-3)
+    low, high = audit["metrics"]["calibration_slope"]["ci"]
+    assert low < audit["metrics"]["calibration_slope"]["value"] < high
+    assert 0 <= audit["metrics"]["heteroscedasticity_p_value"]["value"] <= 1
+
+
+def test_a_regression_whose_errors_grow_with_the_prediction_is_heteroscedastic(tmp_path):
+    """Errors whose SD is proportional to the prediction: the SD ratio and Breusch–Pagan agree,
+    the finding names both; the same model on errors of one size gets no finding."""
+    import json
+
+    rng = np.random.default_rng(21)
+    n = 2_000
+    x = rng.uniform(1, 10, (n, 1)).astype(np.float32)
+    model = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.zero_()
+    meta = {"feature_names": ["x"], "target": "y", "task": "regression"}
+    torch.jit.save(torch.jit.script(model), str(tmp_path / "model.pt"), _extra_files={"auditor.json": json.dumps(meta)})
+    for name, noise in (("grows", 0.3 * x[:, 0]), ("even", np.full(n, 1.5))):
+        frame = pd.DataFrame({"x": x[:, 0], "y": x[:, 0] + rng.normal(size=n) * noise})
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        result = invoke(tmp_path / "model.pt", "--data", tmp_path / f"{name}.csv", "--audits", "calibration",
+                        "--out", tmp_path / name, "--format", "json", "-q", "--fail-on", "never")
+        assert result.exit_code == 0, result.stderr
+        audit = read_report(tmp_path / name)["audits"]["calibration"]
+        codes = [f["code"] for f in audit["findings"]]
+        if name == "grows":
+            assert codes == ["heteroscedastic"] and "Breusch–Pagan p" in audit["findings"][0]["message"]
+            assert audit["metrics"]["heteroscedasticity_p_value"]["value"] < 1e-6
+        else:
+            assert codes == [] and audit["metrics"]["heteroscedasticity_p_value"]["value"] > 0.01
 
 
 def test_bad_costs_are_a_usage_error(breast_cancer, tmp_path):
@@ -437,6 +480,9 @@ def test_a_multiclass_model_gets_top_label_and_class_wise_calibration(wine, tmp_
         counts = np.histogram(proba[:, k], bins=np.linspace(0, 1, 16))[0]
         eces.append(np.sum(counts[counts > 0] / y.size * np.abs(prob_true - prob_pred)))
     assert audit["metrics"]["ece_classwise"]["value"] == pytest.approx(np.mean(eces), abs=1e-4)
+    classes = next(t for t in audit["tables"] if t["name"] == "classes")["rows"]
+    assert [row[4] for row in classes] == pytest.approx(eces, abs=1e-4)
+    assert all(row[5] <= row[4] <= row[6] and 0 <= row[8] <= row[9] for row in classes)
     confident, right = proba.max(axis=1), (proba.argmax(axis=1) == y).astype(float)
     prob_true, prob_pred = calibration_curve(right, confident, n_bins=15)
     counts = np.histogram(confident, bins=np.linspace(0, 1, 16))[0]

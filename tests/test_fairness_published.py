@@ -9,6 +9,13 @@ meaning decile score >= 5 and truth meaning two-year recidivism:
 | all              | 65.4%    | 32.35%              | 37.40%              |
 | African-American | 63.8%    | 44.85%              | 27.99%              |
 | Caucasian        | 67.0%    | 23.45%              | 47.72%              |
+
+and the other side of the dispute, calibration within groups: "about 60 percent of those
+classified as higher risk went on to commit new crimes, a rate that was the same for both
+black and white defendants" (ProPublica, "ProPublica Responds to Company's Critique of Machine
+Bias Story", July 2016); Northpointe's positive predictive values, 0.63 for black and 0.59 for
+white defendants (Dieterich, Mendoza & Brennan, "COMPAS Risk Scales: Demonstrating Accuracy
+Equity and Predictive Parity", 2016).
 """
 
 from __future__ import annotations
@@ -71,3 +78,26 @@ def test_disparities_equal_fairlearns_on_the_same_predictions(compas, compas_rep
         demographic_parity_difference(y, pred, sensitive_features=judged["race"]), abs=1e-12)
     assert metrics["race.demographic_parity_ratio"]["value"] == pytest.approx(
         demographic_parity_ratio(y, pred, sensitive_features=judged["race"]), abs=1e-12)
+
+
+def test_calibration_by_race_is_the_published_predictive_parity_beside_the_error_rates(compas, compas_report):
+    """The same report holds both sides: the calibration audit's table within race groups, by
+    decile (the rule's probabilities take ten values: a risk scale), gives each decile's
+    recidivism share per race (checked against pandas), and pooled over the deciles the rule
+    calls higher risk, the published predictive values; while the fairness audit's false
+    positive rates differ by more than 20 points (the table above)."""
+    table = next(t for t in compas_report["audits"]["calibration"]["tables"] if t["name"] == "group_bins")
+    frame = compas.frame
+    for race in ("African-American", "Caucasian"):
+        rows = [dict(zip(table["columns"], row)) for row in table["rows"] if row[:2] == ["race", race]]
+        assert len(rows) == 10  # one per decile score
+        by_decile = frame[frame["race"] == race].groupby("decile_score")["two_year_recid"]
+        assert [row["Rows"] for row in rows] == by_decile.size().tolist()
+        assert [row["Share of events"] for row in rows] == pytest.approx(by_decile.mean().tolist(), abs=1e-12)
+        higher = [row for row in rows if row["Mean probability"] > 0.5]  # deciles 5 to 10
+        assert len(higher) == 6
+        ppv = sum(row["Rows"] * row["Share of events"] for row in higher) / sum(row["Rows"] for row in higher)
+        assert round(ppv, 2) == {"African-American": 0.63, "Caucasian": 0.59}[race]
+        assert abs(ppv - 0.60) < 0.035  # "about 60 percent ... the same for both"
+    fpr = {race: group_rows(compas_report, "race")[race]["FPR"] for race in ("African-American", "Caucasian")}
+    assert fpr["African-American"] - fpr["Caucasian"] > 0.2

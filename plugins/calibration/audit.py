@@ -24,6 +24,7 @@ A run that kept tallies computes on the seeded sample of rows, as the runner say
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -33,6 +34,7 @@ from auditor.contract.plugin import Audit, Option
 from auditor.contract.result import AuditResult, Chart, Finding, Metric, Table, status_from_findings
 from auditor.contract.vocabulary import sentence_number
 from auditor.stats import calibration as cal
+from auditor.stats import residuals as rs
 from auditor.stats import thresholds as th
 from auditor.stats.bootstrap import make_rng
 from auditor_plugins.calibration.intervals import BRIER_RUNS, brier_intervals, intervals, reaching_zero
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 MAX_POINTS = 200
 #: Groups smaller than this get no calibration figures of their own (too few rows to bin).
 MIN_GROUP_ROWS = 30
+#: Groups drawn in a chart of calibration within groups, at most (the largest).
+MAX_GROUP_SERIES = 8
 #: Rows needed to judge calibration (a finding): about 13 a bin. Fewer rows give an ECE biased
 #: upward (2 rows a bin: COMPAS's 32 Asian defendants read 0.17 on scores calibrated to 0.01
 #: over everyone), and its bootstrap interval inherits the bias.
@@ -277,28 +281,54 @@ class _Run:
         pred = self.ctx.predictions
         assert pred.proba is not None and self.ctx.data.y is not None
         y = np.asarray(self.ctx.data.y, dtype=np.int64)
+        level = f"{float(self.options['confidence']):.0%}"
         rows, eces = [], []
         for k, name in enumerate(self.ctx.task.class_names):
             p = np.asarray(pred.proba[:, k], dtype=np.float64)
             event = (y == k).astype(np.float64)
-            width = cal.binned(p, event, cal.equal_width_bins(p), cal.N_BINS)
-            mass = cal.binned(p, event, cal.equal_mass_bins(p), cal.N_BINS)
-            eces.append(cal.ece(width))
-            rows.append([name, int(event.sum()), float(p.mean()), float(event.mean()), cal.ece(width),
-                         cal.debiased_ece(mass)])
+            found = self.figures(cal.rank(p, event), 1_000 + k)
+            eces.append(found["ece"])
+            rows.append([name, int(event.sum()), float(p.mean()), float(event.mean()), found["ece"],
+                         *found["intervals"].ece, found["ece_debiased"], *found["debiased_ci"]])
         self.metrics["ece_classwise"] = Metric(
             float(np.mean(eces)), "Class-wise ECE (mean over classes)", direction="lower",
             description="The mean over classes of the ECE of each class's probability against whether the row "
             "is of that class (15 equal-width bins): Kumar et al.'s marginal calibration error, L1.")
         self.tables.append(Table(
             "classes", "Calibration of each class's probability",
-            ["Class", "Rows of the class", "Mean probability", "Share of rows", "ECE", "ECE, debiased"], rows,
+            ["Class", "Rows of the class", "Mean probability", "Share of rows", "ECE", f"ECE {level} low",
+             f"ECE {level} high", "ECE, debiased", f"Debiased {level} low", f"Debiased {level} high"], rows,
             caption="One class against the rest: a class whose mean probability differs from its share of rows "
-            "is predicted too often or too rarely.",
+            "is predicted too often or too rarely. Intervals as the whole data's (the plug-in ECE's: its spread; "
+            "the debiased ECE's: of the true error); the mean over classes has none yet (the classes share rows).",
         ))
+
+    def _bin_rows(self, r: cal.Ranked) -> list[list[Any]]:
+        """A group's calibration bin by bin: each score value when the whole data's probabilities
+        take at most 15 values (a risk scale: each score's share of events), else the 15
+        equal-width bins; with a Wilson interval of each share of events."""
+        values, _, _ = self.ranked.distinct
+        if values.size <= cal.N_BINS:
+            bounds = np.r_[np.searchsorted(r.p, values, side="left"), r.n]
+            names = [f"p = {v:.4g}" for v in values]
+        else:
+            bounds = cal.width_bounds(r)
+            names = [f"{k / cal.N_BINS:.3f}–{(k + 1) / cal.N_BINS:.3f}" for k in range(cal.N_BINS)]
+        bins = r.runs(bounds)
+        z = NormalDist().inv_cdf(0.5 + float(self.options["confidence"]) / 2)
+        out = []
+        for name, rows, mean_p, share in zip(names, bins.count, bins.mean_p, bins.mean_y):
+            if rows == 0:
+                continue
+            centre = (share * rows + z * z / 2) / (rows + z * z)
+            half = z * np.sqrt(share * (1 - share) * rows + z * z / 4) / (rows + z * z)
+            out.append([name, int(rows), float(mean_p), float(share), float(max(centre - half, 0.0)),
+                        float(min(centre + half, 1.0))])
+        return out
 
     def _groups(self, maximum: float) -> None:
         rows = []
+        by_bin: list[list[Any]] = []
         above: list[str] = []
         below: list[str] = []
         for column, groups in self.ctx.sensitive.items():
@@ -307,7 +337,9 @@ class _Run:
                 if members.size < MIN_GROUP_ROWS:
                     rows.append([column, label, int(members.size), None, None, None, None, None])
                     continue
-                found = self.figures(cal.rank(self.p[members], self.y[members]), 1 + len(rows))
+                ranked = cal.rank(self.p[members], self.y[members])
+                found = self.figures(ranked, 1 + len(rows))
+                by_bin.extend([column, label, *row] for row in self._bin_rows(ranked))
                 low, high = found["debiased_ci"]
                 rows.append([column, label, int(members.size), found["ece"], found["ece_debiased"], low, high,
                              found["test"].p_value])
@@ -329,12 +361,44 @@ class _Run:
             f"not binned, and groups under {MIN_JUDGED_ROWS} are shown but not judged (the ECE of few rows is "
             "biased upward).",
         ))
+        if by_bin:
+            self._group_bins(by_bin, level)
         if above and below:
             self.findings.append(Finding(
                 "warning", "group-miscalibrated",
                 f"The probabilities are miscalibrated for {', '.join(above)}: the interval lies above {maximum:g}, "
                 f"while for {', '.join(below[:3])}{' and others' if len(below) > 3 else ''} it lies below. The same "
                 "score means a different chance in different groups; see the fairness audit for the error rates.",
+            ))
+
+    def _group_bins(self, by_bin: list[list[Any]], level: str) -> None:
+        """The calibration-within-groups table bin by bin, and a chart of it per column."""
+        self.tables.append(Table(
+            "group_bins", "Calibration within groups, bin by bin",
+            ["Column", "Group", "Bin", "Rows", "Mean probability", "Share of events", f"Share {level} low",
+             f"Share {level} high"], by_bin,
+            caption=f"Within each group, how often the event happened at each level of {self.event}: calibrated "
+            "within the group when the share of events matches the mean probability. Bins: each score value when "
+            "the probabilities take 15 values or fewer (a risk scale), else 15 equal-width bins. Wilson intervals.",
+        ))
+        for column in self.ctx.sensitive:
+            mine = [row for row in by_bin if row[0] == column]
+            sizes: dict[str, int] = {}
+            for row in mine:
+                sizes[row[1]] = sizes.get(row[1], 0) + row[3]
+            shown = sorted(sizes, key=lambda g: -sizes[g])[:MAX_GROUP_SERIES]
+            series = [{"name": str(group), "x": [row[4] for row in mine if row[1] == group],
+                       "y": [row[5] for row in mine if row[1] == group]} for group in shown]
+            if not series:
+                continue
+            left_out = len(sizes) - len(shown)
+            self.charts.append(Chart(
+                f"group_reliability_{column}", f"Reliability of {self.event} within {column}", "curve",
+                {"x_label": "Mean predicted probability", "y_label": "Share of events", "diagonal": True,
+                 "series": series},
+                caption="Each group's share of events against its mean probability, bin by bin (the table above)"
+                + (f"; the {len(shown)} largest groups ({left_out} smaller left out)." if left_out else ".")
+                + " Lines on the diagonal together: the same score means the same chance in every group.",
             ))
 
     def _thresholds(self) -> None:
@@ -457,18 +521,32 @@ def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
     with np.errstate(invalid="ignore", divide="ignore"):  # a decile of one row has no SD (NaN)
         spread = np.sqrt(np.bincount(decile, weights=centred * centred, minlength=n_bins) / (count - 1))
     defined = spread[np.isfinite(spread)]
-    slope = float(np.polyfit(pred, actual, 1)[0]) if np.ptp(pred) > 0 else None
+    confidence = float(options["confidence"])
+    fitted = rs.calibration_slope(pred, actual, confidence)
+    slope = fitted.slope if fitted is not None else None
     ratio = float(defined.max() / defined.min()) if defined.size > 1 and defined.min() > 0 else None
+    test = rs.breusch_pagan(pred, residual)
+    level = f"{confidence:.0%}"
+    mean_ci = rs.mean_interval(residual, confidence)
     metrics = {
         "mean_residual": Metric(float(residual.mean()), "Mean residual (actual − predicted)", direction="none",
                                 headline=True, description="Calibration in the large: 0 when the predictions are "
-                                "right on average."),
+                                "right on average.", ci=mean_ci, ci_method="Student's t" if mean_ci else None),
         "calibration_slope": Metric(slope, "Calibration slope", direction="none", description="The least-squares "
                                     "slope of the actual values on the predictions: 1 when a prediction's deviation "
-                                    "is matched on average; below 1, the predictions are too spread out."),
+                                    "is matched on average; below 1, the predictions are too spread out.",
+                                    ci=fitted.interval if fitted else None,
+                                    ci_method="t on n − 2 degrees of freedom with a heteroscedasticity-consistent "
+                                    "standard error (HC1)" if fitted else None),
         "residual_sd_ratio": Metric(ratio, "Residual SD, widest over narrowest decile", direction="lower",
                                     description="The residuals' SD in the prediction decile where it is largest, "
                                     "over the decile where it is smallest: 1 for errors of one size everywhere."),
+        "heteroscedasticity_p_value": Metric(
+            test.p_value if test else None, "Breusch–Pagan p-value", direction="higher",
+            description="Koenker's studentized Breusch–Pagan test: the squared residuals regressed on the "
+            "predictions, n R² against chi-squared with 1 degree of freedom"
+            + (f" (n R² = {test.statistic:.4g})" if test else "") + ". Small: the errors' spread changes along "
+            "the predictions."),
     }
     tables = [Table(
         "deciles", "Calibration by prediction decile",
@@ -483,20 +561,25 @@ def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
             members = groups.codes == code
             if members.any():
                 r = residual[members]
-                group_rows.append([column, label, int(members.sum()), float(r.mean()),
+                interval = rs.mean_interval(r, confidence) or (None, None)
+                group_rows.append([column, label, int(members.sum()), float(r.mean()), *interval,
                                    float(r.std(ddof=1)) if r.size > 1 else None])
     if group_rows:
-        tables.append(Table("groups", "Residuals within groups", ["Column", "Group", "Rows", "Mean residual",
-                                                                  "Residual SD"], group_rows,
-                            caption="A group whose mean residual is far from 0 is predicted too high or too low."))
+        tables.append(Table("groups", "Residuals within groups",
+                            ["Column", "Group", "Rows", "Mean residual", f"Mean {level} low", f"Mean {level} high",
+                             "Residual SD"], group_rows,
+                            caption="A group whose mean residual is far from 0 is predicted too high or too low "
+                            "(Student's t intervals)."))
     findings = []
-    if ratio is not None and ratio > SPREAD_RATIO and pred.size >= MIN_JUDGED_ROWS:
+    judged = test is not None and test.p_value <= 1 - confidence
+    if ratio is not None and ratio > SPREAD_RATIO and pred.size >= MIN_JUDGED_ROWS and judged:
         widest, narrowest = int(np.nanargmax(spread)) + 1, int(np.nanargmin(spread)) + 1
         findings.append(Finding(
             "warning", "heteroscedastic",
             f"The errors' spread depends on the prediction: the residual SD is {sentence_number(float(defined.max()))} "
             f"in prediction decile {widest} and {sentence_number(float(defined.min()))} in decile {narrowest} "
-            f"({ratio:.1f} times). One RMSE does not describe every prediction; report errors by range.",
+            f"({ratio:.1f} times; Breusch–Pagan p = {sentence_number(test.p_value if test else 1.0)}). One RMSE "
+            "does not describe every prediction; report errors by range.",
         ))
     chart = Chart(
         "reliability", "Mean actual against mean prediction, by decile", "curve",
