@@ -51,11 +51,6 @@ HEAVY = [
 #: (:func:`import_later`), while its model loads and its data streams (work that mostly runs
 #: outside the GIL). pandas is imported by no default audit: only where used.
 LATER = {"explain": ["auditor_plugins.explain.captum_attr"]}
-#: The same for large data only (a data file past :data:`LARGE_DATA_BYTES`): the calibration
-#: audit's isotonic fit needs SciPy past 20,000 distinct probabilities (0.4 s to import); on
-#: small data it does without, and importing it anyway slowed a 10k-row run by 0.3 s.
-LATER_LARGE = {"calibration": ["scipy.optimize"]}
-LARGE_DATA_BYTES = 8 << 20
 
 
 def _own_modules() -> list[str]:
@@ -120,18 +115,12 @@ def preload() -> None:
     _exit_without_teardown()
 
 
-def import_later(audits: list[str] | None, skip: list[str], data: Any = None) -> None:
+def import_later(audits: list[str] | None, skip: list[str]) -> None:
     """Start importing what :data:`LATER` lists for the selected audits (``--audits``, None:
     all; ``--skip``) on a daemon thread (in a run's process, never the server's, which must
     have no thread when it forks). The audit that needs a module waits for it on the import
     lock; a failure is left for that audit to meet and report."""
-    later = dict(LATER)
-    try:
-        if data is not None and os.path.isfile(data) and os.path.getsize(data) > LARGE_DATA_BYTES:
-            later.update(LATER_LARGE)
-    except (OSError, TypeError, ValueError):
-        pass
-    modules = [m for name, names in later.items() if name not in skip and (audits is None or name in audits)
+    modules = [m for name, names in LATER.items() if name not in skip and (audits is None or name in audits)
                for m in names]
     if not modules:
         return

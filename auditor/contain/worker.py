@@ -153,7 +153,7 @@ def main(job: Job, conn: Any, back: Any = None) -> None:
             _confine(job)
         from auditor.contain.server import import_later
 
-        import_later(job.cfg.audits, list(job.cfg.skip), job.cfg.data)  # while the model loads and the data stream
+        import_later(job.cfg.audits, list(job.cfg.skip))  # while the model loads and the data stream
         _run(job, channel, back)
     except KeyboardInterrupt:
         pass  # the parent was interrupted too, and ends the run

@@ -10,6 +10,7 @@ positive/negative rows at or above each; the rates follow, as scikit-learn defin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -26,16 +27,37 @@ class Sweep:
     def n(self) -> int:
         return self.positives + self.negatives
 
-    def rates(self) -> dict[str, np.ndarray]:
-        tp, fp = self.tp.astype(np.float64), self.fp.astype(np.float64)
+    @cached_property
+    def _float_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.tp.astype(np.float64), self.fp.astype(np.float64)
+
+    def _counts(self, at: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        tp, fp = self._float_counts
+        return (tp, fp) if at is None else (tp[at], fp[at])
+
+    def precision(self, at: np.ndarray | None = None) -> np.ndarray:
+        tp, fp = self._counts(at)
+        return np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+
+    def recall(self, at: np.ndarray | None = None) -> np.ndarray:
+        tp, _ = self._counts(at)
+        return tp / self.positives if self.positives else np.full_like(tp, np.nan)
+
+    def fpr(self, at: np.ndarray | None = None) -> np.ndarray:
+        _, fp = self._counts(at)
+        return fp / self.negatives if self.negatives else np.full_like(fp, np.nan)
+
+    def f1(self, at: np.ndarray | None = None) -> np.ndarray:
+        tp, fp = self._counts(at)
         fn = self.positives - tp
-        with np.errstate(invalid="ignore", divide="ignore"):
-            precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
-            recall = tp / self.positives if self.positives else np.full_like(tp, np.nan)
-            f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-            fpr = fp / self.negatives if self.negatives else np.full_like(fp, np.nan)
-        return {"precision": precision, "recall": recall, "f1": f1, "tpr": recall, "fpr": fpr,
-                "selection_rate": (tp + fp) / self.n}
+        return np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+
+    def rates(self, at: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Every rate at every threshold, or at the sweep's indices ``at`` only."""
+        tp, fp = self._counts(at)
+        recall = self.recall(at)
+        return {"precision": self.precision(at), "recall": recall, "f1": self.f1(at), "tpr": recall,
+                "fpr": self.fpr(at), "selection_rate": (tp + fp) / self.n}
 
 
 def sweep(p: np.ndarray, y: np.ndarray, descending: np.ndarray | None = None) -> Sweep:
@@ -50,15 +72,16 @@ def sweep(p: np.ndarray, y: np.ndarray, descending: np.ndarray | None = None) ->
                  positives=positives, negatives=int(scores.size - positives))
 
 
-def from_distinct(values: np.ndarray, count: np.ndarray, events: np.ndarray) -> Sweep:
-    """The sweep from each distinct probability (ascending) with its rows and events: what
-    :class:`auditor.stats.calibration.Ranked` gives after its one sort."""
-    tp = np.cumsum(events[::-1]).astype(np.int64) if values.size else np.zeros(0, np.int64)
-    fp = np.cumsum(count[::-1]).astype(np.int64) - tp if values.size else tp
-    positives = int(tp[-1]) if tp.size else 0
-    negatives = int(fp[-1]) if fp.size else 0
+def from_distinct(values: np.ndarray, rows_above: np.ndarray, events_above: np.ndarray) -> Sweep:
+    """The sweep from each distinct probability (ascending) with the rows and the events at or
+    above it: what :class:`auditor.stats.calibration.Ranked`'s prefix sums give without a pass."""
+    if values.size == 0:
+        return Sweep(thresholds=np.r_[np.inf], tp=np.zeros(1, np.int64), fp=np.zeros(1, np.int64), positives=0,
+                     negatives=0)
+    tp = np.rint(events_above[::-1]).astype(np.int64)
+    fp = rows_above[::-1].astype(np.int64) - tp
     return Sweep(thresholds=np.r_[np.inf, values[::-1]], tp=np.r_[0, tp], fp=np.r_[0, fp],
-                 positives=positives, negatives=negatives)
+                 positives=int(tp[-1]), negatives=int(fp[-1]))
 
 
 def at(s: Sweep, threshold: float) -> int:

@@ -2,22 +2,24 @@
 where should the decision threshold be?
 
 - **Calibration** (:mod:`auditor.stats.calibration`) of the positive class's probability
-  (binary) or of the predicted class's (multiclass, *top-label*): ECE over 15 equal-width bins
-  (torchmetrics' binning) and 15 equal-mass bins, Kumar et al.'s debiased ECE and debiased L2
-  error, the MCE, and the CORP decomposition of the Brier score into miscalibration,
-  discrimination and uncertainty; intervals from a cell bootstrap
+  (binary) or of the predicted class's (multiclass, *top-label*), all from one sort: ECE over
+  15 equal-width bins (torchmetrics' binning) and 15 equal-mass bins, Kumar et al.'s debiased
+  ECE (the audit's judgement: its interval covers the true error) and debiased L2 error, the
+  MCE, a calibration test, and the CORP decomposition of the Brier score into miscalibration,
+  discrimination and uncertainty; intervals from cell bootstraps
   (:mod:`auditor_plugins.calibration.intervals`). The reliability diagram is the isotonic
-  (CORP) recalibration curve with the equal-mass bins' points.
-- **Within groups**: the ECE of every group of every sensitive column, with its interval; a
-  group whose interval lies above ``max_ece`` while another group's lies below it is a finding.
+  (CORP) recalibration curve with the equal-mass bins' points and CORP's consistency band.
+- **Within groups**: the debiased ECE of every group of every sensitive column, with its
+  interval, and bin by bin; a group whose interval lies above ``max_ece`` while another
+  group's lies below it is a finding.
 - **Thresholds** (binary, :mod:`auditor.stats.thresholds`): precision, recall, F1, FPR and the
   selection rate at every threshold (a chart), and the thresholds that maximise F1 and
   Youden's J, reach ``target_recall`` or ``target_precision``, and minimise the expected cost
-  under ``costs``.
-
-- **Regression** (:func:`_regression`): the mean residual, the calibration slope, the residuals
-  by prediction decile and by group, and a finding when their spread changes along the
-  predictions.
+  under ``costs``, each with intervals (:mod:`auditor_plugins.calibration.threshold_intervals`).
+- **Class-wise** (multiclass): each class's probability one against the rest, with intervals.
+- **Regression** (:mod:`auditor_plugins.calibration.regression`): the mean residual, the
+  calibration slope, the residuals by prediction decile and by group, with intervals, and a
+  finding when their spread changes along the predictions.
 
 A run that kept tallies computes on the seeded sample of rows, as the runner says.
 """
@@ -34,10 +36,10 @@ from auditor.contract.plugin import Audit, Option
 from auditor.contract.result import AuditResult, Chart, Finding, Metric, Table, status_from_findings
 from auditor.contract.vocabulary import sentence_number
 from auditor.stats import calibration as cal
-from auditor.stats import residuals as rs
 from auditor.stats import thresholds as th
 from auditor.stats.bootstrap import make_rng
 from auditor_plugins.calibration.intervals import BRIER_RUNS, brier_intervals, intervals, reaching_zero
+from auditor_plugins.calibration.regression import regression_calibration
 from auditor_plugins.calibration.threshold_intervals import GROUPS, threshold_intervals
 
 if TYPE_CHECKING:
@@ -83,8 +85,8 @@ class CalibrationAudit(Audit):
                    "Brier decomposition, per group), and which decision threshold serves which goal.")
     needs = ("target",)
     options = (
-        Option("max_ece", "float", 0.05, "A group whose ECE interval lies above this while another's lies below "
-               "it is a finding; the whole data's too.", min=0.0, max=1.0),
+        Option("max_ece", "float", 0.05, "A group whose debiased ECE interval lies above this while another's "
+               "lies below it is a finding; the whole data's too.", min=0.0, max=1.0),
         Option("n_resamples", "int", 1000, "Bootstrap resamples per interval.", min=100, max=100_000),
         Option("confidence", "float", 0.95, "Confidence level of the intervals.", min=0.5, max=0.999),
         Option("target_recall", "float", 0.0, "Also report the highest threshold reaching this recall (0: none).",
@@ -105,7 +107,7 @@ class CalibrationAudit(Audit):
         if ctx.data.y is None:
             raise ValueError("the calibration audit needs the target column")
         if not ctx.task.is_classification:
-            return _regression(ctx, options)
+            return regression_calibration(ctx, options, MIN_JUDGED_ROWS)
         fp_cost, fn_cost = _costs(str(options["costs"]))
         return _Run(ctx, options, fp_cost, fn_cost).result()
 
@@ -171,7 +173,8 @@ class _Run:
             whole["ece_debiased"], "ECE, debiased", direction="lower", **self._ci(whole["debiased_ci"], debiased=True),
             description="The equal-mass ECE less its estimated bias from noisy bin means (Kumar, Liang & Ma 2019: "
             "2 ECE − the expected ECE over bin means redrawn from their normal approximation). The estimate of "
-            "the true error: the plug-in ECEs over-state it, most on few rows.")
+            "the true error: the plug-in ECEs over-state it, most on few rows. It can fall a little below 0 "
+            "(bins noisier than their gaps): read that as 0.")
         test: cal.Test = whole["test"]
         self.metrics["calibration_p_value"] = Metric(
             test.p_value, "Calibration test p-value", direction="higher",
@@ -244,11 +247,6 @@ class _Run:
         confidence = float(self.options["confidence"])
         band = cal.consistency_band(r, make_rng(self.ctx.seed, 42, 0), confidence)
         level = f"{confidence:.0%}"
-        self.metrics["outside_consistency_band"] = Metric(
-            band.outside(), "Rows outside the consistency band", direction="lower",
-            description=f"The share of rows where the isotonic recalibration leaves the {level} consistency band: "
-            "where the miscalibration is larger than chance would make it (pointwise, so calibrated "
-            f"probabilities leave it at about {1 - confidence:.0%} of the points too).")
         self.charts.append(Chart(
             "reliability", f"Reliability of {self.event}", "curve",
             {"x_label": "Predicted probability", "y_label": "Share of events", "diagonal": True,
@@ -263,7 +261,8 @@ class _Run:
             "the 15 equal-mass bins' mean probability and share of events. The shaded band is where the isotonic "
             f"curve of calibrated probabilities falls {level} of the time, point by point (CORP's consistency band: "
             f"{cal.BAND_REPLICATES} redraws of the events from the probabilities, over {band.x.size} runs of rows): "
-            f"the curve leaves it at {band.outside():.0%} of the rows.",
+            f"the curve leaves it at {band.outside():.0%} of the rows (pointwise: a calibrated model's leaves it at "
+            f"about {1 - confidence:.0%} on average; a Monte Carlo figure, which the seed moves a little).",
         ))
         width: cal.Bins = whole["width"]
         self.tables.append(Table(
@@ -282,12 +281,16 @@ class _Run:
         assert pred.proba is not None and self.ctx.data.y is not None
         y = np.asarray(self.ctx.data.y, dtype=np.int64)
         level = f"{float(self.options['confidence']):.0%}"
-        rows, eces = [], []
+        rows, eces, series = [], [], []
         for k, name in enumerate(self.ctx.task.class_names):
             p = np.asarray(pred.proba[:, k], dtype=np.float64)
             event = (y == k).astype(np.float64)
             found = self.figures(cal.rank(p, event), 1_000 + k)
             eces.append(found["ece"])
+            mass: cal.Bins = found["mass"]
+            filled = mass.count > 0
+            series.append((int(event.sum()), {"name": str(name), "x": [float(v) for v in mass.mean_p[filled]],
+                                              "y": [float(v) for v in mass.mean_y[filled]]}))
             rows.append([name, int(event.sum()), float(p.mean()), float(event.mean()), found["ece"],
                          *found["intervals"].ece, found["ece_debiased"], *found["debiased_ci"]])
         self.metrics["ece_classwise"] = Metric(
@@ -301,6 +304,15 @@ class _Run:
             caption="One class against the rest: a class whose mean probability differs from its share of rows "
             "is predicted too often or too rarely. Intervals as the whole data's (the plug-in ECE's: its spread; "
             "the debiased ECE's: of the true error); the mean over classes has none yet (the classes share rows).",
+        ))
+        shown = sorted(series, key=lambda item: -item[0])[:MAX_GROUP_SERIES]
+        self.charts.append(Chart(
+            "class_reliability", "Reliability of each class's probability", "curve",
+            {"x_label": "Predicted probability of the class", "y_label": "Share of rows of the class",
+             "diagonal": True, "series": [item[1] for item in shown]},
+            caption="One class against the rest, over 15 equal-mass bins of its probability"
+            + (f"; the {len(shown)} most frequent of {len(series)} classes." if len(shown) < len(series) else ".")
+            + " On the diagonal, the class's probability comes true as often as it says.",
         ))
 
     def _bin_rows(self, r: cal.Ranked) -> list[list[Any]]:
@@ -402,32 +414,36 @@ class _Run:
             ))
 
     def _thresholds(self) -> None:
-        s = th.from_distinct(*self.ranked.distinct)
+        s = th.from_distinct(*self.ranked.at_or_above())
         if s.positives == 0 or s.negatives == 0:
             self.notes.append(f"No thresholds: the data hold only {'negative' if s.positives == 0 else 'positive'} "
                               f"rows ({s.n:,}), and precision, recall and FPR need both classes.")
             return
-        rates = s.rates()
         fp_cost, fn_cost = self.costs
         cost = (fp_cost * s.fp + fn_cost * (s.positives - s.tp)) / s.n
+        best_f1, least_cost = th.best(s.f1()), int(np.argmin(cost))  # every threshold's F1, J and cost
         chosen: list[tuple[str, int | None]] = [
             ("0.5", th.at(s, 0.5)),
-            ("largest F1", th.best(rates["f1"])),
-            ("largest Youden's J (TPR − FPR)", th.best(rates["tpr"] - rates["fpr"])),
-            (f"least expected cost (fp {fp_cost:g}, fn {fn_cost:g})", int(np.argmin(cost))),
+            ("largest F1", best_f1),
+            ("largest Youden's J (TPR − FPR)", th.best(s.recall() - s.fpr())),
+            (f"least expected cost (fp {fp_cost:g}, fn {fn_cost:g})", least_cost),
         ]
         for key, goal, highest in (("target_recall", "recall", True), ("target_precision", "precision", False)):
             target = float(self.options[key])
             if target > 0:
-                chosen.append((f"{goal} at least {target:g}", th.reaching(rates[goal], target, highest)))
+                values = s.recall() if goal == "recall" else s.precision()
+                chosen.append((f"{goal} at least {target:g}", th.reaching(values, target, highest)))
+        picked = np.array([i for _, i in chosen if i is not None], dtype=np.int64)
+        at = {int(i): k for k, i in enumerate(picked)}
+        rates = s.rates(picked)  # the rates at the chosen thresholds
         table: list[list[Any]] = []
         for name, i in chosen:
             if i is None:
                 table.append([name, None, None, None, None, None, None, None])
                 continue
             threshold = 0.5 if name.startswith("0.5") else _threshold(s, i)  # 0.5: the same rows as the score at or above it
-            table.append([name, threshold, *(float(rates[k][i]) for k in ("precision", "recall", "f1", "fpr",
-                                                                          "selection_rate")), float(cost[i])])
+            table.append([name, threshold, *(float(rates[k][at[i]]) for k in ("precision", "recall", "f1", "fpr",
+                                                                              "selection_rate")), float(cost[i])])
         self.tables.append(Table(
             "thresholds", "Decision thresholds",
             ["Goal", "Threshold", "Precision", "Recall", "F1", "FPR", "Selection rate", "Expected cost"], table,
@@ -441,10 +457,10 @@ class _Run:
         confidence = float(self.options["confidence"])
         resamples = int(self.options["n_resamples"])
         spread = threshold_intervals(s, self.costs, targets, make_rng(self.ctx.seed, 41, 0), resamples, confidence)
-        j = rates["tpr"] - rates["fpr"]
-        figures = {"0.5": ("F1", rates["f1"]), "f1": ("F1", rates["f1"]), "youden": ("Youden's J", j),
-                   "cost": ("Expected cost", cost), "recall": ("Precision", rates["precision"]),
-                   "precision": ("Recall", rates["recall"])}
+        cost_at = cost[picked]
+        figures = {"0.5": ("F1", rates["f1"]), "f1": ("F1", rates["f1"]),
+                   "youden": ("Youden's J", rates["tpr"] - rates["fpr"]), "cost": ("Expected cost", cost_at),
+                   "recall": ("Precision", rates["precision"]), "precision": ("Recall", rates["recall"])}
         goals = ["0.5", "f1", "youden", "cost", *targets]
         level = f"{confidence:.0%}"
         rows: list[list[Any]] = []
@@ -453,7 +469,7 @@ class _Run:
             label, values = figures[goal]
             threshold = table[len(rows)][1]
             rows.append([name, threshold, *(found.threshold or (None, None)), label,
-                         None if i is None else float(values[i]), *(found.value or (None, None))])
+                         None if i is None else float(values[at[i]]), *(found.value or (None, None))])
         self.tables.append(Table(
             "threshold_intervals", "How firmly the data fix each threshold",
             ["Goal", "Threshold", f"Threshold {level} low", f"Threshold {level} high", "Figure", "Value",
@@ -471,128 +487,28 @@ class _Run:
             return {"ci": found, "ci_method": ci_method} if found is not None else {}
 
         self.metrics["best_f1_threshold"] = Metric(
-            _threshold(s, chosen[1][1]), "Threshold of largest F1", direction="none",
+            _threshold(s, best_f1), "Threshold of largest F1", direction="none",
             description="The threshold at which F1 is largest on these data.", **ci(spread["f1"].threshold))
         self.metrics["best_f1"] = Metric(
-            float(rates["f1"][chosen[1][1]]), "Largest F1 over thresholds", direction="higher",
+            float(rates["f1"][at[best_f1]]), "Largest F1 over thresholds", direction="higher",
             description="F1 at the threshold that maximises it on these data (optimistic for new data).",
             **ci(spread["f1"].value))
         self.metrics["least_cost_threshold"] = Metric(
-            _threshold(s, chosen[3][1]), "Threshold of least expected cost", direction="none",
+            _threshold(s, least_cost), "Threshold of least expected cost", direction="none",
             description=f"The threshold minimising fp {fp_cost:g} × false positives + fn {fn_cost:g} × false "
             "negatives on these data.", **ci(spread["cost"].threshold))
         self.metrics["least_expected_cost"] = Metric(
-            float(cost[chosen[3][1]]), "Least expected cost per row", direction="lower",
+            float(cost[least_cost]), "Least expected cost per row", direction="lower",
             description=f"fp {fp_cost:g} × false positives + fn {fn_cost:g} × false negatives, per row, at the "
             "least-cost threshold.", **ci(spread["cost"].value))
         keep = np.unique(np.linspace(1, s.thresholds.size - 1, min(s.thresholds.size - 1, MAX_POINTS)).astype(np.int64))
         x = [float(v) for v in s.thresholds[keep][::-1]]
+        rates = s.rates(keep)
         self.charts.append(Chart(
             "thresholds", "Rates against the threshold", "curve",
             {"x_label": "Threshold", "y_label": "Rate",
-             "series": [{"name": name, "x": x, "y": [float(v) for v in rates[key][keep][::-1]]}
+             "series": [{"name": name, "x": x, "y": [float(v) for v in rates[key][::-1]]}
                         for name, key in (("precision", "precision"), ("recall (TPR)", "recall"), ("F1", "f1"),
                                           ("FPR", "fpr"), ("selection rate", "selection_rate"))]},
             caption="Each rate when rows at or above the threshold are predicted positive.",
         ))
-
-
-#: A regression's residual SD in its widest prediction decile past this many times its narrowest
-#: is a finding (heteroscedastic errors: one error bar does not fit every prediction).
-SPREAD_RATIO = 2.0
-
-
-def _regression(ctx: AuditContext, options: Mapping[str, Any]) -> AuditResult:
-    """A regression's calibration: do the predictions match the actual values on average, along
-    the predictions (deciles) and in every group, and is the error's spread the same everywhere?"""
-    assert ctx.predictions.value is not None and ctx.data.y is not None
-    pred = np.asarray(ctx.predictions.value, dtype=np.float64)
-    actual = np.asarray(ctx.data.y, dtype=np.float64)
-    residual = actual - pred
-    order = cal.ascending(pred)
-    decile = cal.equal_mass_bins(pred, 10, order)
-    n_bins = int(decile.max()) + 1 if decile.size else 0
-    count = np.bincount(decile, minlength=n_bins).astype(np.float64)
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        return np.bincount(decile, weights=values, minlength=n_bins) / count
-
-    centred = residual - mean(residual)[decile]
-    with np.errstate(invalid="ignore", divide="ignore"):  # a decile of one row has no SD (NaN)
-        spread = np.sqrt(np.bincount(decile, weights=centred * centred, minlength=n_bins) / (count - 1))
-    defined = spread[np.isfinite(spread)]
-    confidence = float(options["confidence"])
-    fitted = rs.calibration_slope(pred, actual, confidence)
-    slope = fitted.slope if fitted is not None else None
-    ratio = float(defined.max() / defined.min()) if defined.size > 1 and defined.min() > 0 else None
-    test = rs.breusch_pagan(pred, residual)
-    level = f"{confidence:.0%}"
-    mean_ci = rs.mean_interval(residual, confidence)
-    metrics = {
-        "mean_residual": Metric(float(residual.mean()), "Mean residual (actual − predicted)", direction="none",
-                                headline=True, description="Calibration in the large: 0 when the predictions are "
-                                "right on average.", ci=mean_ci, ci_method="Student's t" if mean_ci else None),
-        "calibration_slope": Metric(slope, "Calibration slope", direction="none", description="The least-squares "
-                                    "slope of the actual values on the predictions: 1 when a prediction's deviation "
-                                    "is matched on average; below 1, the predictions are too spread out.",
-                                    ci=fitted.interval if fitted else None,
-                                    ci_method="t on n − 2 degrees of freedom with a heteroscedasticity-consistent "
-                                    "standard error (HC1)" if fitted else None),
-        "residual_sd_ratio": Metric(ratio, "Residual SD, widest over narrowest decile", direction="lower",
-                                    description="The residuals' SD in the prediction decile where it is largest, "
-                                    "over the decile where it is smallest: 1 for errors of one size everywhere."),
-        "heteroscedasticity_p_value": Metric(
-            test.p_value if test else None, "Breusch–Pagan p-value", direction="higher",
-            description="Koenker's studentized Breusch–Pagan test: the squared residuals regressed on the "
-            "predictions, n R² against chi-squared with 1 degree of freedom"
-            + (f" (n R² = {test.statistic:.4g})" if test else "") + ". Small: the errors' spread changes along "
-            "the predictions."),
-    }
-    tables = [Table(
-        "deciles", "Calibration by prediction decile",
-        ["Decile", "Rows", "Mean prediction", "Mean actual", "Mean residual", "Residual SD"],
-        [[k + 1, int(count[k]), float(mean(pred)[k]), float(mean(actual)[k]), float(mean(residual)[k]),
-          float(spread[k]) if np.isfinite(spread[k]) else None] for k in range(n_bins)],
-        caption="Rows in ten equal-size groups by their prediction; residual = actual − predicted.",
-    )]
-    group_rows = []
-    for column, groups in ctx.sensitive.items():
-        for code, label in enumerate(groups.labels):
-            members = groups.codes == code
-            if members.any():
-                r = residual[members]
-                interval = rs.mean_interval(r, confidence) or (None, None)
-                group_rows.append([column, label, int(members.sum()), float(r.mean()), *interval,
-                                   float(r.std(ddof=1)) if r.size > 1 else None])
-    if group_rows:
-        tables.append(Table("groups", "Residuals within groups",
-                            ["Column", "Group", "Rows", "Mean residual", f"Mean {level} low", f"Mean {level} high",
-                             "Residual SD"], group_rows,
-                            caption="A group whose mean residual is far from 0 is predicted too high or too low "
-                            "(Student's t intervals)."))
-    findings = []
-    judged = test is not None and test.p_value <= 1 - confidence
-    if ratio is not None and ratio > SPREAD_RATIO and pred.size >= MIN_JUDGED_ROWS and judged:
-        widest, narrowest = int(np.nanargmax(spread)) + 1, int(np.nanargmin(spread)) + 1
-        findings.append(Finding(
-            "warning", "heteroscedastic",
-            f"The errors' spread depends on the prediction: the residual SD is {sentence_number(float(defined.max()))} "
-            f"in prediction decile {widest} and {sentence_number(float(defined.min()))} in decile {narrowest} "
-            f"({ratio:.1f} times; Breusch–Pagan p = {sentence_number(test.p_value if test else 1.0)}). One RMSE "
-            "does not describe every prediction; report errors by range.",
-        ))
-    chart = Chart(
-        "reliability", "Mean actual against mean prediction, by decile", "curve",
-        {"x_label": "Mean prediction", "y_label": "Mean actual value", "diagonal": True,
-         "series": [{"name": "prediction deciles", "x": [float(v) for v in mean(pred)],
-                     "y": [float(v) for v in mean(actual)]}]},
-        caption="On the diagonal the predictions are right on average along their whole range.",
-    )
-    summary = (f"Mean residual {sentence_number(float(residual.mean()))}, calibration slope "
-               f"{sentence_number(slope) if slope is not None else 'undefined'}")
-    summary += (f"; residual SD from {sentence_number(float(defined.min()))} to {sentence_number(float(defined.max()))} "
-                "across the prediction deciles." if defined.size > 1 else
-                "; too few rows for the residual SD of more than one prediction decile.")
-    return AuditResult(audit=CalibrationAudit.name, title=CalibrationAudit.title, status=status_from_findings(findings),
-                       summary=summary, metrics=metrics, findings=findings, tables=tables, charts=[chart],
-                       options=dict(options))
