@@ -149,6 +149,7 @@ def main(job: Job, conn: Any, back: Any = None) -> None:
         from auditor.run import heap
 
         heap.one_arena()  # a run's process: what threads free is shared, before any thread starts
+        heap.small_pages()
         if job.confine:
             _confine(job)
         from auditor.contain.server import import_later
