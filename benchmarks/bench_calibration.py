@@ -92,7 +92,7 @@ def speed(sizes: list[int], repeats: int) -> None:
     print(f"{'rows':>10}  {'median s':>9}  {'min s':>7}  {'max s':>7}")
     for n in sizes:
         ctx = synthetic_context(n)
-        audit.run(ctx, options)  # warm-up: imports (SciPy's isotonic fit past 20,000 distinct values)
+        audit.run(ctx, options)  # warm-up: imports, first-touch allocations
         times = []
         for _ in range(repeats):
             start = time.perf_counter()

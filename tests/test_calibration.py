@@ -17,7 +17,7 @@ from sklearn.metrics import brier_score_loss, f1_score, roc_curve
 
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
-from auditor_plugins.calibration.intervals import brier_intervals, intervals, reaching_zero
+from auditor_plugins.calibration.intervals import intervals, reaching_zero
 from auditor_plugins.calibration.threshold_intervals import threshold_intervals
 
 
@@ -133,9 +133,8 @@ def test_the_convex_minorant_is_the_pool_adjacent_violators_fit(size):
 
 def test_the_ranked_rows_give_the_row_level_figures():
     """The audit reads every figure off one sort (prefix sums over the sorted rows); the same
-    figures from the rows themselves, bin by bin (ties at a bin's edge included)."""
+    figures from the rows themselves, bin by bin."""
     p, y = _data(5_000, 6, distort=1.2)
-    p[::3] = np.round(p[::3], 2)
     ranked = cal.rank(p, y)
     for rows, by_rank in ((cal.equal_width_bins(p), ranked.runs(cal.width_bounds(ranked))),
                           (cal.equal_mass_bins(p), ranked.runs(cal.mass_bounds(p.size)))):
@@ -152,53 +151,35 @@ def test_the_ranked_rows_give_the_row_level_figures():
     assert np.allclose(np.interp(p, values, fitted), cal.isotonic(p, y))
 
 
-def test_the_consistency_band_is_corps_redraw_of_every_row_and_refit():
-    """CORP's consistency band, by its definition: each row's event redrawn from its own
-    probability, scikit-learn's isotonic regression refitted on the rows, pointwise 2.5% and
-    97.5% quantiles. With 19 distinct probabilities every run is one of them, so the band's
-    Binomial draw per run is that same redraw, summed."""
-    rng = np.random.default_rng(8)
-    n = 2_000
-    p = rng.choice(np.linspace(0.05, 0.95, 19), n)
-    y = (rng.random(n) < p).astype(np.float64)
-    band = cal.consistency_band(cal.rank(p, y), np.random.default_rng(0), 0.95, replicates=1_000)
-    values = np.unique(p)
-    assert np.allclose(band.x, values)
-    redraws = np.random.default_rng(1)
-    refits = []
-    for _ in range(1_000):
-        events = (redraws.random(n) < p).astype(np.float64)
-        fit = IsotonicRegression(y_min=0, y_max=1).fit(p, events)
-        refits.append(fit.predict(values))
-    low, high = np.quantile(refits, [0.025, 0.975], axis=0)
-    assert np.allclose(band.low, low, atol=0.025) and np.allclose(band.high, high, atol=0.025)
-    assert np.allclose(band.fitted, IsotonicRegression(y_min=0, y_max=1).fit(p, y).predict(values))
-
-
-def test_the_consistency_band_holds_calibrated_curves_and_not_miscalibrated_ones():
-    calibrated = cal.consistency_band(cal.rank(*_data(5_000, 12)), np.random.default_rng(0), 0.95)
-    assert calibrated.outside() < 0.25
-    off = cal.consistency_band(cal.rank(*_data(5_000, 12, distort=1.6)), np.random.default_rng(0), 0.95)
-    assert off.outside() > 0.6
-
-
-def test_the_brier_terms_intervals_equal_a_row_bootstrap_of_the_decomposition():
-    """The cell bootstrap (50 runs x label, the isotonic curve refitted on runs, centred)
-    against the plain one: 1,000 redraws of the rows, each decomposed by scikit-learn-equal
-    isotonic regression on its rows."""
-    p, y = _data(2_000, 14, distort=1.3)
+def test_a_bin_edge_inside_tied_probabilities_takes_its_share_of_their_events():
+    """Ties: a risk scale's few values, 15 equal-mass bins. A bin edge inside a run of tied
+    rows gives each side the run's events in proportion (within one event), not the file's
+    order; the equal-width bins, the decomposition and the sweep never split a run."""
+    rng = np.random.default_rng(16)
+    p = rng.choice([0.1, 0.3, 0.55, 0.8], 3_001)
+    y = (rng.random(p.size) < p).astype(np.float64)
     ranked = cal.rank(p, y)
-    estimate, _, _ = cal.ranked_decomposition(ranked)
-    found = brier_intervals(ranked, estimate, np.random.default_rng(0), 1_000, 0.95)
-    loop, terms = np.random.default_rng(1), []
-    for _ in range(1_000):
-        rows = loop.integers(0, p.size, p.size)
-        parts = cal.decomposition(p[rows], y[rows], cal.isotonic(p[rows], y[rows]))
-        terms.append((parts.mcb, parts.dsc, parts.unc))
-    low, high = np.quantile(terms, [0.025, 0.975], axis=0)
-    for k, key in enumerate(("mcb", "dsc", "unc")):
-        assert getattr(found, key) == pytest.approx((low[k], high[k]), abs=0.0015), key
-        assert getattr(found, key)[0] < getattr(estimate, key) < getattr(found, key)[1]
+    bounds = cal.mass_bounds(p.size)
+    events = ranked.runs(bounds).mean_y * np.diff(bounds)
+    value_of_row = np.sort(p)
+    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        share = 0.0
+        for v in np.unique(value_of_row[a:b]):
+            run = value_of_row == v
+            share += y[p == v].sum() * np.sum(run[a:b]) / run.sum()
+        assert abs(events[k] - share) <= 1.0, k
+    width = ranked.runs(cal.width_bounds(ranked))
+    by_row = cal.binned(p, y, cal.equal_width_bins(p), cal.N_BINS)
+    assert np.allclose(width.mean_y[width.count > 0], by_row.mean_y[by_row.count > 0], atol=1e-12)
+
+
+def test_the_ranked_figures_do_not_depend_on_the_order_of_the_rows():
+    p, y = _data(4_000, 17, distort=1.3)
+    p[::2] = np.round(p[::2], 2)
+    shuffled = np.random.default_rng(0).permutation(p.size)
+    one, other = cal.rank(p, y), cal.rank(p[shuffled], y[shuffled])
+    for field in ("p", "cum_p", "cum_y", "cum_py", "cum_var", "starts"):
+        assert np.array_equal(getattr(one, field), getattr(other, field)), field
 
 
 def test_the_debiased_ece_is_kumar_et_als_redraws_in_the_limit():

@@ -9,7 +9,8 @@ probability and whether the prediction was right.
   ``p``; equal-width bins as torchmetrics' ``CalibrationError`` bins them (``n_bins`` bins of
   [0, 1], ``torch.bucketize(p, edges, right=True) − 1``, the last bin closed), or equal-mass
   bins (sorted rows split into ``n_bins`` runs of sizes differing by at most one, as
-  ``numpy.array_split``). **MCE**: the largest bin's gap.
+  ``numpy.array_split``; :class:`Ranked` spreads a run of ties' events evenly through it, so
+  an edge inside the run takes its share). **MCE**: the largest bin's gap.
 - **Debiased ECE** (Kumar, Liang & Ma, "Verified uncertainty calibration", NeurIPS 2019, their
   ``normal_debiased_ce``): a plug-in ECE over-states the error, because every bin's mean label
   is noisy; each bin's mean label is redrawn ``draws`` times from a normal with the binomial
@@ -82,11 +83,16 @@ def equal_mass_bins(p: np.ndarray, n_bins: int = N_BINS, order: np.ndarray | Non
 
 @dataclass(frozen=True)
 class Ranked:
-    """The rows in increasing order of ``p`` (ties by row order), with prefix sums, so that the
-    counts and sums of any run of sorted rows (a bin, a distinct value) cost two lookups: what
-    the audit computes every figure from at any number of rows, after the one sort."""
+    """The rows in increasing order of ``p``, with prefix sums, so that the counts and sums of
+    any run of sorted rows (a bin, a distinct value) cost two lookups: what the audit computes
+    every figure from at any number of rows, after the one sort.
 
-    order: np.ndarray
+    Within a run of tied probabilities the order of the rows is not the file's: the run's
+    events are spread evenly through it (the ``⌊(j + 1) e / c⌋ − ⌊j e / c⌋`` pattern), so that a
+    bin edge falling inside the run takes its share of the events, whatever order the rows came
+    in. Every figure is then the same for any order of the same rows (the ECE over equal-mass
+    bins of a risk scale's few values too), and the sort need not be stable."""
+
     p: np.ndarray  # sorted
     cum_p: np.ndarray  # prefix sums, n + 1 long: Σ p, Σ y, Σ p·y, Σ p·(1 − p) of the first i rows
     cum_y: np.ndarray
@@ -126,19 +132,39 @@ class Ranked:
         return self.p[self.starts], np.diff(bounds).astype(np.float64), self.cum_y[bounds[1:]] - self.cum_y[bounds[:-1]]
 
 
-def rank(p: np.ndarray, y: np.ndarray, order: np.ndarray | None = None) -> Ranked:
-    order = ascending(p) if order is None else order
-    sorted_p, sorted_y = p[order], y[order].astype(np.float64)
+def _spread_ties(sorted_y: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``sorted_y`` with each run of tied rows' events spread evenly through the run (in place;
+    the rows of runs of one are left as they are)."""
+    count = np.diff(np.r_[starts, sorted_y.size])
+    tied = np.flatnonzero(count > 1)
+    if tied.size == 0:
+        return sorted_y
+    events = np.add.reduceat(sorted_y, starts)[tied].astype(np.int64)
+    c = count[tied]
+    run = np.repeat(np.arange(tied.size), c)
+    j = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+    e, size = events[run], c[run]
+    sorted_y[starts[tied][run] + j] = ((j + 1) * e) // size - (j * e) // size
+    return sorted_y
 
+
+def _ranked(sorted_p: np.ndarray, sorted_y: np.ndarray, starts: np.ndarray) -> Ranked:
     def prefix(values: np.ndarray) -> np.ndarray:
         out = np.empty(values.size + 1)
         out[0] = 0.0
         np.cumsum(values, out=out[1:])
         return out
 
-    starts = np.r_[0, np.flatnonzero(sorted_p[1:] != sorted_p[:-1]) + 1] if sorted_p.size else np.zeros(0, np.int64)
-    return Ranked(order, sorted_p, prefix(sorted_p), prefix(sorted_y), prefix(sorted_p * sorted_y),
+    return Ranked(sorted_p, prefix(sorted_p), prefix(sorted_y), prefix(sorted_p * sorted_y),
                   prefix(sorted_p * (1.0 - sorted_p)), starts)
+
+
+def rank(p: np.ndarray, y: np.ndarray) -> Ranked:
+    """The rows ranked by ``p`` (NumPy's default sort: the order within ties does not matter)."""
+    order = np.argsort(p)
+    sorted_p, sorted_y = p[order], np.asarray(y, dtype=np.float64)[order]
+    starts = np.r_[0, np.flatnonzero(sorted_p[1:] != sorted_p[:-1]) + 1] if sorted_p.size else np.zeros(0, np.int64)
+    return _ranked(sorted_p, _spread_ties(sorted_y, starts), starts)
 
 
 def width_bounds(r: Ranked, n_bins: int = N_BINS) -> np.ndarray:
