@@ -306,7 +306,9 @@ def test_the_audit_finds_the_group_whose_probabilities_mean_something_else(tmp_p
     assert {c["name"] for c in audit["charts"]} == {"reliability", "thresholds", "group_reliability_site"}
     bins = [row for row in next(t for t in audit["tables"] if t["name"] == "group_bins")["rows"] if row[1] == "b"]
     in_b = site == "b"
-    by_pandas = pd.DataFrame({"bin": np.clip(np.floor(scores[in_b] * 15), 0, 14), "event": event[in_b]}).groupby("bin")
+    cuts = np.unique(np.sort(scores)[(np.arange(1, 5) * n) // 5])  # quintiles of every row's probability
+    by_pandas = pd.DataFrame({"bin": np.searchsorted(cuts, scores[in_b], side="right"),
+                              "event": event[in_b]}).groupby("bin")
     assert [row[3] for row in bins] == by_pandas.size().tolist()
     assert np.allclose([row[5] for row in bins], by_pandas["event"].mean(), atol=1e-12)
     assert all(low <= share <= high for *_, share, low, high in bins)

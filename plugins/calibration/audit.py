@@ -51,6 +51,8 @@ MAX_POINTS = 200
 MIN_GROUP_ROWS = 30
 #: Groups drawn in a chart of calibration within groups, at most (the largest).
 MAX_GROUP_SERIES = 8
+#: Bands of the probability (its quintiles over all rows) in the table within groups.
+GROUP_BANDS = 5
 #: Rows needed to judge calibration (a finding): about 13 a bin. Fewer rows give an ECE biased
 #: upward (2 rows a bin: COMPAS's 32 Asian defendants read 0.17 on scores calibrated to 0.01
 #: over everyone), and its bootstrap interval inherits the bias.
@@ -317,15 +319,19 @@ class _Run:
 
     def _bin_rows(self, r: cal.Ranked) -> list[list[Any]]:
         """A group's calibration bin by bin: each score value when the whole data's probabilities
-        take at most 15 values (a risk scale: each score's share of events), else the 15
-        equal-width bins; with a Wilson interval of each share of events."""
+        take at most 15 values (a risk scale: each score's share of events), else the whole
+        data's probability quintiles, the same five bands for every group (15 bins a group made
+        the table longer than the report); with a Wilson interval of each share of events."""
         values, _, _ = self.ranked.distinct
         if values.size <= cal.N_BINS:
             bounds = np.r_[np.searchsorted(r.p, values, side="left"), r.n]
             names = [f"p = {v:.4g}" for v in values]
         else:
-            bounds = cal.width_bounds(r)
-            names = [f"{k / cal.N_BINS:.3f}–{(k + 1) / cal.N_BINS:.3f}" for k in range(cal.N_BINS)]
+            whole = self.ranked.p
+            cuts = np.unique(whole[(np.arange(1, GROUP_BANDS) * whole.size) // GROUP_BANDS])
+            bounds = np.r_[0, np.searchsorted(r.p, cuts, side="left"), r.n]
+            edges = [float(whole[0]), *(float(c) for c in cuts), float(whole[-1])]
+            names = [f"{low:.3g}–{high:.3g}" for low, high in zip(edges, edges[1:])]
         bins = r.runs(bounds)
         z = NormalDist().inv_cdf(0.5 + float(self.options["confidence"]) / 2)
         out = []
@@ -386,12 +392,14 @@ class _Run:
     def _group_bins(self, by_bin: list[list[Any]], level: str) -> None:
         """The calibration-within-groups table bin by bin, and a chart of it per column."""
         self.tables.append(Table(
-            "group_bins", "Calibration within groups, bin by bin",
+            "group_bins", "Calibration within groups, band by band",
             ["Column", "Group", "Bin", "Rows", "Mean probability", "Share of events", f"Share {level} low",
              f"Share {level} high"], by_bin,
             caption=f"Within each group, how often the event happened at each level of {self.event}: calibrated "
             "within the group when the share of events matches the mean probability. Bins: each score value when "
-            "the probabilities take 15 values or fewer (a risk scale), else 15 equal-width bins. Wilson intervals.",
+            f"the probabilities take 15 values or fewer (a risk scale), else the {GROUP_BANDS} quintiles of the "
+            "probability over all rows, the same bands for every group (a band starts at its low end). Wilson "
+            "intervals.",
         ))
         for column in self.ctx.sensitive:
             mine = [row for row in by_bin if row[0] == column]
@@ -408,7 +416,7 @@ class _Run:
                 f"group_reliability_{column}", f"Reliability of {self.event} within {column}", "curve",
                 {"x_label": "Mean predicted probability", "y_label": "Share of events", "diagonal": True,
                  "series": series},
-                caption="Each group's share of events against its mean probability, bin by bin (the table above)"
+                caption="Each group's share of events against its mean probability, band by band (the table above)"
                 + (f"; the {len(shown)} largest groups ({left_out} smaller left out)." if left_out else ".")
                 + " Lines on the diagonal together: the same score means the same chance in every group.",
             ))
