@@ -218,3 +218,23 @@ def test_a_model_that_never_returns_is_stopped_by_the_inference_timeout_under_ra
     assert time.monotonic() - started < 90
     assert_clean_input_error(result, "within 3 s (--inference-timeout) in a Ray worker")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_transform_runs_in_every_ray_model_process(breast_cancer, tmp_path):
+    """``--transform`` under Ray: each actor's confined model process imports the user's module
+    (from ``--model-path``) and applies it to every slice; the report equals the stream
+    engine's with the same transform, code section included."""
+    frame = breast_cancer.frame.copy()
+    frame[breast_cancer.features] = frame[breast_cancer.features] / 2  # the data in other units
+    data = tmp_path / "halved.parquet"
+    pq.write_table(pa.Table.from_pandas(frame), data, row_group_size=100)
+    (tmp_path / "units.py").write_text("def doubled(x):\n    return x * 2\n")
+    extra = ("--transform", "units:doubled", "--model-path", str(tmp_path), "--audits", "metrics,calibration")
+    stream = _audit(breast_cancer.folder / "model.pt", data, tmp_path / "stream", *extra)
+    on_ray = _audit(breast_cancer.folder / "model.pt", data, tmp_path / "ray", "--engine", "ray", *extra)
+    assert _outside_run(on_ray) == _outside_run(stream)
+    assert [c["spec"] for c in on_ray["code"] if c["option"] == "--transform"] == ["units:doubled"]
+    plain = _audit(breast_cancer.folder / "model.pt", breast_cancer.folder / "test.csv", tmp_path / "plain",
+                   "--audits", "metrics")
+    assert on_ray["audits"]["metrics"]["metrics"]["accuracy"]["value"] == pytest.approx(
+        plain["audits"]["metrics"]["metrics"]["accuracy"]["value"], abs=1e-12)
