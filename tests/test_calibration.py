@@ -17,7 +17,7 @@ from sklearn.metrics import brier_score_loss, f1_score, roc_curve
 
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
-from auditor_plugins.calibration.intervals import intervals, reaching_zero
+from auditor_plugins.calibration.intervals import brier_intervals, classwise_interval, intervals, reaching_zero
 from auditor_plugins.calibration.threshold_intervals import threshold_intervals
 
 
@@ -180,6 +180,74 @@ def test_the_ranked_figures_do_not_depend_on_the_order_of_the_rows():
     one, other = cal.rank(p, y), cal.rank(p[shuffled], y[shuffled])
     for field in ("p", "cum_p", "cum_y", "cum_py", "cum_var", "starts"):
         assert np.array_equal(getattr(one, field), getattr(other, field)), field
+
+
+def test_the_mean_class_wise_eces_interval_equals_a_joint_row_bootstrap():
+    """The classes share rows: the rows are redrawn once for all classes. Against 1,000 plain
+    redraws of the rows, each class's ECE recomputed from scratch."""
+    rng = np.random.default_rng(19)
+    proba = rng.dirichlet([2, 2, 2], 400)
+    sharpened = proba**1.5 / (proba**1.5).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(3, p=row) for row in sharpened])
+
+    def mean_ece(p, labels):
+        return np.mean([cal.ece(cal.binned(p[:, c], (labels == c).astype(float), cal.equal_width_bins(p[:, c]),
+                                           cal.N_BINS)) for c in range(3)])
+
+    found = classwise_interval(proba, y, np.random.default_rng(0), 1_000, 0.95)
+    loop = np.random.default_rng(1)
+    redrawn = [mean_ece(proba[rows], y[rows]) for rows in (loop.integers(0, 400, 400) for _ in range(1_000))]
+    assert found == pytest.approx(tuple(np.quantile(redrawn, [0.025, 0.975])), abs=0.006)
+    assert found[0] < mean_ece(proba, y) < found[1]
+
+
+def test_the_consistency_band_is_corps_redraw_of_every_row_and_refit():
+    """CORP's consistency band, by its definition: each row's event redrawn from its own
+    probability, scikit-learn's isotonic regression refitted on the rows, pointwise 2.5% and
+    97.5% quantiles. With 19 distinct probabilities every run is one of them, so the band's
+    Binomial draw per run is that same redraw, summed."""
+    rng = np.random.default_rng(8)
+    n = 2_000
+    p = rng.choice(np.linspace(0.05, 0.95, 19), n)
+    y = (rng.random(n) < p).astype(np.float64)
+    band = cal.consistency_band(cal.rank(p, y), np.random.default_rng(0), 0.95, replicates=1_000)
+    values = np.unique(p)
+    assert np.allclose(band.x, values)
+    redraws = np.random.default_rng(1)
+    refits = []
+    for _ in range(1_000):
+        events = (redraws.random(n) < p).astype(np.float64)
+        fit = IsotonicRegression(y_min=0, y_max=1).fit(p, events)
+        refits.append(fit.predict(values))
+    low, high = np.quantile(refits, [0.025, 0.975], axis=0)
+    assert np.allclose(band.low, low, atol=0.025) and np.allclose(band.high, high, atol=0.025)
+    assert np.allclose(band.fitted, IsotonicRegression(y_min=0, y_max=1).fit(p, y).predict(values))
+
+
+def test_the_consistency_band_holds_calibrated_curves_and_not_miscalibrated_ones():
+    calibrated = cal.consistency_band(cal.rank(*_data(5_000, 12)), np.random.default_rng(0), 0.95)
+    assert calibrated.outside() < 0.25
+    off = cal.consistency_band(cal.rank(*_data(5_000, 12, distort=1.6)), np.random.default_rng(0), 0.95)
+    assert off.outside() > 0.6
+
+
+def test_the_brier_terms_intervals_equal_a_row_bootstrap_of_the_decomposition():
+    """The cell bootstrap (50 runs x label, the isotonic curve refitted on runs, centred)
+    against the plain one: 1,000 redraws of the rows, each decomposed by scikit-learn-equal
+    isotonic regression on its rows."""
+    p, y = _data(2_000, 14, distort=1.3)
+    ranked = cal.rank(p, y)
+    estimate, _, _ = cal.ranked_decomposition(ranked)
+    found = brier_intervals(ranked, estimate, np.random.default_rng(0), 1_000, 0.95)
+    loop, terms = np.random.default_rng(1), []
+    for _ in range(1_000):
+        rows = loop.integers(0, p.size, p.size)
+        parts = cal.decomposition(p[rows], y[rows], cal.isotonic(p[rows], y[rows]))
+        terms.append((parts.mcb, parts.dsc, parts.unc))
+    low, high = np.quantile(terms, [0.025, 0.975], axis=0)
+    for k, key in enumerate(("mcb", "dsc", "unc")):
+        assert getattr(found, key) == pytest.approx((low[k], high[k]), abs=0.0015), key
+        assert getattr(found, key)[0] < getattr(estimate, key) < getattr(found, key)[1]
 
 
 def test_the_debiased_ece_is_kumar_et_als_redraws_in_the_limit():
@@ -474,6 +542,8 @@ def test_a_multiclass_model_gets_top_label_and_class_wise_calibration(wine, tmp_
         counts = np.histogram(proba[:, k], bins=np.linspace(0, 1, 16))[0]
         eces.append(np.sum(counts[counts > 0] / y.size * np.abs(prob_true - prob_pred)))
     assert audit["metrics"]["ece_classwise"]["value"] == pytest.approx(np.mean(eces), abs=1e-4)
+    low, high = audit["metrics"]["ece_classwise"]["ci"]
+    assert low < audit["metrics"]["ece_classwise"]["value"] < high
     classes = next(t for t in audit["tables"] if t["name"] == "classes")["rows"]
     assert [row[4] for row in classes] == pytest.approx(eces, abs=1e-4)
     assert all(row[5] <= row[4] <= row[6] and 0 <= row[8] <= row[9] for row in classes)

@@ -38,7 +38,14 @@ from auditor.contract.vocabulary import sentence_number
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
 from auditor.stats.bootstrap import make_rng
-from auditor_plugins.calibration.intervals import BRIER_RUNS, brier_intervals, intervals, reaching_zero
+from auditor_plugins.calibration.intervals import (
+    BRIER_RUNS,
+    MAX_TYPES,
+    brier_intervals,
+    classwise_interval,
+    intervals,
+    reaching_zero,
+)
 from auditor_plugins.calibration.regression import regression_calibration
 from auditor_plugins.calibration.threshold_intervals import GROUPS, threshold_intervals
 
@@ -295,17 +302,26 @@ class _Run:
                                               "y": [float(v) for v in mass.mean_y[filled]]}))
             rows.append([name, int(event.sum()), float(p.mean()), float(event.mean()), found["ece"],
                          *found["intervals"].ece, found["ece_debiased"], *found["debiased_ci"]])
+        resamples = int(self.options["n_resamples"])
+        joint = classwise_interval(np.asarray(pred.proba, dtype=np.float64), y, make_rng(self.ctx.seed, 44, 0),
+                                   resamples, float(self.options["confidence"]))
         self.metrics["ece_classwise"] = Metric(
             float(np.mean(eces)), "Class-wise ECE (mean over classes)", direction="lower",
             description="The mean over classes of the ECE of each class's probability against whether the row "
-            "is of that class (15 equal-width bins): Kumar et al.'s marginal calibration error, L1.")
+            "is of that class (15 equal-width bins): Kumar et al.'s marginal calibration error, L1.",
+            ci=joint, ci_method=(f"bootstrap of the rows pooled by type (label and bin in every class), {resamples} "
+                                 f"resamples, seed {self.ctx.seed}, percentile: the plug-in estimate's spread")
+            if joint is not None else None)
+        if joint is None:
+            self.notes.append(f"No interval on the mean class-wise ECE: past {MAX_TYPES:,} row types (label and bin "
+                              "in every class) or 13 classes, the joint bootstrap is not run.")
         self.tables.append(Table(
             "classes", "Calibration of each class's probability",
             ["Class", "Rows of the class", "Mean probability", "Share of rows", "ECE", f"ECE {level} low",
              f"ECE {level} high", "ECE, debiased", f"Debiased {level} low", f"Debiased {level} high"], rows,
             caption="One class against the rest: a class whose mean probability differs from its share of rows "
             "is predicted too often or too rarely. Intervals as the whole data's (the plug-in ECE's: its spread; "
-            "the debiased ECE's: of the true error); the mean over classes has none yet (the classes share rows).",
+            "the debiased ECE's: of the true error).",
         ))
         shown = sorted(series, key=lambda item: -item[0])[:MAX_GROUP_SERIES]
         self.charts.append(Chart(

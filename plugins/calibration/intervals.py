@@ -172,3 +172,45 @@ def brier_intervals(r: Ranked, estimate: Decomposition, rng: np.random.Generator
     tail = (1 - confidence) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail], axis=0)
     return BrierIntervals(*((float(a), float(b)) for a, b in zip(low, high)))
+
+
+#: Row types (label x each class's equal-width bin) up to which the class-wise ECEs' mean gets a
+#: joint interval; past it the bootstrap's matrix would cost seconds, and no interval is given.
+MAX_TYPES = 20_000
+
+
+def classwise_interval(proba: np.ndarray, y: np.ndarray, rng: np.random.Generator, resamples: int,
+                       confidence: float) -> tuple[float, float] | None:
+    """The percentile interval of the mean over classes of each class's one-vs-rest ECE (15
+    equal-width bins): the classes share rows, so the rows are redrawn jointly. A row's *type*
+    is its label and its bin in every class's probability; a replicate draws the types' counts
+    (a multinomial over the rows), each type keeping its rows' summed probabilities, so every
+    class's bins follow from one matrix product. None past :data:`MAX_TYPES` types or 13
+    classes (the type's code would not fit in 64 bits)."""
+    n, k = proba.shape
+    if k > 13 or n == 0:
+        return None
+    edges = np.linspace(0.0, 1.0, N_BINS + 1)
+    bins = np.clip(np.searchsorted(edges, proba.ravel(), side="right") - 1, 0, N_BINS - 1).reshape(n, k)
+    code = y.astype(np.int64) * N_BINS**k + bins @ (N_BINS ** np.arange(k, dtype=np.int64))
+    types, first, inverse, counts = np.unique(code, return_index=True, return_inverse=True, return_counts=True)
+    if types.size > MAX_TYPES:
+        return None
+    sums = np.stack([np.bincount(inverse, weights=proba[:, c], minlength=types.size) for c in range(k)], axis=1)
+    label, type_bins = y[first].astype(np.int64), bins[first]
+    one_hot = np.eye(N_BINS)
+    # per class: each type's contribution to a bin's rows, events and summed probability, per drawn row
+    columns = []
+    for c in range(k):
+        hot = one_hot[type_bins[:, c]]  # types x bins
+        columns += [hot, hot * (label == c)[:, None], hot * (sums[:, c] / counts)[:, None]]
+    design = np.concatenate(columns, axis=1)  # types x (3 k bins)
+    estimates = []
+    for start in range(0, resamples, _BLOCK):
+        b = min(_BLOCK, resamples - start)
+        drawn = rng.multinomial(n, counts / n, size=b).astype(np.float64)
+        parts = (drawn @ design).reshape(b, k, 3, N_BINS)
+        estimates.append(np.abs(parts[:, :, 1] - parts[:, :, 2]).sum(axis=2).mean(axis=1) / n)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(np.concatenate(estimates), [tail, 1 - tail])
+    return float(low), float(high)
