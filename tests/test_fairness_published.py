@@ -13,9 +13,9 @@ meaning decile score >= 5 and truth meaning two-year recidivism:
 and the other side of the dispute, calibration within groups: "about 60 percent of those
 classified as higher risk went on to commit new crimes, a rate that was the same for both
 black and white defendants" (ProPublica, "ProPublica Responds to Company's Critique of Machine
-Bias Story", July 2016); Northpointe's positive predictive values, 0.63 for black and 0.59 for
-white defendants (Dieterich, Mendoza & Brennan, "COMPAS Risk Scales: Demonstrating Accuracy
-Equity and Predictive Parity", 2016).
+Bias Story", July 2016); the positive predictive values quoted from Northpointe's response,
+0.63 for black and 0.59 for white defendants (Dieterich, Mendoza & Brennan, "COMPAS Risk
+Scales: Demonstrating Accuracy Equity and Predictive Parity", 2016).
 """
 
 from __future__ import annotations
