@@ -407,6 +407,22 @@ def test_a_calibrated_model_on_few_rows_is_not_called_miscalibrated(tmp_path):
     assert metrics["ece"]["ci"][0] > 0.05  # the plug-in's interval alone would have judged it miscalibrated
     assert metrics["ece_debiased"]["ci"][0] == 0.0 and metrics["calibration_p_value"]["value"] > 0.05
     assert audit["findings"] == [] and audit["status"] == "pass"
+    assert "(not detectably miscalibrated)" in audit["summary"]
+
+
+def test_the_summary_says_whether_the_miscalibration_is_detectable_and_how_large():
+    """Many rows detect a small miscalibration: the summary says it is detectable but under
+    max_ece, where the p-value alone would read as alarming."""
+    from auditor.testing import make_context
+    from auditor_plugins.calibration.audit import CalibrationAudit
+
+    p, y = _data(50_000, 20, distort=1.05)
+    result = CalibrationAudit().run(make_context(y=y.astype(int), proba=p), CalibrationAudit.defaults())
+    assert result.metrics["calibration_p_value"].value < 0.05
+    assert "(detectably miscalibrated on 50,000 rows, but by less than 0.05)" in result.summary
+    p, y = _data(50_000, 21, distort=1.6)
+    result = CalibrationAudit().run(make_context(y=y.astype(int), proba=p), CalibrationAudit.defaults())
+    assert "(miscalibrated by more than 0.05)" in result.summary and result.findings[0].code == "miscalibrated"
 
 
 def test_a_regression_gets_its_calibration_by_decile_and_slope(diabetes, tmp_path):

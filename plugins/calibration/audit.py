@@ -236,9 +236,17 @@ class _Run:
             self.notes.append("Thresholds are chosen for a binary model; a multiclass model's predicted class is "
                               "its most probable one.")
         low, high = whole["debiased_ci"]
+        if test.p_value > 1 - float(self.options["confidence"]):
+            verdict = "not detectably miscalibrated"
+        elif high <= maximum:
+            verdict = f"detectably miscalibrated on {self.p.size:,} rows, but by less than {maximum:g}"
+        elif low > maximum:
+            verdict = f"miscalibrated by more than {maximum:g}"
+        else:
+            verdict = f"detectably miscalibrated; whether by more than {maximum:g}, these rows do not settle"
         summary = (f"ECE {sentence_number(whole['ece'])}, debiased {sentence_number(whole['ece_debiased'])} "
                    f"({sentence_number(low)}–{sentence_number(high)}), of {self.event}; calibration test p = "
-                   f"{sentence_number(test.p_value)}; the Brier score {sentence_number(parts.brier)} = miscalibration "
+                   f"{sentence_number(test.p_value)} ({verdict}); the Brier score {sentence_number(parts.brier)} = miscalibration "
                    f"{sentence_number(parts.mcb)} − discrimination {sentence_number(parts.dsc)} + uncertainty "
                    f"{sentence_number(parts.unc)}.")
         return AuditResult(audit=CalibrationAudit.name, title=CalibrationAudit.title,
