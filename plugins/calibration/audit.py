@@ -26,7 +26,6 @@ A run that kept tallies computes on the seeded sample of rows, as the runner say
 
 from __future__ import annotations
 
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -37,7 +36,7 @@ from auditor.contract.result import AuditResult, Chart, Finding, Metric, Table, 
 from auditor.contract.vocabulary import sentence_number
 from auditor.stats import calibration as cal
 from auditor.stats import thresholds as th
-from auditor.stats.bootstrap import make_rng
+from auditor.stats.bootstrap import make_rng, z_value
 from auditor_plugins.calibration.intervals import (
     BRIER_RUNS,
     MAX_TYPES,
@@ -357,7 +356,7 @@ class _Run:
             edges = [float(whole[0]), *(float(c) for c in cuts), float(whole[-1])]
             names = [f"{low:.3g}–{high:.3g}" for low, high in zip(edges, edges[1:])]
         bins = r.runs(bounds)
-        z = NormalDist().inv_cdf(0.5 + float(self.options["confidence"]) / 2)
+        z = z_value(float(self.options["confidence"]))
         out = []
         for name, rows, mean_p, share in zip(names, bins.count, bins.mean_p, bins.mean_y):
             if rows == 0:

@@ -25,7 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from auditor.stats.calibration import N_BINS, Decomposition, Ranked, Test, expected_abs, isotonic_fit
+from auditor.stats.bootstrap import percentile_interval
+from auditor.stats.calibration import (
+    N_BINS,
+    Decomposition,
+    Ranked,
+    Test,
+    equal_width_bins,
+    expected_abs,
+    isotonic_fit,
+)
 
 #: Fine equal-width bins: a multiple of N_BINS, so that they nest in the equal-width bins.
 FINE = N_BINS * 8
@@ -190,8 +199,7 @@ def classwise_interval(proba: np.ndarray, y: np.ndarray, rng: np.random.Generato
     n, k = proba.shape
     if k > 13 or n == 0:
         return None
-    edges = np.linspace(0.0, 1.0, N_BINS + 1)
-    bins = np.clip(np.searchsorted(edges, proba.ravel(), side="right") - 1, 0, N_BINS - 1).reshape(n, k)
+    bins = equal_width_bins(proba.ravel()).reshape(n, k)
     code = y.astype(np.int64) * N_BINS**k + bins @ (N_BINS ** np.arange(k, dtype=np.int64))
     types, first, inverse, counts = np.unique(code, return_index=True, return_inverse=True, return_counts=True)
     if types.size > MAX_TYPES:
@@ -211,6 +219,4 @@ def classwise_interval(proba: np.ndarray, y: np.ndarray, rng: np.random.Generato
         drawn = rng.multinomial(n, counts / n, size=b).astype(np.float64)
         parts = (drawn @ design).reshape(b, k, 3, N_BINS)
         estimates.append(np.abs(parts[:, :, 1] - parts[:, :, 2]).sum(axis=2).mean(axis=1) / n)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(np.concatenate(estimates), [tail, 1 - tail])
-    return float(low), float(high)
+    return percentile_interval(np.concatenate(estimates), confidence)

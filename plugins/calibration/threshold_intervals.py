@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auditor.stats.bootstrap import percentile_interval
 from auditor.stats.thresholds import Sweep
 
 #: Runs of rows a replicate's thresholds choose between.
@@ -104,17 +105,9 @@ def threshold_intervals(s: Sweep, costs: tuple[float, float], targets: dict[str,
             hit = precision >= targets["precision"]
             final = runs - 1 - np.argmax(hit[:, ::-1], axis=1)
             keep("precision", final, np.where(hit.any(axis=1), recall[rows, final], np.nan) + nan)
-    tail = (1 - confidence) / 2
-
-    def bounds(values: np.ndarray) -> tuple[float, float] | None:
-        values = values[np.isfinite(values)]
-        if values.size < 0.5 * resamples:  # most replicates never reached the goal: no interval
-            return None
-        low, high = np.quantile(values, [tail, 1 - tail])
-        return float(low), float(high)
-
     out = {}
-    for goal, blocks in picked.items():
+    for goal, blocks in picked.items():  # no interval where most replicates never reached the goal
         threshold, value = np.concatenate(blocks, axis=1)
-        out[goal] = Goal(None if goal == "0.5" else bounds(threshold), bounds(value))
+        out[goal] = Goal(None if goal == "0.5" else percentile_interval(threshold, confidence),
+                         percentile_interval(value, confidence))
     return out
