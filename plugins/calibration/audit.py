@@ -70,13 +70,13 @@ def _costs(text: str) -> tuple[float, float]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = part.partition(":")
         if key.strip() not in costs:
-            raise ValueError(f"calibration.costs names {key.strip()!r}; it takes fp:COST,fn:COST, e.g. fp:1,fn:5")
+            raise ValueError(f"calibration.costs names {key.strip()!r}; it takes fp:COST,fn:COST, e.g. fp:1,fn:5.")
         try:
             number = float(value)
         except ValueError:
-            raise ValueError(f"calibration.costs gives {part!r}: the cost must be a number, e.g. fn:5") from None
+            raise ValueError(f"calibration.costs gives {part!r}: the cost must be a number, e.g. fn:5.") from None
         if not np.isfinite(number) or number < 0:
-            raise ValueError(f"calibration.costs gives {part!r}: costs are finite and not negative")
+            raise ValueError(f"calibration.costs gives {part!r}: costs are finite and not negative.")
         costs[key.strip()] = number
     return costs["fp"], costs["fn"]
 
